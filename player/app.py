@@ -1,0 +1,135 @@
+"""Start-up: build the player's parts and run the window or the terminal mode."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QTimer
+
+from player import settings as settings_store
+from player.controller import Controller
+from player.playback import MpvUnavailable, Playback
+from player.speech_output import SpeechOutput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LaunchOptions:
+    """What the command line asked for."""
+
+    video: str | None = None
+    descriptions: str | None = None
+    gui: bool = True
+    film_options: dict[str, str] = field(default_factory=dict)
+    speech_options: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, object] = field(default_factory=dict)
+    quit_after: float = 0.0
+
+
+def demo_path() -> Path | None:
+    """The bundled demo clip: ``NARRATE_DEMO``, the source tree's ``assets/``, or the install's."""
+    env = os.environ.get("NARRATE_DEMO")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parent.parent / "assets" / "demo.mp4")
+    candidates.append(Path(sys.prefix) / "share" / "video-narrator" / "demo.mp4")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def has_display() -> bool:
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return True
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def build_controller(wid: int | None, opts: LaunchOptions,
+                     settings: settings_store.Settings) -> Controller:
+    """Playback, speech and narration wired together. Raises MpvUnavailable without libmpv."""
+    playback = Playback(wid=wid, options=opts.film_options)
+    speech = SpeechOutput(clock=lambda: playback.time_pos, audio_options=opts.speech_options)
+    from dataclasses import replace  # noqa: PLC0415
+
+    settings = replace(settings, **opts.overrides)  # type: ignore[arg-type]
+    return Controller(playback, speech, settings)
+
+
+def _quit_timer(app: QCoreApplication, seconds: float) -> None:
+    if seconds > 0:
+        QTimer.singleShot(int(seconds * 1000), app.quit)
+
+
+def run_gui(opts: LaunchOptions) -> int:
+    from PySide6.QtWidgets import QApplication  # noqa: PLC0415
+
+    from player.a11y import ShortcutGate  # noqa: PLC0415
+    from player.window import MainWindow  # noqa: PLC0415
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Video Narrator")
+    app.setApplicationDisplayName("Video Narrator")
+    gate = ShortcutGate(app)
+    app.installEventFilter(gate)
+    loaded = settings_store.load()
+    win = MainWindow()
+    win.show()
+    offscreen = os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen")
+    wid = None if offscreen else int(win.video.winId())
+    film = dict(opts.film_options)
+    if offscreen:
+        film.setdefault("vo", "null")
+    try:
+        controller = build_controller(wid, LaunchOptions(**{**opts.__dict__, "film_options": film}),
+                                      loaded.settings)
+    except MpvUnavailable as exc:
+        win.show_message(str(exc), "error")
+        _quit_timer(app, opts.quit_after)
+        return app.exec()
+    win.attach(controller)
+    if loaded.problem:
+        win.show_message(loaded.problem, "error")
+    if opts.video:
+        win.open_path(opts.video, opts.descriptions)
+    _quit_timer(app, opts.quit_after)
+    app.aboutToQuit.connect(controller.close)
+    code = app.exec()
+    controller.close()
+    return code
+
+
+def run_terminal(opts: LaunchOptions) -> int:
+    from player.terminal import TerminalUI  # noqa: PLC0415
+
+    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    loaded = settings_store.load()
+    film = dict(opts.film_options)
+    if not has_display():
+        film.setdefault("vo", "null")
+    try:
+        controller = build_controller(None, LaunchOptions(**{**opts.__dict__, "film_options": film}),
+                                      loaded.settings)
+    except MpvUnavailable as exc:
+        print(f"Problem: {exc}", file=sys.stderr)
+        return 2
+    ui = TerminalUI(controller, app)
+    if loaded.problem:
+        ui.print_message(loaded.problem, "error")
+    if opts.video and not controller.open(opts.video, opts.descriptions):
+        controller.close()
+        return 1
+    ui.start()
+    _quit_timer(app, opts.quit_after)
+    code = app.exec()
+    ui.stop()
+    controller.close()
+    return code
+
+
+def film_options_from(mapping: Mapping[str, str | None]) -> dict[str, str]:
+    return {k: v for k, v in mapping.items() if v}

@@ -1,0 +1,103 @@
+"""The ``narrate`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from player import __version__
+
+EPILOG = """\
+Commands:
+  narrate doctor      report what is installed and working, with a fix for each missing part
+
+Keys: press F1 in the player, or run: narrate --keys
+
+Examples:
+  narrate                        play the bundled demo with narration
+  narrate movie.mp4              play a film; a description track movie.vtt beside it is used
+  narrate --no-gui movie.mp4     play in the terminal, printing each description
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="narrate",
+        description="Video Narrator: a video player that describes what is on screen, in the "
+                    "pauses between dialogue.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video", nargs="?", help="video file to play (default: the bundled demo)")
+    p.add_argument("--descriptions", metavar="VTT",
+                   help="a WebVTT description track to speak (default: VIDEO.descriptions.vtt "
+                        "or VIDEO.vtt beside the video)")
+    p.add_argument("--no-gui", action="store_true",
+                   help="terminal mode: play and narrate in the terminal (automatic without a "
+                        "display)")
+    p.add_argument("--mode", choices=["duck", "pause"],
+                   help="lower the film under narration (duck) or pause it (pause)")
+    p.add_argument("--verbosity", type=int, choices=[1, 2, 3],
+                   help="1 brief, 2 standard, 3 detailed")
+    p.add_argument("--speech", choices=["voice", "screen_reader", "both"],
+                   help="speak with the narrator's voice, send text to the screen reader, or both")
+    p.add_argument("--no-narration", action="store_true", help="start with narration off")
+    p.add_argument("--vo", help="mpv video output for the film (for example gpu, x11, null, tct)")
+    p.add_argument("--ao", help="mpv audio output for the film (for example pulse, alsa, null)")
+    p.add_argument("--speech-ao", help="mpv audio output for narration speech")
+    p.add_argument("--quit-after", type=float, default=0.0, metavar="SECONDS",
+                   help="quit after this many seconds (for demonstrations and scripts)")
+    p.add_argument("--keys", action="store_true", help="print the keyboard commands and exit")
+    p.add_argument("--log-level", default=os.environ.get("NARRATE_LOG", "WARNING"),
+                   help="logging level (default WARNING)")
+    p.add_argument("--version", action="version", version=f"narrate {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["doctor"] and not Path("doctor").exists():
+        from player.doctor import main as doctor_main  # noqa: PLC0415
+
+        return doctor_main()
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.keys:
+        from player.commands import help_text  # noqa: PLC0415
+
+        print(help_text())
+        return 0
+    from player.app import LaunchOptions, demo_path, has_display, run_gui, run_terminal  # noqa: PLC0415
+
+    video = args.video
+    if video is None:
+        demo = demo_path()
+        if demo is None:
+            print("The bundled demo clip was not found. Give a video file: narrate VIDEO",
+                  file=sys.stderr)
+            return 2
+        video = str(demo)
+    overrides: dict[str, object] = {}
+    if args.mode:
+        overrides["mode"] = args.mode
+    if args.verbosity:
+        overrides["verbosity"] = args.verbosity
+    if args.speech:
+        overrides["speech_output"] = args.speech
+    if args.no_narration:
+        overrides["narration"] = False
+    film = {k: v for k, v in (("vo", args.vo), ("ao", args.ao)) if v}
+    speech = {"ao": args.speech_ao} if args.speech_ao else {}
+    opts = LaunchOptions(video=video, descriptions=args.descriptions, gui=not args.no_gui,
+                         film_options=film, speech_options=speech, overrides=overrides,
+                         quit_after=args.quit_after)
+    if opts.gui and not has_display():
+        print("No display found: starting in terminal mode.", file=sys.stderr)
+        opts.gui = False
+    return run_gui(opts) if opts.gui else run_terminal(opts)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

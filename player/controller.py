@@ -1,0 +1,275 @@
+"""The player's logic, shared by the window and the terminal mode.
+
+One method per command in :mod:`player.commands`; every state change is reported through
+``message`` so the window can show and announce it and the terminal can print it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from models import Description, Timeline, read_vtt
+from player import settings as settings_store
+from player.playback import MediaInfo, Playback
+from player.settings import VERBOSITY_NAMES, Settings
+from player.speech_output import SpeechOutput
+from player.narration import Narrator
+from player.timefmt import spoken
+
+log = logging.getLogger(__name__)
+
+SEEK_SMALL = 5.0
+SEEK_LARGE = 30.0
+VOLUME_STEP = 5.0
+SPEED_STEP = 0.1
+
+
+def find_description_track(video: str | Path) -> Path | None:
+    """A WebVTT description track beside the video: ``NAME.descriptions.vtt`` or ``NAME.vtt``."""
+    p = Path(video)
+    for candidate in (p.with_suffix(".descriptions.vtt"), p.with_suffix(".vtt")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class Controller(QObject):
+    """Owns playback, speech and narration; turns commands into actions and messages."""
+
+    message = Signal(str, str)  # text, kind: "state" | "error" | "info"
+    transcript = Signal(str)  # a description as delivered, for the transcript panel
+    settings_changed = Signal(object)
+    media_loaded = Signal(object)  # MediaInfo
+
+    def __init__(self, playback: Playback, speech: SpeechOutput, settings: Settings,
+                 save_settings: Callable[[Settings], str] | None = settings_store.save,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.playback = playback
+        self.speech = speech
+        self.settings = settings.normalized()
+        self._save = save_settings
+        self.narrator = Narrator(playback, speech, self.settings, self)
+        self.narrator.said.connect(self._on_said)
+        self.narrator.announce.connect(lambda text: self.message.emit(text, "narration"))
+        playback.failed.connect(self._on_failed)
+        playback.loaded.connect(self._on_loaded)
+        playback.ended.connect(lambda: self.message.emit("End of video.", "state"))
+        speech.problem.connect(lambda text: self.message.emit(text, "error"))
+        for note in speech.notes:
+            self.message.emit(note, "info")
+        playback.volume = self.settings.volume
+        playback.speed = self.settings.speed
+        self.handlers: Mapping[str, Callable[[], None]] = {
+            "play_pause": self.play_pause,
+            "seek_back_5": lambda: self.seek(-SEEK_SMALL),
+            "seek_forward_5": lambda: self.seek(SEEK_SMALL),
+            "seek_back_30": lambda: self.seek(-SEEK_LARGE),
+            "seek_forward_30": lambda: self.seek(SEEK_LARGE),
+            "volume_up": lambda: self.change_volume(VOLUME_STEP),
+            "volume_down": lambda: self.change_volume(-VOLUME_STEP),
+            "mute": self.toggle_mute,
+            "speed_up": lambda: self.change_speed(SPEED_STEP),
+            "speed_down": lambda: self.change_speed(-SPEED_STEP),
+            "speed_reset": lambda: self.set_speed(1.0),
+            "say_time": self.say_time,
+            "describe_now": self.describe_now,
+            "repeat_last": self.repeat_last,
+            "verbosity_up": lambda: self.change_verbosity(1),
+            "verbosity_down": lambda: self.change_verbosity(-1),
+            "toggle_narration": self.toggle_narration,
+            "toggle_mode": self.toggle_mode,
+        }
+        self.media: MediaInfo | None = None
+
+    # ----- files --------------------------------------------------------------------------
+    def open(self, path: str | Path, descriptions: str | Path | None = None) -> bool:
+        self.narrator.stop()
+        self.media = None
+        self.narrator.set_timeline(Timeline([], []))
+        if not self.playback.open(path):
+            return False
+        track = Path(descriptions) if descriptions else find_description_track(path)
+        if track is not None:
+            self.load_descriptions(track)
+        self.message.emit(f"Opening {Path(path).name}.", "state")
+        return True
+
+    def load_descriptions(self, track: Path) -> None:
+        try:
+            result = read_vtt(track)
+        except OSError as exc:
+            self.message.emit(f"The description track {track.name} could not be read: "
+                              f"{exc.strerror or exc}.", "error")
+            return
+        for problem in result.problems[:5]:
+            self.message.emit(f"{track.name}, line {problem.line}: {problem.message}", "error")
+        if len(result.problems) > 5:
+            self.message.emit(f"{track.name}: {len(result.problems) - 5} more problems.", "error")
+        self.narrator.set_timeline(result.timeline)
+        n = len(result.timeline.descriptions)
+        self.message.emit(f"Loaded {n} description{'s' if n != 1 else ''} from {track.name}.",
+                          "info")
+
+    @Slot(str)
+    def _on_failed(self, text: str) -> None:
+        self.message.emit(text, "error")
+        self._speak_system(text)
+
+    @Slot(object)
+    def _on_loaded(self, info: MediaInfo) -> None:
+        self.media = info
+        self.media_loaded.emit(info)
+        name = Path(info.path).name
+        if not info.has_video and info.has_audio:
+            text = (f"{name} has sound but no picture. It plays, but there is nothing on screen "
+                    f"to describe.")
+            self.message.emit(text, "error")
+            self._speak_system(text)
+        elif info.has_video and not info.has_audio:
+            self.message.emit(f"Playing {name}. It has no sound track; every moment is free for "
+                              f"narration.", "state")
+        else:
+            self.message.emit(f"Playing {name}, {spoken(info.duration)} long.", "state")
+        QTimer.singleShot(800, self._check_decoding)
+
+    def _check_decoding(self) -> None:
+        """mpv reports a codec it cannot decode in its log, after the file has loaded."""
+        errors = self.playback.decoder_errors()
+        if errors and self.media is not None:
+            text = (f"{Path(self.media.path).name} uses a video or audio format (codec) this "
+                    f"player cannot decode, so part of it may not play.")
+            log.warning("decoder errors: %s", errors)
+            self.message.emit(text, "error")
+            self._speak_system(text)
+
+    def _speak_system(self, text: str) -> None:
+        """Say a message about the player itself (errors), through the chosen route."""
+        if self.settings.speech_output in ("voice", "both") and self.speech.has_voice:
+            self.narrator.deliver(Description(start=self.playback.time_pos, text=text,
+                                              source="system"))
+
+    # ----- commands -----------------------------------------------------------------------
+    def run(self, name: str) -> bool:
+        """Run a command by its name in the table; False if this object has no handler."""
+        handler = self.handlers.get(name)
+        if handler is None:
+            return False
+        handler()
+        return True
+
+    def _need_media(self) -> bool:
+        if self.media is None:
+            self.message.emit("No video is open. Press Control O to open one.", "error")
+            return False
+        return True
+
+    def play_pause(self) -> None:
+        if not self._need_media():
+            return
+        paused = self.playback.toggle_pause()
+        self.message.emit("Paused." if paused else "Playing.", "state")
+
+    def seek(self, seconds: float) -> None:
+        if not self._need_media():
+            return
+        target = min(max(self.playback.time_pos + seconds, 0.0), max(self.media.duration - 0.1, 0.0)
+                     if self.media else 0.0)
+        self.playback.seek_absolute(target)
+        self.message.emit(f"{'Back' if seconds < 0 else 'Forward'} to {spoken(target)}.", "state")
+
+    def change_volume(self, delta: float) -> None:
+        self.set_volume(self.playback.volume + delta)
+
+    def set_volume(self, value: float) -> None:
+        self.playback.volume = value
+        self._update(volume=self.playback.volume)
+        self.message.emit(f"Volume {round(self.playback.volume)} percent.", "state")
+
+    def toggle_mute(self) -> None:
+        self.playback.mute = not self.playback.mute
+        self.message.emit("Film sound muted." if self.playback.mute else "Film sound on.", "state")
+
+    def change_speed(self, delta: float) -> None:
+        self.set_speed(self.playback.speed + delta)
+
+    def set_speed(self, value: float) -> None:
+        self.playback.speed = value
+        speed = round(min(max(value, 0.25), 4.0), 2)
+        self._update(speed=speed)
+        self.message.emit(f"Speed {speed:g} times.", "state")
+
+    def say_time(self) -> None:
+        if not self._need_media():
+            return
+        text = f"{spoken(self.playback.time_pos)} of {spoken(self.playback.duration)}."
+        self.message.emit(text, "info")
+        self._speak_system(text)
+
+    def describe_now(self) -> None:
+        if not self._need_media():
+            return
+        self.message.emit("Describing...", "state")
+        self.narrator.deliver(self.narrator.describe_now(self.playback.time_pos))
+
+    def repeat_last(self) -> None:
+        if not self.narrator.repeat_last():
+            self.message.emit("Nothing has been described yet.", "info")
+
+    def ask(self, question: str) -> str:
+        """Answer a question about the current frame, honestly, from what the narrator has."""
+        question = question.strip()
+        if not question:
+            self.message.emit("Type a question first.", "info")
+            return ""
+        now = self.narrator.describe_now(self.playback.time_pos)
+        answer = ("I can't look at the picture to answer questions yet: no vision-language model "
+                  f"is set up. The description for this moment is: {now.text}")
+        self.narrator.deliver(replace(now, text=answer, source="answer"))
+        return answer
+
+    def change_verbosity(self, step: int) -> None:
+        self.set_verbosity(self.settings.verbosity + step)
+
+    def set_verbosity(self, level: int) -> None:
+        level = min(max(level, 1), 3)
+        self._update(verbosity=level)
+        self.message.emit(f"Verbosity {VERBOSITY_NAMES[level]}.", "state")
+
+    def toggle_narration(self) -> None:
+        self.set_narration(not self.settings.narration)
+
+    def set_narration(self, on: bool) -> None:
+        self._update(narration=on)
+        self.message.emit("Narration on." if on else "Narration off.", "state")
+
+    def toggle_mode(self) -> None:
+        self.set_mode("pause" if self.settings.mode == "duck" else "duck")
+
+    def set_mode(self, mode: str) -> None:
+        self._update(mode=mode)
+        text = ("Mode: pause the film to describe." if self.settings.mode == "pause"
+                else "Mode: lower the film under narration.")
+        self.message.emit(text, "state")
+
+    def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings.normalized()
+        self.narrator.set_settings(self.settings)
+        self.settings_changed.emit(self.settings)
+        if self._save is not None:
+            problem = self._save(self.settings)
+            if problem:
+                self.message.emit(problem, "error")
+
+    def _update(self, **changes: object) -> None:
+        self.apply_settings(replace(self.settings, **changes))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.narrator.stop()
+        self.speech.close()
+        self.playback.terminate()

@@ -1,0 +1,142 @@
+"""``narrate doctor``: what is installed and working, with a fix for each missing part."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def _libmpv() -> Check:
+    from player.playback import MpvUnavailable, import_mpv  # noqa: PLC0415
+
+    try:
+        mpv = import_mpv()
+        import locale  # noqa: PLC0415
+
+        locale.setlocale(locale.LC_NUMERIC, "C")
+        player = mpv.MPV(vo="null", ao="null", video="no")
+        version = str(player.mpv_version)
+        player.terminate()
+    except MpvUnavailable as exc:
+        return Check("libmpv (playback)", False, str(exc), "sudo apt install libmpv2 && "
+                     "pip install python-mpv")
+    except Exception as exc:  # noqa: BLE001 - report anything libmpv raises
+        return Check("libmpv (playback)", False, f"libmpv failed to start: {exc}",
+                     "sudo apt install --reinstall libmpv2")
+    return Check("libmpv (playback)", True, version)
+
+
+def _program(name: str, args: list[str], what: str, package: str, required: bool = True) -> Check:
+    path = shutil.which(name)
+    if path is None:
+        return Check(what, False, f"{name} not found", f"sudo apt install {package}", required)
+    try:
+        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=10)
+        first = (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else path
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Check(what, False, f"{name} failed: {exc}", f"sudo apt install --reinstall {package}",
+                     required)
+    return Check(what, True, first[:100], "", required)
+
+
+def _speech() -> Check:
+    from player.speech import choose_engine  # noqa: PLC0415
+
+    choice = choose_engine()
+    if choice.engine is None:
+        return Check("speech engine", False, "; ".join(choice.notes),
+                     "sudo apt install espeak-ng && pip install pyttsx3")
+    note = f" (passed over: {'; '.join(choice.notes)})" if choice.notes else ""
+    return Check("speech engine", True, choice.engine.name + note)
+
+
+def _qt() -> Check:
+    try:
+        import PySide6  # noqa: PLC0415
+        from PySide6 import QtWidgets  # noqa: F401, PLC0415
+    except ImportError as exc:
+        return Check("Qt (PySide6)", False, str(exc), "pip install PySide6-Essentials")
+    display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
+    where = f"display {display}" if display else "no display: narrate will use terminal mode"
+    return Check("Qt (PySide6)", True, f"PySide6 {PySide6.__version__}, {where}")
+
+
+def _module(mod: str, what: str, fix: str) -> Check:
+    found = importlib.util.find_spec(mod) is not None
+    return Check(what, found, "installed" if found else "not installed", "" if found else fix,
+                 required=False)
+
+
+def _gpu() -> Check:
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=10)
+            if out.returncode == 0 and out.stdout.strip():
+                return Check("GPU", True, out.stdout.strip().splitlines()[0], required=False)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return Check("GPU", False, "no NVIDIA GPU found; everything runs on the CPU",
+                 "optional: a GPU makes vision-language descriptions faster", required=False)
+
+
+CHECKS: tuple[Callable[[], Check], ...] = (
+    lambda: Check("Python", sys.version_info >= (3, 10), sys.version.split()[0],
+                  "Python 3.10 or newer is needed"),
+    _qt,
+    _libmpv,
+    lambda: _program("ffmpeg", ["-version"], "ffmpeg (export, test media)", "ffmpeg"),
+    lambda: _program("espeak-ng", ["--version"], "espeak-ng (voice)", "espeak-ng"),
+    _speech,
+    lambda: _module("av", "PyAV (audio and frame decoding)", "pip install av"),
+    lambda: _module("onnxruntime", "onnxruntime (dialogue detection)",
+                    "pip install 'video-narrator[perception]'"),
+    lambda: _module("mediapipe", "mediapipe (people and faces)",
+                    "pip install 'video-narrator[perception]'"),
+    lambda: _module("llama_cpp", "llama-cpp-python (vision-language models)",
+                    "pip install 'video-narrator[llama]'"),
+    _gpu,
+)
+
+
+def run_checks() -> list[Check]:
+    return [check() for check in CHECKS]
+
+
+def report(checks: list[Check]) -> str:
+    """Plain text, one part a line, then the fixes: easy to read with a screen reader."""
+    lines = ["Video Narrator doctor", ""]
+    for c in checks:
+        state = "OK" if c.ok else ("MISSING" if c.required else "not available")
+        lines.append(f"{c.name}: {state}. {c.detail}")
+    fixes = [c for c in checks if not c.ok and c.fix]
+    if fixes:
+        lines += ["", "To fix"]
+        lines += [f"{c.name}: {c.fix}" for c in fixes]
+    missing = [c for c in checks if c.required and not c.ok]
+    lines += ["", "All required parts work." if not missing else
+              f"{len(missing)} required part{'s' if len(missing) != 1 else ''} missing."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    checks = run_checks()
+    print(report(checks))
+    return 0 if all(c.ok for c in checks if c.required) else 1

@@ -1,0 +1,48 @@
+"""Checks on a file before it is handed to libmpv, and human messages for what mpv reports.
+
+Every message names the file, says what is wrong in plain words and, where there is one, what
+to do. They are shown, announced to the screen reader and spoken.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# libmpv error codes (client.h, enum mpv_error) that end-file reports for a file.
+_MPV_LOADING_FAILED = -13
+_MPV_UNKNOWN_FORMAT = -17
+_MPV_NOTHING_TO_PLAY = -18
+_MPV_UNSUPPORTED = -16
+
+
+def check_path(path: str | os.PathLike[str]) -> str:
+    """Return "" if ``path`` looks playable, else a message saying why not."""
+    p = Path(path)
+    name = p.name or str(p)
+    if not p.exists():
+        return f"No file named {name} was found at {p.parent}."
+    if p.is_dir():
+        return f"{name} is a folder, not a video file."
+    if not os.access(p, os.R_OK):
+        return f"{name} can't be opened: you don't have permission to read it."
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        return f"{name} can't be opened: {exc.strerror or exc}."
+    if size == 0:
+        return f"{name} is empty (zero bytes), so there is nothing to play."
+    return ""
+
+
+def load_error_message(path: str, mpv_error: int) -> str:
+    """Turn libmpv's end-file error code into a message for the user."""
+    name = Path(path).name
+    if mpv_error == _MPV_UNKNOWN_FORMAT:
+        return (f"{name} is not a format the player can open. It may be damaged, or not a video "
+                f"at all.")
+    if mpv_error == _MPV_NOTHING_TO_PLAY:
+        return f"{name} has no audio or video the player can play."
+    if mpv_error == _MPV_UNSUPPORTED:
+        return f"{name} uses a format this player does not support."
+    return f"{name} could not be played. It may be damaged or incomplete."

@@ -1,0 +1,114 @@
+"""User settings: one dataclass, stored as JSON in the user's config folder.
+
+A damaged settings file never stops the player: it is set aside (renamed ``.bad``) and the
+defaults are used, with a message the window shows and speaks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MODES = ("duck", "pause")
+VERBOSITY_NAMES = {1: "brief", 2: "standard", 3: "detailed"}
+SPEECH_OUTPUTS = ("voice", "screen_reader", "both")
+
+
+def config_dir() -> Path:
+    """The folder for settings: ``$XDG_CONFIG_HOME/video-narrator`` (``~/.config`` by default)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "video-narrator"
+
+
+@dataclass
+class Settings:
+    """Everything the user can set; saved between runs."""
+
+    volume: float = 100.0
+    speed: float = 1.0
+    narration: bool = True
+    mode: str = "duck"
+    verbosity: int = 2
+    speech_output: str = "voice"
+    voice: str = "en-us"
+    speech_rate: int = 175
+    speech_volume: float = 100.0
+    duck_db: float = -11.0
+    keymap: dict[str, list[str]] = field(default_factory=dict)
+    last_folder: str = ""
+
+    def normalized(self) -> Settings:
+        """Return a copy with every value clamped to its allowed range."""
+        s = Settings(**asdict(self))
+        s.volume = min(max(float(s.volume), 0.0), 130.0)
+        s.speed = min(max(float(s.speed), 0.25), 4.0)
+        s.mode = s.mode if s.mode in MODES else "duck"
+        s.verbosity = min(max(int(s.verbosity), 1), 3)
+        s.speech_output = s.speech_output if s.speech_output in SPEECH_OUTPUTS else "voice"
+        s.speech_rate = min(max(int(s.speech_rate), 80), 450)
+        s.speech_volume = min(max(float(s.speech_volume), 0.0), 100.0)
+        s.duck_db = min(max(float(s.duck_db), -30.0), 0.0)
+        s.keymap = {str(k): [str(x) for x in v] for k, v in dict(s.keymap).items()}
+        return s
+
+
+@dataclass
+class LoadResult:
+    settings: Settings
+    problem: str = ""
+
+
+def settings_path() -> Path:
+    return config_dir() / "settings.json"
+
+
+def load(path: Path | None = None) -> LoadResult:
+    """Read settings; a missing file gives defaults, a damaged one gives defaults and a message."""
+    path = path or settings_path()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        return LoadResult(Settings())
+    except (OSError, ValueError) as exc:
+        bad = path.with_suffix(".json.bad")
+        try:
+            os.replace(path, bad)
+        except OSError:
+            bad = path
+        log.warning("settings file %s unreadable: %s", path, exc)
+        return LoadResult(Settings(), f"Your settings file could not be read, so defaults are in use. "
+                                      f"The old file is kept at {bad}.")
+    known = {f.name for f in fields(Settings)}
+    try:
+        settings = Settings(**{k: v for k, v in raw.items() if k in known}).normalized()
+    except (TypeError, ValueError) as exc:
+        log.warning("settings values invalid: %s", exc)
+        return LoadResult(Settings(), "Some settings had invalid values, so defaults are in use.")
+    return LoadResult(settings)
+
+
+def save(settings: Settings, path: Path | None = None) -> str:
+    """Write settings atomically. Returns "" on success, else a message for the user."""
+    path = path or settings_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(asdict(settings.normalized()), fh, indent=2)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        log.warning("could not save settings: %s", exc)
+        return f"Settings could not be saved ({exc.strerror or exc}). They still apply until you quit."
+    return ""
