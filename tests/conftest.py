@@ -1,0 +1,99 @@
+"""Shared fixtures: offscreen Qt, a private config folder, Xvfb, and Qt-aware waiting."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-gpu", action="store_true", help="run tests that need an NVIDIA GPU")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-gpu"):
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU: run with --run-gpu")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own settings folder, so nothing leaks between tests or to the user."""
+    cfg = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(cfg))
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def qapp():
+    from PySide6.QtWidgets import QApplication
+
+    from player.a11y import ShortcutGate
+
+    app = QApplication.instance() or QApplication(["narrate-tests"])
+    gate = ShortcutGate(app)
+    app.installEventFilter(gate)
+    yield app
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 5.0, step: float = 0.01) -> object:
+    """Process Qt events until ``cond()`` is truthy; fail the test with a clear message if not."""
+    from PySide6.QtCore import QCoreApplication
+
+    end = time.monotonic() + timeout
+    while True:
+        QCoreApplication.processEvents()
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(step)
+
+
+def pump(seconds: float) -> None:
+    """Let the Qt event loop run for ``seconds``."""
+    from PySide6.QtCore import QCoreApplication
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QCoreApplication.processEvents()
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[str]:
+    """A virtual X screen for tests that need a real window; yields its DISPLAY."""
+    if shutil.which("Xvfb") is None:
+        pytest.fail("Xvfb is not installed: run `make test`, which installs it (package xvfb)")
+    for n in range(77, 120):
+        if not Path(f"/tmp/.X{n}-lock").exists():
+            break
+    display = f":{n}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("Xvfb did not start")
+        time.sleep(0.05)
+    yield display
+    proc.terminate()
+    proc.wait(timeout=5)
