@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models import Description, Timeline, read_vtt
 from player import settings as settings_store
+from player.media_check import codec_error_message
 from player.playback import MediaInfo, Playback
 from player.settings import VERBOSITY_NAMES, Settings
 from player.speech_output import SpeechOutput
@@ -118,6 +119,7 @@ class Controller(QObject):
 
     @Slot(str)
     def _on_failed(self, text: str) -> None:
+        self.media = None
         self.message.emit(text, "error")
         self._speak_system(text)
 
@@ -142,8 +144,7 @@ class Controller(QObject):
         """mpv reports a codec it cannot decode in its log, after the file has loaded."""
         errors = self.playback.decoder_errors()
         if errors and self.media is not None:
-            text = (f"{Path(self.media.path).name} uses a video or audio format (codec) this "
-                    f"player cannot decode, so part of it may not play.")
+            text = codec_error_message(self.media.path) + " Part of it may not play."
             log.warning("decoder errors: %s", errors)
             self.message.emit(text, "error")
             self._speak_system(text)

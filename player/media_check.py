@@ -46,3 +46,9 @@ def load_error_message(path: str, mpv_error: int) -> str:
     if mpv_error == _MPV_UNSUPPORTED:
         return f"{name} uses a format this player does not support."
     return f"{name} could not be played. It may be damaged or incomplete."
+
+
+def codec_error_message(path: str) -> str:
+    """The file opened but its picture or sound is in a codec no installed decoder handles."""
+    return (f"{Path(path).name} uses a video or audio format (codec) this player cannot decode. "
+            f"Try converting it, for example with: ffmpeg -i INPUT -c:v libx264 -c:a aac OUTPUT.mp4")

@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from player.media_check import check_path, load_error_message
+from player.media_check import check_path, codec_error_message, load_error_message
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,8 @@ class Playback(QObject):
         m.observe_property("pause", lambda _n, v: self.pause_changed.emit(bool(v)))
         m.observe_property("speed", lambda _n, v: v is not None and self.speed_changed.emit(float(v)))
         m.observe_property("mute", lambda _n, v: self.mute_changed.emit(bool(v)))
+        # With keep-open, mpv stays on the last frame and reports the end through eof-reached.
+        m.observe_property("eof-reached", lambda _n, v: self.ended.emit() if v else None)
         m.register_event_callback(self._on_event)
         self._mpv_module = mpv
 
@@ -136,7 +138,10 @@ class Playback(QObject):
         if eid == mpv.MpvEventID.END_FILE:
             data = event.data
             if data.reason == data.ERROR:
-                self.failed.emit(load_error_message(self._path, data.error))
+                if self.decoder_errors():
+                    self.failed.emit(codec_error_message(self._path))
+                else:
+                    self.failed.emit(load_error_message(self._path, data.error))
             elif data.reason == data.EOF:
                 self.ended.emit()
         elif eid == mpv.MpvEventID.FILE_LOADED:

@@ -213,7 +213,7 @@ class Synthesizer:
                 try:
                     clip = self._chain[0].synthesize(req.text, req.voice, out)
                     break
-                except SpeechError as exc:
+                except Exception as exc:  # noqa: BLE001 - any engine failure moves down the chain
                     failed = self._chain.pop(0)
                     error = f"{failed.name} failed ({exc}); " + (
                         f"now using {self._chain[0].name}." if self._chain else "speech is off.")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from player.playback import import_mpv
 from player.speech import SpeechClip, SpeechEngine, Synthesizer, SynthRequest, Voice, choose_engine
@@ -155,7 +155,18 @@ class SpeechOutput(QObject):
     @Slot()
     def _on_audio_ended(self) -> None:
         rec = self._current
-        if rec is not None and rec.wall_start >= 0:
+        if rec is None or rec.wall_start < 0:
+            return
+        # Some audio outputs (the null one in tests, some Bluetooth sinks) report the end while
+        # their buffer still plays; the clip's own length is the truth, so wait for it.
+        remaining = rec.wall_start + rec.duration - time.monotonic()
+        if remaining > 0.02:
+            QTimer.singleShot(int(remaining * 1000), lambda r=rec: self._finish(r))
+        else:
+            self._finish(rec)
+
+    def _finish(self, rec: SpokenRecord) -> None:
+        if self._current is rec:
             self._current = None
             self._close(rec, interrupted=False)
 

@@ -1,0 +1,117 @@
+"""Media the tests make for themselves with ffmpeg and espeak-ng.
+
+Every generator writes into a folder the test owns and returns the path. Clips are small and
+short so the suite stays fast on two cores.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
+
+
+def _run(args: list[str]) -> None:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} failed: {proc.stderr.strip()[-800:]}")
+
+
+def make_clip(folder: Path, name: str = "clip.mp4", seconds: float = 12.0, size: str = "320x240",
+              rate: int = 25, audio: bool = True, colour: str | None = None) -> Path:
+    """A test-pattern video (moving bars, a running clock) with a 440 Hz tone, H.264 + AAC.
+
+    With ``colour`` the picture is one flat colour (for pixel checks on screenshots).
+    """
+    out = folder / name
+    if colour:
+        video = f"color=c={colour}:s={size}:r={rate}:d={seconds}"
+    else:
+        video = f"testsrc2=s={size}:r={rate}:d={seconds}"
+    args = [*FFMPEG, "-f", "lavfi", "-i", video]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(rate)]
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "64k", "-shortest"]
+    _run([*args, str(out)])
+    return out
+
+
+def make_audio_only(folder: Path, name: str = "sound.m4a", seconds: float = 6.0) -> Path:
+    out = folder / name
+    _run([*FFMPEG, "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
+          "-c:a", "aac", str(out)])
+    return out
+
+
+def make_zero_length(folder: Path, name: str = "empty.mp4") -> Path:
+    out = folder / name
+    out.write_bytes(b"")
+    return out
+
+
+def make_corrupt(folder: Path, name: str = "corrupt.mp4", size: int = 200_000) -> Path:
+    """Bytes that are not a video at all, under a video file name."""
+    out = folder / name
+    block = bytes(range(256))
+    out.write_bytes((block * (size // 256 + 1))[:size])
+    return out
+
+
+def make_truncated(folder: Path, name: str = "truncated.mp4") -> Path:
+    """The first 4 KB of a real MP4 (moov at the end, so nothing can be decoded)."""
+    full = make_clip(folder, name="full-" + name, seconds=4.0)
+    out = folder / name
+    out.write_bytes(full.read_bytes()[:4096])
+    return out
+
+
+def make_text_file(folder: Path, name: str = "notes.mp4") -> Path:
+    out = folder / name
+    out.write_text("This is a text file with a video name.\n" * 50)
+    return out
+
+
+def make_unknown_codec(folder: Path, name: str = "unknown-codec.avi") -> Path:
+    """An AVI whose video track carries a FourCC no decoder knows (QQQQ), plus a good audio
+    track: demuxing works, the picture cannot be decoded."""
+    src = folder / ("src-" + name)
+    _run([*FFMPEG, "-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=3", "-f", "lavfi", "-i",
+          "sine=duration=3", "-c:v", "mpeg4", "-vtag", "FMP4", "-c:a", "pcm_s16le", str(src)])
+    data = src.read_bytes()
+    if data.count(b"FMP4") < 2:
+        raise RuntimeError("the FourCC was not found in the AVI headers")
+    out = folder / name
+    out.write_bytes(data.replace(b"FMP4", b"QQQQ").replace(b"fmp4", b"qqqq"))
+    return out
+
+
+def make_speech(folder: Path, text: str, name: str = "speech.wav", voice: str = "en-us") -> Path:
+    out = folder / name
+    _run(["espeak-ng", "-v", voice, "-w", str(out), text])
+    return out
+
+
+def odd_name_copy(src: Path, folder: Path, name: str = "my vidéo — été 2024 ✓.mp4") -> Path:
+    out = folder / name
+    shutil.copyfile(src, out)
+    return out
+
+
+def write_vtt(folder: Path, cues: list[tuple[float, float, str, int]],
+              name: str = "clip.descriptions.vtt") -> Path:
+    """A WebVTT description track: (start, end, text, level) per cue."""
+
+    def ts(t: float) -> str:
+        ms = int(round(t * 1000))
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+    lines = ["WEBVTT", "Kind: descriptions", ""]
+    for i, (start, end, text, level) in enumerate(cues, 1):
+        lines += [f"d{i} level={level}", f"{ts(start)} --> {ts(end)}", text, ""]
+    out = folder / name
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return out

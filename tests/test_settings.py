@@ -1,0 +1,59 @@
+"""Settings persist between runs, survive damage, and clamp bad values."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+from player import settings as store
+from player.settings import Settings
+
+
+def test_defaults_when_no_file(private_config):
+    result = store.load()
+    assert result.settings == Settings() and result.problem == ""
+
+
+def test_round_trip_in_the_config_folder(private_config):
+    s = Settings(volume=55, mode="pause", verbosity=3, speech_output="both",
+                 keymap={"describe_now": ["F5"]})
+    assert store.save(s) == ""
+    path = private_config / "video-narrator" / "settings.json"
+    assert json.loads(path.read_text())["mode"] == "pause"
+    loaded = store.load().settings
+    assert loaded.volume == 55 and loaded.verbosity == 3 and loaded.speech_output == "both"
+    assert loaded.keymap == {"describe_now": ["F5"]}
+
+
+def test_damaged_file_gives_defaults_a_message_and_keeps_the_old_file(private_config):
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("{ not json")
+    result = store.load()
+    assert result.settings == Settings()
+    assert "could not be read" in result.problem
+    assert path.with_suffix(".json.bad").read_text() == "{ not json"
+
+
+def test_out_of_range_values_are_clamped_and_unknown_keys_ignored(private_config):
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"volume": 900, "verbosity": 7, "mode": "shout",
+                                "speed": 0.01, "from_the_future": 1}))
+    s = store.load().settings
+    assert (s.volume, s.verbosity, s.mode, s.speed) == (130.0, 3, "duck", 0.25)
+
+
+def test_full_disk_is_reported_and_the_old_file_survives(private_config, monkeypatch):
+    assert store.save(Settings(volume=40)) == ""
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(store.os, "replace", full)
+        message = store.save(Settings(volume=90))
+    assert "could not be saved" in message and "No space left" in message
+    assert store.load().settings.volume == 40
+    leftovers = [p.name for p in store.settings_path().parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
