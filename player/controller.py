@@ -117,6 +117,10 @@ class Controller(QObject):
         self.message.emit(f"Loaded {n} description{'s' if n != 1 else ''} from {track.name}.",
                           "info")
 
+    @Slot(object)
+    def _on_said(self, desc: Description) -> None:
+        self.transcript.emit(desc.text)
+
     @Slot(str)
     def _on_failed(self, text: str) -> None:
         self.media = None

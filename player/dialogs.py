@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
@@ -93,7 +95,7 @@ class SettingsDialog(QDialog):
             lab.setBuddy(widget)
             form.addRow(lab, widget)
         layout.addLayout(form)
-        keys_label = QLabel("Keys (separate several keys with commas)")
+        keys_label = QLabel("Keys (separate several keys with a comma and a space)")
         layout.addWidget(keys_label)
         keys = effective_keys(settings.keymap)
         self.keys = QTableWidget(len(COMMANDS), 2)
@@ -125,7 +127,8 @@ class SettingsDialog(QDialog):
             item = self.keys.item(row, 1)
             text = item.text() if item else ""
             seqs = []
-            for part in text.split(","):
+            # ", " separates keys, so a key that is itself a comma ("Ctrl+,") still works.
+            for part in re.split(r",\s+", text):
                 part = part.strip()
                 if part:
                     seq = QKeySequence(part).toString(QKeySequence.SequenceFormat.PortableText)
