@@ -16,10 +16,10 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from models import Description, Timeline, read_vtt
 from player import settings as settings_store
 from player.media_check import codec_error_message
+from player.narration import Narrator
 from player.playback import MediaInfo, Playback
 from player.settings import VERBOSITY_NAMES, Settings
 from player.speech_output import SpeechOutput
-from player.narration import Narrator
 from player.timefmt import spoken
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ and the end. Engines, from best to last resort:
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import shutil
 import subprocess

@@ -244,7 +244,7 @@ def test_bad_files_are_shown_and_the_window_keeps_working(window, clip, tmp_path
     bad = maker(tmp_path)
     window.open_path(str(bad))
     wait_for(lambda: expected in window.status.text(), timeout=8)
-    assert f"Problem: " in window.transcript.toPlainText()
+    assert "Problem: " in window.transcript.toPlainText()
     assert window.isVisible()
     open_and_wait(window, clip)
     assert "Playing clip.mp4" in window.status.text() or "Loaded" in window.status.text()
