@@ -168,10 +168,24 @@ class Playback(QObject):
 
     # ----- commands (any thread) --------------------------------------------------------
     def _get(self, name: str) -> Any:
-        try:
-            return self._mpv._get_property(name)
-        except (AttributeError, RuntimeError, SystemError):
-            return None
+        with self._lock:  # never touch the handle while terminate() is destroying it
+            if self._terminated:
+                return None
+            try:
+                return self._mpv._get_property(name)
+            except (AttributeError, RuntimeError, SystemError):
+                return None
+
+    def _set(self, name: str, value: Any) -> None:
+        with self._lock:
+            if not self._terminated:
+                setattr(self._mpv, name, value)
+
+    def _command(self, *args: str) -> Any:
+        with self._lock:
+            if self._terminated:
+                return None
+            return self._mpv.command(*args)
 
     def open(self, path: str | Path) -> bool:
         """Load a file; returns False (and emits ``failed``) if it clearly can't be played."""
@@ -182,7 +196,7 @@ class Playback(QObject):
         self._path = str(path)
         with self._lock:
             self._decoder_errors.clear()
-        self._mpv.loadfile(str(Path(path).resolve()))
+        self._command("loadfile", str(Path(path).resolve()))
         self.pause = False
         return True
 
@@ -205,7 +219,7 @@ class Playback(QObject):
 
     @pause.setter
     def pause(self, value: bool) -> None:
-        self._mpv.pause = bool(value)
+        self._set("pause", bool(value))
 
     def toggle_pause(self) -> bool:
         self.pause = not self.pause
@@ -222,12 +236,12 @@ class Playback(QObject):
     def seek_relative(self, seconds: float) -> None:
         if self._get("time-pos") is None:
             return
-        self._mpv.command("seek", str(seconds), "relative+exact")
+        self._command("seek", str(seconds), "relative+exact")
 
     def seek_absolute(self, seconds: float) -> None:
         if self._get("time-pos") is None:
             return
-        self._mpv.command("seek", str(max(0.0, seconds)), "absolute+exact")
+        self._command("seek", str(max(0.0, seconds)), "absolute+exact")
 
     @property
     def volume(self) -> float:
@@ -249,7 +263,7 @@ class Playback(QObject):
         return self._duck_gain < 1.0
 
     def _apply_volume(self) -> None:
-        self._mpv.volume = self._user_volume * self._duck_gain
+        self._set("volume", self._user_volume * self._duck_gain)
 
     @property
     def speed(self) -> float:
@@ -257,7 +271,7 @@ class Playback(QObject):
 
     @speed.setter
     def speed(self, value: float) -> None:
-        self._mpv.speed = round(min(max(float(value), 0.25), 4.0), 2)
+        self._set("speed", round(min(max(float(value), 0.25), 4.0), 2))
 
     @property
     def mute(self) -> bool:
@@ -265,12 +279,12 @@ class Playback(QObject):
 
     @mute.setter
     def mute(self, value: bool) -> None:
-        self._mpv.mute = bool(value)
+        self._set("mute", bool(value))
 
     def frame_rgb(self) -> tuple[int, int, bytes] | None:
         """The frame on screen as (width, height, RGB bytes), or None when there is none."""
         try:
-            res = self._mpv.command("screenshot-raw", "video")
+            res = self._command("screenshot-raw", "video")
         except (SystemError, RuntimeError):
             return None
         if not res or res.get("format") != "bgr0":
@@ -289,9 +303,10 @@ class Playback(QObject):
 
     def terminate(self) -> None:
         """Stop libmpv. Call before the window that holds the video is destroyed."""
-        if self._terminated:
-            return
-        self._terminated = True
+        with self._lock:
+            if self._terminated:
+                return
+            self._terminated = True
         try:
             self._mpv.terminate()
         except Exception:  # noqa: BLE001 - teardown must not raise into Qt

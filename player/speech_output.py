@@ -78,7 +78,7 @@ class SpeechOutput(QObject):
         self._mpv = mpv.MPV(**opts)
         self._mpv_module = mpv
         self._mpv.register_event_callback(self._on_event)
-        self._pending_clip: tuple[SpeechClip, str, str] | None = None
+        self._closed = False
 
     @property
     def engine_name(self) -> str:
@@ -110,10 +110,11 @@ class SpeechOutput(QObject):
             rec = self._current
             self._current = None
             self._close(rec, interrupted=True)
-            try:
-                self._mpv.command("stop")
-            except (SystemError, RuntimeError):
-                log.debug("speech mpv stop failed", exc_info=True)
+            if not self._closed:
+                try:
+                    self._mpv.command("stop")
+                except (SystemError, RuntimeError):
+                    log.debug("speech mpv stop failed", exc_info=True)
 
     def _close(self, rec: SpokenRecord, interrupted: bool) -> None:
         rec.media_end = self._clock()
@@ -133,7 +134,8 @@ class SpeechOutput(QObject):
         self._current = SpokenRecord(text=text, source=source, mode=mode, media_start=-1.0,
                                      wall_start=-1.0, duration=clip.duration)
         self._loaded_key = key
-        self._mpv.loadfile(str(clip.path))
+        if not self._closed:
+            self._mpv.loadfile(str(clip.path))
 
     def _on_event(self, event: Any) -> None:
         ids = self._mpv_module.MpvEventID
@@ -171,7 +173,10 @@ class SpeechOutput(QObject):
             self._close(rec, interrupted=False)
 
     def close(self) -> None:
+        if self._closed:
+            return
         self.stop()
+        self._closed = True
         if self._synth is not None:
             self._synth.close()
         try:

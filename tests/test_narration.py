@@ -1,0 +1,159 @@
+"""Narration through real libmpv and real espeak-ng: cues are spoken on time, the film is ducked
+or paused while the narrator speaks, and nothing stale or unwanted is said."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from player.app import LaunchOptions, build_controller
+from player.playback import gain_to_mpv_volume
+from player.settings import Settings
+from tests import media
+from tests.conftest import pump, wait_for
+
+CUES = [(1.0, 2.5, "Bars of colour.", 1),
+        (4.0, 5.5, "A clock.", 2),
+        (7.0, 8.5, "Moving shapes.", 3),
+        (10.0, 11.5, "Still moving.", 2)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("narr")
+    path = media.make_clip(folder, seconds=14.0)
+    media.write_vtt(folder, CUES, name="clip.descriptions.vtt")
+    return path
+
+
+def make_controller(qapp, **settings):
+    opts = LaunchOptions(film_options={"vo": "null", "ao": "null"}, speech_options={"ao": "null"})
+    return build_controller(None, opts, Settings(**settings))
+
+
+@pytest.fixture
+def run(qapp):
+    made = []
+
+    def factory(**settings):
+        c = make_controller(qapp, **settings)
+        made.append(c)
+        return c
+
+    yield factory
+    for c in made:
+        c.close()
+
+
+def track_records(c):
+    return [r for r in c.speech.records if r.source == "track"]
+
+
+def test_cues_are_spoken_on_time_and_the_film_is_ducked(run, clip):
+    c = run(verbosity=2, duck_db=-11.0, volume=80)
+    volumes: list[float] = []
+    c.speech.started.connect(lambda _r: volumes.append(c.playback.mpv.volume))
+    assert c.open(clip)
+    wait_for(lambda: len(track_records(c)) >= 2 and track_records(c)[1].wall_end, timeout=15)
+    recs = track_records(c)
+    assert [r.text for r in recs[:2]] == ["Bars of colour.", "A clock."]
+    for rec, start in zip(recs, (1.0, 4.0), strict=False):
+        # Synthesis takes a few milliseconds; the sentence starts within a fifth of a second.
+        assert start - 0.05 <= rec.media_start <= start + 0.2, rec
+    assert volumes[0] == pytest.approx(80 * gain_to_mpv_volume(-11.0), abs=0.5)
+    wait_for(lambda: not c.speech.speaking)
+    assert c.playback.mpv.volume == pytest.approx(80)
+
+
+def test_verbosity_brief_says_only_level_one(run, clip):
+    c = run(verbosity=1)
+    c.open(clip)
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 8.7, timeout=15)
+    assert [r.text for r in track_records(c)] == ["Bars of colour."]
+
+
+def test_pause_mode_pauses_the_film_and_resumes_after_speech(run, clip):
+    c = run(mode="pause")
+    pauses: list[bool] = []
+    c.speech.started.connect(lambda _r: pauses.append(c.playback.mpv.pause))
+    c.open(clip)
+    wait_for(lambda: track_records(c) and track_records(c)[0].wall_end, timeout=15)
+    rec = track_records(c)[0]
+    assert pauses[0] is True
+    # The film stood still while the narrator spoke...
+    assert rec.media_end == pytest.approx(rec.media_start, abs=0.1)
+    # ...and plays again after.
+    wait_for(lambda: c.playback.mpv.pause is False)
+    t = c.playback.mpv.time_pos
+    wait_for(lambda: c.playback.mpv.time_pos > t + 0.3)
+
+
+def test_seeking_past_cues_never_speaks_them_late(run, clip):
+    c = run(verbosity=3)
+    c.open(clip)
+    wait_for(lambda: c.playback.mpv.time_pos is not None)
+    c.playback.seek_absolute(8.9)  # 1.9 s after "Moving shapes.": stale
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 10.8, timeout=10)
+    said = [r.text for r in track_records(c)]
+    assert "Moving shapes." not in said and "Bars of colour." not in said
+    assert said == ["Still moving."]
+
+
+def test_seeking_back_speaks_a_cue_again(run, clip):
+    c = run(verbosity=1)
+    c.open(clip)
+    wait_for(lambda: track_records(c), timeout=10)
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 3.0, timeout=10)
+    c.playback.seek_absolute(0.5)
+    wait_for(lambda: len(track_records(c)) == 2, timeout=10)
+    assert [r.text for r in track_records(c)] == ["Bars of colour.", "Bars of colour."]
+
+
+def test_narration_off_is_silent_and_instant(run, clip):
+    c = run()
+    c.open(clip)
+    wait_for(lambda: c.speech.speaking and track_records(c), timeout=10)
+    c.set_narration(False)
+    assert not c.speech.speaking
+    assert track_records(c)[0].interrupted
+    assert c.playback.mpv.volume == pytest.approx(100)  # duck released at once
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 5.0, timeout=10)
+    assert len(track_records(c)) == 1
+
+
+def test_screen_reader_route_announces_instead_of_speaking(run, clip):
+    c = run(speech_output="screen_reader")
+    announced: list[str] = []
+    c.message.connect(lambda text, kind: kind == "narration" and announced.append(text))
+    c.open(clip)
+    wait_for(lambda: announced, timeout=10)
+    assert announced[0] == "Bars of colour."
+    pump(0.3)
+    assert c.speech.records == []
+
+
+def test_describe_now_without_a_track_says_so_honestly(run, tmp_path):
+    bare = media.make_clip(tmp_path, name="bare.mp4", seconds=4)
+    c = run()
+    c.open(bare)
+    wait_for(lambda: c.media is not None)
+    said = []
+    c.narrator.said.connect(said.append)
+    c.describe_now()
+    assert "No description is available" in said[0].text
+
+
+def test_broken_description_track_reports_lines_and_loads_the_rest(run, tmp_path):
+    clip = media.make_clip(tmp_path, name="b.mp4", seconds=4)
+    (tmp_path / "b.descriptions.vtt").write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nGood cue.\n\n"
+        "00:00:xx.000 --> 00:00:03.000\nBad time.\n\n"
+        "00:00:03.000 --> 00:00:03.500\nAnother good cue.\n")
+    c = run()
+    messages = []
+    c.message.connect(lambda text, kind: messages.append((kind, text)))
+    c.open(clip)
+    errors = [t for k, t in messages if k == "error"]
+    assert any("b.descriptions.vtt, line 6" in t for t in errors), errors
+    assert ("info", "Loaded 2 descriptions from b.descriptions.vtt.") in messages
