@@ -46,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--vo", help="mpv video output for the film (for example gpu, x11, null, tct)")
     p.add_argument("--ao", help="mpv audio output for the film (for example pulse, alsa, null)")
     p.add_argument("--speech-ao", help="mpv audio output for narration speech")
+    p.add_argument("--mpv", action="append", default=[], metavar="OPTION=VALUE",
+                   help="pass an option to the film's mpv, for example "
+                        "--mpv input-ipc-server=/tmp/mpv.sock (repeatable)")
     p.add_argument("--quit-after", type=float, default=0.0, metavar="SECONDS",
                    help="quit after this many seconds (for demonstrations and scripts)")
     p.add_argument("--keys", action="store_true", help="print the keyboard commands and exit")
@@ -89,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_narration:
         overrides["narration"] = False
     film = {k: v for k, v in (("vo", args.vo), ("ao", args.ao)) if v}
+    for item in args.mpv:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            print(f"--mpv needs OPTION=VALUE, not {item!r}", file=sys.stderr)
+            return 2
+        film[key.strip()] = value
     speech = {"ao": args.speech_ao} if args.speech_ao else {}
     opts = LaunchOptions(video=video, descriptions=args.descriptions, gui=not args.no_gui,
                          film_options=film, speech_options=speech, overrides=overrides,

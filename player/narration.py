@@ -129,7 +129,7 @@ class Narrator(QObject):
         cues = [d for d in self._timeline.for_level(3) if d.start <= t + 0.05]
         if cues:
             latest = cues[-1]
-            return replace(latest, start=t, source="now")
+            return replace(latest, start=t, end=None, source="now")
         return Description(start=t, text="No description is available for this moment yet. "
                            "Live scene analysis is not installed in this version.", source="now")
 

@@ -93,6 +93,8 @@ class Playback(QObject):
             "hr_seek": "yes",
             "audio_display": "no",
             "ytdl": "no",
+            # Without a sound device the film still plays, timed by the null output.
+            "ao": "pipewire,pulse,alsa,null",
         }
         if wid is not None:
             opts["wid"] = str(int(wid))

@@ -127,7 +127,7 @@ class MainWindow(QMainWindow):
             row2.addWidget(lab)
             row2.addWidget(w)
         row2.addWidget(self.narration)
-        for label, w in (("Mode", self.mode), ("Verbosity", self.verbosity)):
+        for label, w in (("Narration mode", self.mode), ("Verbosity", self.verbosity)):
             lab = QLabel(label)
             lab.setBuddy(w)
             row2.addWidget(lab)
@@ -192,6 +192,9 @@ class MainWindow(QMainWindow):
         self._build_menus(c.settings)
         self._sync_settings(c.settings)
         self._sync_volume(pb.volume)
+        # mpv may have reported its state before these connections existed.
+        self._sync_speed(pb.speed)
+        self._on_pause(pb.pause)
 
     def _build_menus(self, settings: Settings) -> None:
         keys = effective_keys(settings.keymap)

@@ -157,3 +157,10 @@ def test_broken_description_track_reports_lines_and_loads_the_rest(run, tmp_path
     errors = [t for k, t in messages if k == "error"]
     assert any("b.descriptions.vtt, line 6" in t for t in errors), errors
     assert ("info", "Loaded 2 descriptions from b.descriptions.vtt.") in messages
+
+
+def test_describe_now_after_a_cue_has_ended_repeats_the_latest_cue(run, clip):
+    c = run()
+    c.open(clip)
+    desc = c.narrator.describe_now(13.0)  # the last cue ended at 11.5
+    assert desc.text == "Still moving." and desc.start == 13.0 and desc.source == "now"
