@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,32 @@ def _gpu() -> Check:
                  "optional: a GPU makes vision-language descriptions faster", required=False)
 
 
+def models_dir() -> Path:
+    """Where vision-language model files (GGUF) are looked for."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "video-narrator" / "models"
+
+
+def _models() -> Check:
+    folder = models_dir()
+    found = sorted(p.name for p in folder.glob("*.gguf")) if folder.is_dir() else []
+    if found:
+        return Check("vision-language models", True, f"{len(found)} in {folder}: "
+                     + ", ".join(found[:4]), required=False)
+    return Check("vision-language models", False, f"none in {folder}; descriptions come from "
+                 "description tracks", f"optional: put GGUF model files in {folder}",
+                 required=False)
+
+
+def _demo() -> Check:
+    from player.app import demo_path  # noqa: PLC0415
+
+    demo = demo_path()
+    if demo is None:
+        return Check("demo clip", False, "not found", "reinstall video-narrator", required=False)
+    return Check("demo clip", True, str(demo), required=False)
+
+
 CHECKS: tuple[Callable[[], Check], ...] = (
     lambda: Check("Python", sys.version_info >= (3, 10), sys.version.split()[0],
                   "Python 3.10 or newer is needed"),
@@ -112,7 +139,9 @@ CHECKS: tuple[Callable[[], Check], ...] = (
                     "pip install 'video-narrator[perception]'"),
     lambda: _module("llama_cpp", "llama-cpp-python (vision-language models)",
                     "pip install 'video-narrator[llama]'"),
+    _models,
     _gpu,
+    _demo,
 )
 
 

@@ -276,6 +276,7 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def show_message(self, text: str, kind: str) -> None:
         """Show a message in the status line and send it to the screen reader."""
+        log.info("%s: %s", kind, text)
         if kind == "narration":
             announce(self.transcript, text)
             return

@@ -1,0 +1,198 @@
+"""The ``narrate`` command as a user runs it: help, keys, terminal mode in a real terminal (pty),
+automatic terminal mode without a display, and libmpv missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import media
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def narrate(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "player.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env or os.environ.copy(), cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    path = media.make_clip(folder, name="clip.mp4", seconds=20.0)
+    media.write_vtt(folder, [(0.5, 2.0, "Coloured bars fill the screen.", 1),
+                             (3.0, 4.5, "A clock counts.", 1)])
+    return path
+
+
+def test_help_is_plain_text_and_names_every_way_in():
+    out = narrate("--help").stdout
+    for word in ("narrate doctor", "--no-gui", "--descriptions", "--verbosity", "--mode", "F1"):
+        assert word in out
+
+
+def test_keys_lists_the_command_table():
+    out = narrate("--keys").stdout
+    assert "Describe now: D." in out and "Keyboard help: F1 or ?." in out
+
+
+def no_display_env(tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    return env
+
+
+def test_without_a_display_it_plays_in_the_terminal_and_prints_descriptions(tmp_path):
+    short = media.make_clip(tmp_path, name="short.mp4", seconds=4.0)
+    media.write_vtt(tmp_path, [(0.5, 2.0, "Coloured bars fill the screen.", 1)],
+                    name="short.descriptions.vtt")
+    result = narrate(str(short), "--ao", "null", "--speech-ao", "null", env=no_display_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "No display found: starting in terminal mode." in result.stderr
+    assert "[0:00] Coloured bars fill the screen." in result.stdout
+    assert "Standard input is not a terminal" in result.stdout
+
+
+def test_terminal_mode_missing_file_says_so(tmp_path):
+    result = narrate("--no-gui", str(tmp_path / "nothing here.mp4"), env=no_display_env(tmp_path))
+    assert result.returncode == 1
+    assert "No file named nothing here.mp4" in result.stdout
+
+
+class Pty:
+    """``narrate --no-gui`` in a real pseudo-terminal, as a terminal user runs it."""
+
+    def __init__(self, args: list[str], env: dict) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # child
+            os.chdir(ROOT)
+            os.execve(sys.executable, [sys.executable, "-m", "player.cli", *args], env)
+        self.out = ""
+
+    def read_until(self, text: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{text!r} never appeared; output so far:\n{self.out}")
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.2))
+            if ready:
+                try:
+                    self.out += os.read(self.fd, 4096).decode("utf-8", "replace")
+                except OSError:
+                    break
+        return self.out
+
+    def send(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def wait(self, timeout: float = 10.0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            try:
+                self.out += os.read(self.fd, 4096).decode("utf-8", "replace")
+            except OSError:
+                time.sleep(0.05)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("narrate did not quit")
+
+
+def ipc_get(sock_path: Path, name: str):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(sock_path))
+        s.sendall(json.dumps({"command": ["get_property", name], "request_id": 1}).encode()
+                  + b"\n")
+        buf = b""
+        while True:
+            buf += s.recv(65536)
+            for line in buf.split(b"\n"):
+                if line.strip():
+                    msg = json.loads(line)
+                    if msg.get("request_id") == 1:
+                        return msg.get("data")
+
+
+def test_terminal_keys_drive_mpv_and_describe_now_prints(clip, tmp_path):
+    sock = tmp_path / "mpv.sock"
+    env = no_display_env(tmp_path)
+    term = Pty(["--no-gui", str(clip), "--ao", "null", "--speech-ao", "null", "--mpv",
+                f"input-ipc-server={sock}"], env)
+    term.read_until("Terminal mode. Press F1")
+    term.read_until("[0:00] Coloured bars fill the screen.")
+    term.send(" ")
+    term.read_until("Paused.")
+    assert ipc_get(sock, "pause") is True
+    t0 = ipc_get(sock, "time-pos")
+    term.send("\x1b[C")  # the Right arrow as a terminal sends it
+    term.read_until("Forward to")
+    deadline = time.monotonic() + 5
+    while abs(ipc_get(sock, "time-pos") - (t0 + 5)) > 0.1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ipc_get(sock, "time-pos") == pytest.approx(t0 + 5, abs=0.1)
+    term.send("d")
+    term.read_until("[Now] A clock counts.")
+    term.send("?")
+    term.read_until("Describe now: D.")
+    term.send("q")
+    assert term.wait() == 0
+
+
+def _without_libmpv(tmp_path: Path) -> dict:
+    """An environment where ctypes cannot find libmpv, as on a machine without libmpv2."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import ctypes.util\n_find = ctypes.util.find_library\n"
+        "ctypes.util.find_library = lambda n: None if n == 'mpv' else _find(n)\n")
+    env = no_display_env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
+    return env
+
+
+def test_libmpv_missing_in_terminal_mode(clip, tmp_path):
+    result = narrate("--no-gui", str(clip), env=_without_libmpv(tmp_path))
+    assert result.returncode == 2
+    assert "libmpv is not installed" in result.stderr and "sudo apt install libmpv2" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_libmpv_missing_in_the_window_shows_the_fix_and_keeps_running(clip, tmp_path):
+    env = _without_libmpv(tmp_path)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    result = narrate(str(clip), "--quit-after", "1.5", "--log-level", "INFO", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "error: libmpv is not installed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_doctor_reports_each_part(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "player.cli", "doctor"], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT, env=no_display_env(tmp_path))
+    out = result.stdout
+    assert "libmpv (playback): OK." in out
+    assert "espeak-ng (voice): OK." in out
+    assert "GPU:" in out
+    assert result.returncode == 0, out
+
+
+def test_doctor_names_the_fix_for_a_missing_part(tmp_path):
+    env = _without_libmpv(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "player.cli", "doctor"], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT, env=env)
+    assert result.returncode == 1
+    assert "libmpv (playback): MISSING." in result.stdout
+    assert "sudo apt install libmpv2" in result.stdout.split("To fix")[1]
