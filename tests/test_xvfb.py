@@ -129,6 +129,15 @@ def test_keys_in_the_real_window_drive_mpv(player):
     ipc.wait("mute", lambda v: v is True)
     key(display, wid, "space")
     ipc.wait("pause", lambda v: v is False)
+    # "?" is Shift+slash on the keyboard: it opens the help; Escape closes it.
+    key(display, wid, "question")
+    xdotool(display, "search", "--sync", "--onlyvisible", "--name", "Keyboard commands")
+    key(display, wid, "Escape")
+    gone = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "Keyboard commands"],
+                          capture_output=True, env={**os.environ, "DISPLAY": display})
+    assert gone.returncode != 0, "the help window did not close on Escape"
+    # Xvfb has no window manager to give focus back to the main window after a dialog.
+    xdotool(display, "windowfocus", "--sync", wid)
     key(display, wid, "ctrl+q")
     assert proc.wait(timeout=10) == 0
 
