@@ -97,3 +97,14 @@ def xvfb() -> Iterator[str]:
     yield display
     proc.terminate()
     proc.wait(timeout=5)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """End a program a test started: politely, then firmly."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import media
+from tests.conftest import stop_process
 
 pytestmark = pytest.mark.xvfb
 
@@ -112,15 +113,11 @@ def test_screen_reader_finds_every_control_and_presses_describe_now(session_bus,
         after = {(n["role"], n["name"]): n.get("text", "") for n in pressed["tree_after"]}
         transcript = after[("text", "Descriptions transcript")]
         assert "Now: A test card with coloured bars." in transcript
-        # The screen reader was told: as an announcement, or as text inserted in the transcript.
+        # The screen reader was told, as announcements: the state, then the description.
         announced = [e["data"] for e in pressed["events"]
                      if e["type"].startswith("object:announcement")]
         assert "Describing..." in announced, pressed["events"]
         assert "A test card with coloured bars." in announced, pressed["events"]
     finally:
-        app.terminate()
-        try:
-            app.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            app.kill()
+        stop_process(app)
         log.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import media
+from tests.conftest import stop_process
 
 pytestmark = pytest.mark.xvfb
 
@@ -93,12 +94,7 @@ def player(xvfb, tmp_path):
         ipc.wait("time-pos", lambda t: t > 0.5)
         yield xvfb, wid, ipc, proc, tmp_path
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process(proc)
         log.close()
 
 
