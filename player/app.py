@@ -52,11 +52,18 @@ def has_display() -> bool:
 def build_controller(wid: int | None, opts: LaunchOptions,
                      settings: settings_store.Settings) -> Controller:
     """Playback, speech and narration wired together. Raises MpvUnavailable without libmpv."""
-    playback = Playback(wid=wid, options=opts.film_options)
-    speech = SpeechOutput(clock=lambda: playback.time_pos, audio_options=opts.speech_options)
     from dataclasses import replace  # noqa: PLC0415
 
-    settings = replace(settings, **opts.overrides)  # type: ignore[arg-type]
+    from player.speech import choose_engine, engine_order  # noqa: PLC0415
+
+    settings = replace(settings, **opts.overrides).normalized()  # type: ignore[arg-type]
+    playback = Playback(wid=wid, options=opts.film_options)
+    choice = choose_engine(engine_order(settings.speech_engine))
+    speech = SpeechOutput(clock=lambda: playback.time_pos, audio_options=opts.speech_options,
+                          chain=choice.chain)
+    speech.notes = choice.notes if settings.speech_engine != "auto" else ()
+    if not choice.chain:
+        speech.notes = choice.notes
     return Controller(playback, speech, settings)
 
 

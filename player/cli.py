@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
                    help="1 brief, 2 standard, 3 detailed")
     p.add_argument("--speech", choices=["voice", "screen_reader", "both"],
                    help="speak with the narrator's voice, send text to the screen reader, or both")
+    p.add_argument("--speech-engine", choices=["auto", "pyttsx3", "piper", "espeak-ng"],
+                   help="the narrator's voice: espeak-ng (auto, pyttsx3, espeak-ng) or the "
+                        "natural piper voice")
     p.add_argument("--no-narration", action="store_true", help="start with narration off")
     p.add_argument("--vo", help="mpv video output for the film (for example gpu, x11, null, tct)")
     p.add_argument("--ao", help="mpv audio output for the film (for example pulse, alsa, null)")
@@ -89,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["verbosity"] = args.verbosity
     if args.speech:
         overrides["speech_output"] = args.speech
+    if args.speech_engine:
+        overrides["speech_engine"] = args.speech_engine
     if args.no_narration:
         overrides["narration"] = False
     film = {k: v for k, v in (("vo", args.vo), ("ao", args.ao)) if v}

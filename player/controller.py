@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models import Description, Timeline, read_vtt
 from player import settings as settings_store
+from player.analysis import DialogueScanner
 from player.media_check import codec_error_message
 from player.narration import Narrator
 from player.playback import MediaInfo, Playback
@@ -56,6 +57,10 @@ class Controller(QObject):
         self.settings = settings.normalized()
         self._save = save_settings
         self.narrator = Narrator(playback, speech, self.settings, self)
+        self.scanner = DialogueScanner(self)
+        self.scanner.progress.connect(self._on_gaps)
+        self.scanner.problem.connect(lambda text: self.message.emit(text, "error"))
+        playback.seeked.connect(self.scanner.seek)
         self.narrator.said.connect(self._on_said)
         self.narrator.announce.connect(lambda text: self.message.emit(text, "narration"))
         playback.failed.connect(self._on_failed)
@@ -91,6 +96,8 @@ class Controller(QObject):
     # ----- files --------------------------------------------------------------------------
     def open(self, path: str | Path, descriptions: str | Path | None = None) -> bool:
         self.narrator.stop()
+        self.scanner.stop()
+        self.narrator.gaps.update([], [], has_audio=True)
         self.media = None
         self.narrator.set_timeline(Timeline([], []))
         if not self.playback.open(path):
@@ -117,6 +124,10 @@ class Controller(QObject):
         self.message.emit(f"Loaded {n} description{'s' if n != 1 else ''} from {track.name}.",
                           "info")
 
+    @Slot(object, object, bool, bool)
+    def _on_gaps(self, gaps: object, covered: object, has_audio: bool, complete: bool) -> None:
+        self.narrator.gaps.update(gaps, covered, has_audio, complete)  # type: ignore[arg-type]
+
     @Slot(object)
     def _on_said(self, desc: Description) -> None:
         self.transcript.emit(desc.text)
@@ -131,6 +142,8 @@ class Controller(QObject):
     def _on_loaded(self, info: MediaInfo) -> None:
         self.media = info
         self.media_loaded.emit(info)
+        if info.has_video or info.has_audio:
+            self.scanner.start(info.path, info.duration, at=self.playback.time_pos)
         name = Path(info.path).name
         if not info.has_video and info.has_audio:
             text = (f"{name} has sound but no picture. It plays, but there is nothing on screen "
@@ -275,6 +288,7 @@ class Controller(QObject):
         self.apply_settings(replace(self.settings, **changes))  # type: ignore[arg-type]
 
     def close(self) -> None:
+        self.scanner.stop()
         self.narrator.stop()
         self.speech.close()
         self.playback.terminate()

@@ -24,12 +24,20 @@ from PySide6.QtWidgets import (
 
 from player.a11y import name
 from player.commands import COMMANDS, KeymapError, effective_keys, help_text, validate_keymap
-from player.settings import SPEECH_OUTPUTS, Settings
+from player.settings import SPEECH_ENGINES, SPEECH_OUTPUTS, Settings
 
 ROUTE_LABELS = {
     "voice": "The narrator's own voice",
     "screen_reader": "My screen reader (speech and braille)",
     "both": "Both",
+}
+
+
+ENGINE_LABELS = {
+    "auto": "Automatic (espeak-ng)",
+    "pyttsx3": "espeak-ng through pyttsx3",
+    "piper": "Natural voice (piper)",
+    "espeak-ng": "espeak-ng program",
 }
 
 
@@ -69,6 +77,12 @@ class SettingsDialog(QDialog):
         self.route.setCurrentIndex(SPEECH_OUTPUTS.index(settings.speech_output))
         name(self.route, "Speak descriptions with",
              "Choose the narrator's voice, your screen reader, or both.")
+        self.engine = QComboBox()
+        for key in SPEECH_ENGINES:
+            self.engine.addItem(ENGINE_LABELS[key], key)
+        self.engine.setCurrentIndex(SPEECH_ENGINES.index(settings.speech_engine))
+        name(self.engine, "Voice engine",
+             "Automatic uses espeak-ng; the natural voice (piper) needs the piper extra.")
         self.voice = name(QLineEdit(settings.voice), "Voice",
                           "An espeak-ng voice name, for example en-us or en-gb.")
         self.rate = QSpinBox()
@@ -88,7 +102,8 @@ class SettingsDialog(QDialog):
         self.duck.setSuffix(" dB")
         name(self.duck, "Film level under narration",
              "How much the film is lowered while the narrator speaks, in decibels.")
-        for label, widget in (("Speak descriptions with", self.route), ("Voice", self.voice),
+        for label, widget in (("Speak descriptions with", self.route),
+                              ("Voice engine", self.engine), ("Voice", self.voice),
                               ("Speech rate", self.rate), ("Narration volume", self.speech_volume),
                               ("Film level under narration", self.duck)):
             lab = QLabel(label)
@@ -151,6 +166,7 @@ class SettingsDialog(QDialog):
 
         self.result_settings = replace(
             self._settings, speech_output=str(self.route.currentData()),
+            speech_engine=str(self.engine.currentData()),
             voice=self.voice.text().strip() or "en-us", speech_rate=self.rate.value(),
             speech_volume=float(self.speech_volume.value()), duck_db=self.duck.value(),
             keymap=overrides)

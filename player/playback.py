@@ -10,12 +10,13 @@ from __future__ import annotations
 import locale
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from player.media_check import check_path, codec_error_message, load_error_message
 
@@ -107,6 +108,10 @@ class Playback(QObject):
         self._duck_gain = 1.0
         self._decoder_errors: list[str] = []
         self._terminated = False
+        self._fade: tuple[float, float, float, float] = (1.0, 1.0, 0.0, 1.0)
+        self._fade_timer = QTimer(self)
+        self._fade_timer.setInterval(15)
+        self._fade_timer.timeout.connect(self._fade_step)
         m = self._mpv
         m.observe_property("time-pos", self._on_time)
         m.observe_property("duration", self._on_duration)
@@ -255,14 +260,29 @@ class Playback(QObject):
         self._apply_volume()
         self.volume_changed.emit(self._user_volume)
 
-    def set_duck(self, db: float) -> None:
-        """Lower the film by ``db`` decibels (0 restores it); the user's volume is unchanged."""
-        self._duck_gain = gain_to_mpv_volume(db) if db < 0 else 1.0
+    def set_duck(self, db: float, fade: float = 0.0) -> None:
+        """Lower the film by ``db`` decibels (0 restores it) over ``fade`` seconds; the user's
+        volume is unchanged."""
+        target = gain_to_mpv_volume(db) if db < 0 else 1.0
+        self._fade_timer.stop()
+        if fade <= 0 or abs(target - self._duck_gain) < 1e-4:
+            self._duck_gain = target
+            self._apply_volume()
+            return
+        self._fade = (self._duck_gain, target, time.monotonic(), fade)
+        self._fade_timer.start()
+
+    def _fade_step(self) -> None:
+        start, target, began, length = self._fade
+        x = min((time.monotonic() - began) / length, 1.0)
+        self._duck_gain = start + (target - start) * x
         self._apply_volume()
+        if x >= 1.0:
+            self._fade_timer.stop()
 
     @property
     def ducked(self) -> bool:
-        return self._duck_gain < 1.0
+        return self._duck_gain < 0.999 or (self._fade_timer.isActive() and self._fade[1] < 1.0)
 
     def _apply_volume(self) -> None:
         self._set("volume", self._user_volume * self._duck_gain)

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 MODES = ("duck", "pause")
 VERBOSITY_NAMES = {1: "brief", 2: "standard", 3: "detailed"}
 SPEECH_OUTPUTS = ("voice", "screen_reader", "both")
+SPEECH_ENGINES = ("auto", "pyttsx3", "piper", "espeak-ng")
 
 
 def config_dir() -> Path:
@@ -36,6 +37,7 @@ class Settings:
     mode: str = "duck"
     verbosity: int = 2
     speech_output: str = "voice"
+    speech_engine: str = "auto"
     voice: str = "en-us"
     speech_rate: int = 175
     speech_volume: float = 100.0
@@ -51,6 +53,7 @@ class Settings:
         s.mode = s.mode if s.mode in MODES else "duck"
         s.verbosity = min(max(int(s.verbosity), 1), 3)
         s.speech_output = s.speech_output if s.speech_output in SPEECH_OUTPUTS else "voice"
+        s.speech_engine = s.speech_engine if s.speech_engine in SPEECH_ENGINES else "auto"
         s.speech_rate = min(max(int(s.speech_rate), 80), 450)
         s.speech_volume = min(max(float(s.speech_volume), 0.0), 100.0)
         s.duck_db = min(max(float(s.duck_db), -30.0), 0.0)

@@ -134,29 +134,58 @@ class EspeakCliEngine(SpeechEngine):
         return SpeechClip(text, out, wav_duration(out))
 
 
+def _piper() -> SpeechEngine:
+    from player.speech_piper import PiperEngine  # noqa: PLC0415 - optional, heavy
+
+    return PiperEngine()
+
+
 ENGINES: Mapping[str, Callable[[], SpeechEngine]] = {
     "pyttsx3": Pyttsx3Engine,
+    "piper": _piper,
     "espeak-ng": EspeakCliEngine,
 }
+
+DEFAULT_ORDER = ("pyttsx3", "espeak-ng")
 
 
 @dataclass(frozen=True)
 class EngineChoice:
-    engine: SpeechEngine | None
+    """The usable engines, best first (the fallback chain), and why others were passed over."""
+
+    chain: tuple[SpeechEngine, ...]
     notes: tuple[str, ...]
 
+    @property
+    def engine(self) -> SpeechEngine | None:
+        return self.chain[0] if self.chain else None
 
-def choose_engine(order: tuple[str, ...] = ("pyttsx3", "espeak-ng"),
+
+def engine_order(preferred: str = "auto") -> tuple[str, ...]:
+    """The order engines are tried in: the user's choice first, then the defaults."""
+    if preferred in ENGINES:
+        return (preferred, *(k for k in DEFAULT_ORDER if k != preferred))
+    return DEFAULT_ORDER
+
+
+def choose_engine(order: tuple[str, ...] = DEFAULT_ORDER,
                   factories: Mapping[str, Callable[[], SpeechEngine]] = ENGINES) -> EngineChoice:
-    """The first usable engine in ``order``; notes say which were passed over and why."""
+    """Every usable engine in ``order``; notes say which were passed over and why."""
+    chain: list[SpeechEngine] = []
     notes: list[str] = []
     for key in order:
-        engine = factories[key]()
-        problem = engine.problem()
-        if not problem:
-            return EngineChoice(engine, tuple(notes))
-        notes.append(f"{engine.name}: {problem}")
-    return EngineChoice(None, tuple(notes))
+        try:
+            engine = factories[key]()
+            problem = engine.problem()
+        except Exception as exc:  # noqa: BLE001 - a broken optional engine must not stop speech
+            problem, engine = f"could not start ({exc})", None
+        if engine is not None and not problem:
+            chain.append(engine)
+        else:
+            notes.append(f"{key}: {problem}")
+    if notes and chain:
+        notes.append(f"Speaking with {chain[0].name}.")
+    return EngineChoice(tuple(chain), tuple(notes))
 
 
 def _quiet_driver_prints() -> None:

@@ -1,13 +1,16 @@
 """Plays synthesized speech with a second, audio-only libmpv instance and records what was said.
 
-The recorder keeps, for every utterance, the film time and wall time when its audio started and
-ended, so tests (and users preparing described videos) can check what was spoken and when.
+Speech is synthesized to a file first (``prepare``), so its length is known before it starts;
+``play`` then starts it at once. The recorder keeps, for every utterance, the film time and wall
+time when its audio started and ended, and the time it was planned for, so tests (and people
+preparing described videos) can check what was spoken and when.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +21,8 @@ from player.playback import import_mpv
 from player.speech import SpeechClip, SpeechEngine, Synthesizer, SynthRequest, Voice, choose_engine
 
 log = logging.getLogger(__name__)
+
+CACHE_SIZE = 96
 
 
 @dataclass
@@ -33,13 +38,17 @@ class SpokenRecord:
     media_end: float | None = None
     wall_end: float | None = None
     interrupted: bool = False
+    planned: float | None = None  # the film time it was meant to start at
+    speed: float = 1.0  # how fast the clip was played (fitting a gap, following the film)
+    wall_requested: float = 0.0  # when play() was called
 
 
 class SpeechOutput(QObject):
-    """Synthesize, then play; one utterance at a time, a new one replaces the current one."""
+    """Synthesize ahead, then play; one utterance at a time, a new one replaces the current one."""
 
     started = Signal(object)  # SpokenRecord
     finished = Signal(object)  # SpokenRecord
+    prepared = Signal(str, object)  # text, SpeechClip | None
     problem = Signal(str)
     _synth_done = Signal(int, object, str)
     _audio_started = Signal()
@@ -54,25 +63,23 @@ class SpeechOutput(QObject):
         if chain is None:
             choice = choose_engine()
             notes = choice.notes
-            chain = (choice.engine,) if choice.engine else ()
-            if choice.engine is not None and choice.engine.name.startswith("pyttsx3"):
-                from player.speech import EspeakCliEngine  # noqa: PLC0415
-
-                if not EspeakCliEngine().problem():
-                    chain = (choice.engine, EspeakCliEngine())
+            chain = choice.chain
         self.notes = notes
         self.records: list[SpokenRecord] = []
         self._key = 0
-        self._pending: dict[int, tuple[str, str, str]] = {}
-        self._current: SpokenRecord | None = None
-        self._loaded_key = -1
+        self._requests: dict[int, tuple[str, Voice]] = {}
+        self._cache: OrderedDict[tuple[str, Voice], SpeechClip] = OrderedDict()
+        self._waiting: tuple[str, Voice, str, str] | None = None  # say() waiting for synthesis
+        self._current: SpeechClip | None = None
+        self._record: SpokenRecord | None = None
         self._synth = Synthesizer(chain, self._synth_done.emit) if chain else None
         self._synth_done.connect(self._on_synth_done)
         self._audio_started.connect(self._on_audio_started)
         self._audio_ended.connect(self._on_audio_ended)
         mpv = import_mpv()
         opts: dict[str, Any] = {"video": "no", "idle": "yes", "keep_open": "no",
-                                "input_default_bindings": "no", "ao": "pulse,alsa,null"}
+                                "input_default_bindings": "no", "ao": "pulse,alsa,null",
+                                "audio_pitch_correction": "yes", "cache": "no"}
         for key, value in (audio_options or {}).items():
             opts[key.replace("-", "_")] = value
         self._mpv = mpv.MPV(**opts)
@@ -90,31 +97,92 @@ class SpeechOutput(QObject):
 
     @property
     def speaking(self) -> bool:
-        return self._current is not None or bool(self._pending)
+        """True from play() (or say()) until the audio has ended or was stopped."""
+        return self._record is not None or self._waiting is not None
 
-    def say(self, text: str, voice: Voice, source: str = "track", mode: str = "duck") -> int:
-        """Queue ``text`` for synthesis; it replaces whatever is being said. Returns its key."""
-        self.stop()
+    # ----- synthesis ------------------------------------------------------------------------
+    def clip_for(self, text: str, voice: Voice) -> SpeechClip | None:
+        """The synthesized clip for ``text``, if it is ready."""
+        clip = self._cache.get((text, voice))
+        if clip is not None:
+            self._cache.move_to_end((text, voice))
+        return clip
+
+    def pending(self, text: str, voice: Voice) -> bool:
+        return (text, voice) in self._requests.values()
+
+    def prepare(self, text: str, voice: Voice) -> None:
+        """Synthesize ``text`` in the background; ``prepared`` is emitted when it is ready."""
+        if self._synth is None or self.clip_for(text, voice) or self.pending(text, voice):
+            return
         self._key += 1
+        self._requests[self._key] = (text, voice)
+        self._synth.submit(SynthRequest(self._key, text, voice))
+
+    @Slot(int, object, str)
+    def _on_synth_done(self, key: int, clip: SpeechClip | None, error: str) -> None:
+        if error:
+            self.problem.emit(error)
+        text, voice = self._requests.pop(key, ("", Voice()))
+        if clip is not None:
+            self._cache[(text, voice)] = clip
+            self._evict()
+        self.prepared.emit(text, clip)
+        if self._waiting is not None and self._waiting[:2] == (text, voice):
+            _, _, source, mode = self._waiting
+            self._waiting = None
+            if clip is not None:
+                self.play(clip, source=source, mode=mode)
+
+    def _evict(self) -> None:
+        while len(self._cache) > CACHE_SIZE:
+            _key, clip = self._cache.popitem(last=False)
+            if clip is not self._current:
+                clip.path.unlink(missing_ok=True)
+
+    # ----- playing --------------------------------------------------------------------------
+    def say(self, text: str, voice: Voice, source: str = "track", mode: str = "duck") -> None:
+        """Speak ``text`` as soon as it is synthesized, replacing whatever is being said."""
+        self.stop()
         if self._synth is None:
             self.problem.emit("No speech engine is available; descriptions are shown as text.")
-            return self._key
-        self._pending = {self._key: (text, source, mode)}
-        self._synth.submit(SynthRequest(self._key, text, voice))
-        return self._key
+            return
+        clip = self.clip_for(text, voice)
+        if clip is not None:
+            self.play(clip, source=source, mode=mode)
+            return
+        self._waiting = (text, voice, source, mode)
+        self.prepare(text, voice)
+
+    def play(self, clip: SpeechClip, source: str = "track", mode: str = "duck",
+             speed: float = 1.0, planned: float | None = None) -> SpokenRecord:
+        """Start ``clip`` now, played ``speed`` times faster; returns its record."""
+        self.stop()
+        speed = min(max(speed, 0.5), 3.0)
+        rec = SpokenRecord(text=clip.text, source=source, mode=mode, media_start=-1.0,
+                           wall_start=-1.0, duration=clip.duration / speed, planned=planned,
+                           speed=speed, wall_requested=time.monotonic())
+        self._record = rec
+        self._current = clip
+        if not self._closed:
+            self._mpv.speed = speed
+            self._mpv.loadfile(str(clip.path))
+        return rec
 
     def stop(self) -> None:
         """Silence now. A record being spoken is closed as interrupted."""
-        self._pending.clear()
-        if self._current is not None:
-            rec = self._current
-            self._current = None
+        self._waiting = None
+        rec, self._record = self._record, None
+        self._current = None
+        if rec is None:
+            return
+        if not self._closed:
+            try:
+                self._mpv.command("stop")
+            except (SystemError, RuntimeError):
+                log.debug("speech mpv stop failed", exc_info=True)
+        if rec.wall_start >= 0:
             self._close(rec, interrupted=True)
-            if not self._closed:
-                try:
-                    self._mpv.command("stop")
-                except (SystemError, RuntimeError):
-                    log.debug("speech mpv stop failed", exc_info=True)
 
     def _close(self, rec: SpokenRecord, interrupted: bool) -> None:
         rec.media_end = self._clock()
@@ -122,21 +190,7 @@ class SpeechOutput(QObject):
         rec.interrupted = interrupted
         self.finished.emit(rec)
 
-    # ----- worker and mpv threads arrive here through signals -----------------------------
-    @Slot(int, object, str)
-    def _on_synth_done(self, key: int, clip: SpeechClip | None, error: str) -> None:
-        if error:
-            self.problem.emit(error)
-        job = self._pending.pop(key, None)
-        if job is None or clip is None:
-            return
-        text, source, mode = job
-        self._current = SpokenRecord(text=text, source=source, mode=mode, media_start=-1.0,
-                                     wall_start=-1.0, duration=clip.duration)
-        self._loaded_key = key
-        if not self._closed:
-            self._mpv.loadfile(str(clip.path))
-
+    # ----- mpv's thread arrives here through signals ------------------------------------------
     def _on_event(self, event: Any) -> None:
         ids = self._mpv_module.MpvEventID
         eid = event.event_id.value
@@ -147,7 +201,7 @@ class SpeechOutput(QObject):
 
     @Slot()
     def _on_audio_started(self) -> None:
-        rec = self._current
+        rec = self._record
         if rec is not None and rec.wall_start < 0:
             rec.media_start = self._clock()
             rec.wall_start = time.monotonic()
@@ -156,7 +210,7 @@ class SpeechOutput(QObject):
 
     @Slot()
     def _on_audio_ended(self) -> None:
-        rec = self._current
+        rec = self._record
         if rec is None or rec.wall_start < 0:
             return
         # Some audio outputs (the null one in tests, some Bluetooth sinks) report the end while
@@ -168,7 +222,8 @@ class SpeechOutput(QObject):
             self._finish(rec)
 
     def _finish(self, rec: SpokenRecord) -> None:
-        if self._current is rec:
+        if self._record is rec:
+            self._record = None
             self._current = None
             self._close(rec, interrupted=False)
 

@@ -1,0 +1,80 @@
+"""Fitting descriptions into pauses: word budgets, speed-up, shortening, waiting, dropping."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from models.schedule import (
+    MAX_DEFER,
+    GapMap,
+    clauses,
+    decide,
+    shorten,
+    word_budget,
+)
+from models.types import Gap
+
+
+def test_word_budget_is_about_three_words_a_second():
+    assert word_budget(2.0) == 6
+    assert word_budget(0.2) == 0
+
+
+def test_clauses_and_shortening_keep_the_most_important_part_first():
+    text = "A woman in a red coat walks to the door, carrying a bag, while a dog barks."
+    assert clauses(text)[0] == "A woman in a red coat walks to the door"
+    assert shorten(text, 10) == "A woman in a red coat walks to the door."
+    assert shorten(text, 13) == "A woman in a red coat walks to the door, carrying a bag."
+    assert shorten(text, 3) == ""
+    assert shorten("Short.", 3) == "Short."
+
+
+@pytest.mark.parametrize("room,duration,short,mode,expected", [
+    (3.0, 2.0, None, "duck", ("speak", 1.0, False)),
+    (2.0, 2.3, None, "duck", ("speak", 1.15, False)),      # at most 20% faster
+    (2.0, 3.0, 1.5, "duck", ("speak", 1.0, True)),         # shortened fits
+    (2.0, 3.0, 2.3, "duck", ("speak", 1.15, True)),        # shortened and a little faster
+    (0.0, 2.0, None, "duck", ("wait", 1.0, False)),        # in dialogue: wait for a pause
+    (1.0, 3.0, None, "pause", ("pause", 1.0, False)),      # extended mode pauses the film
+    (None, 5.0, None, "duck", ("speak", 1.0, False)),      # not analysed yet: say it
+    (math.inf, 9.0, None, "duck", ("speak", 1.0, False)),  # no sound track at all
+])
+def test_decide(room, duration, short, mode, expected):
+    d = decide(late=0.0, waited=0.0, room=room, duration=duration, short_duration=short,
+               mode=mode)
+    assert (d.action, round(d.speed, 3), d.short) == expected
+
+
+def test_stale_and_waited_too_long_are_dropped():
+    assert decide(1.5, 1.5, 5.0, 1.0, None, "duck").reason == "stale"
+    assert decide(0.0, MAX_DEFER + 0.1, 0.0, 1.0, None, "duck").action == "drop"
+
+
+def test_gap_map_room():
+    m = GapMap()
+    assert m.room_at(1.0) is None  # nothing analysed
+    m.update([Gap(0.0, 2.0), Gap(5.0, 9.0)], [(0.0, 9.0)])
+    assert m.room_at(1.5) == pytest.approx(0.5)
+    assert m.room_at(3.0) == 0.0
+    assert m.room_at(6.0) == pytest.approx(3.0)
+    assert m.room_at(9.5) is None
+    assert m.next_gap(2.5) == Gap(5.0, 9.0)
+    m.update([], [(0.0, 9.0)], has_audio=False)
+    assert m.room_at(100.0) == math.inf
+
+
+def test_place_waits_for_pauses_and_never_overlaps():
+    m = GapMap()
+    m.update([Gap(0.0, 2.0), Gap(5.0, 9.0), Gap(12.0, 13.0)], [(0.0, 20.0)])
+    from models.schedule import place
+
+    out = place(starts=[0.5, 3.0, 5.5, 11.5], durations=[1.0, 1.5, 1.0, 4.0],
+                short_durations=[None, None, None, 2.0], gaps=m)
+    assert [(p.placed, round(p.start, 2)) for p in out[:3]] == [(True, 0.5), (True, 5.0),
+                                                                (True, 6.5)]
+    assert out[3].placed is False and out[3].reason == "no room"
+    for a, b in zip(out, out[1:], strict=False):
+        if a.placed and b.placed:
+            assert a.start + a.duration <= b.start + 1e-9
