@@ -13,6 +13,9 @@ from player import __version__
 EPILOG = """\
 Commands:
   narrate doctor      report what is installed and working, with a fix for each missing part
+  narrate export VIDEO -o OUT [--vtt FILE]
+                      write a copy of VIDEO with an added audio-description track, and/or
+                      the descriptions as placed in the pauses (see: narrate export --help)
 
 Keys: press F1 in the player, or run: narrate --keys
 
@@ -63,6 +66,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["export"] and not Path("export").exists():
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        from player.describe import main as export_main  # noqa: PLC0415
+
+        return export_main(argv[1:])
     if argv[:1] == ["doctor"] and not Path("doctor").exists():
         from player.doctor import main as doctor_main  # noqa: PLC0415
 
