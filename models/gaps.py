@@ -170,11 +170,15 @@ class _Segmenter:
         return self.origin + index * WINDOW_SECONDS
 
 
-def _open(path: Path) -> Any:
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise GapError(f"Cannot find the file {path}.")
     if not path.is_file():
         raise GapError(f"{path} is not a file.")
+
+
+def _open(path: Path) -> Any:
+    _check_file(path)
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -267,20 +271,24 @@ def scan_speech(path: str | os.PathLike[str], engine: VadEngine | None = None,
         info.end = start
         if stream is None:
             return
+        if cancel is not None and cancel.is_set():
+            info.cancelled = True
+            return
         total = info.duration or 0.0
         engine.reset()
         segmenter: _Segmenter | None = None
         blocks: list[np.ndarray] = []
-        held = 0
+        held = fed = 0
         done = start
 
         def judge(final: bool) -> list[SpeechSegment]:
-            nonlocal blocks, held, done
+            nonlocal blocks, held, fed, done
             audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
             blocks, held = [], 0
             done += audio.size / SAMPLE_RATE
-            if final and audio.size % WINDOW:
-                audio = np.concatenate([audio, np.zeros(WINDOW - audio.size % WINDOW, np.float32)])
+            fed += audio.size
+            if final and fed % WINDOW:  # complete the last window with silence
+                audio = np.concatenate([audio, np.zeros(WINDOW - fed % WINDOW, np.float32)])
             assert segmenter is not None
             found = segmenter.push(engine.probabilities(audio))
             return found + segmenter.finish(done) if final else found
@@ -409,14 +417,14 @@ def analyse(path: str | os.PathLike[str], engine: VadEngine | None = None, min_g
             notes += [f"{engine.name}: {problem}", "Finding speech with energy, a rough "
                       "loudness rule."]
             engine = EnergyVad()
-    if not file.is_file():
-        _open(file)  # raises the right GapError
+    _check_file(file)
     options = VadOptions()
     store = _cache_file(file, engine.name, min_gap, pad)
     if use_cache:
         cached = _load_cache(store, options)
         if cached is not None:
-            return _with(cached, elapsed=time.perf_counter() - began)
+            return replace(cached, notes=(*notes, *cached.notes),
+                           elapsed=time.perf_counter() - began)
     info = ScanInfo()
     speech = tuple(scan_speech(file, engine, chunk_seconds=chunk_seconds, cancel=cancel,
                                options=options, on_progress=on_progress, info=info))
@@ -424,22 +432,19 @@ def analyse(path: str | os.PathLike[str], engine: VadEngine | None = None, min_g
         raise GapCancelled(f"The search for speech in {file.name} was stopped.")
     duration = info.duration if info.duration is not None else info.end
     duration = round(max(duration, 0.0), 4)
+    found: list[str] = []
     if not info.has_audio:
-        notes.append(NO_SOUND_NOTE)
+        found.append(NO_SOUND_NOTE)
     elif not speech:
-        notes.append(NO_SPEECH_NOTE)
+        found.append(NO_SPEECH_NOTE)
     if info.bad_packets:
-        notes.append(f"{info.bad_packets} damaged parts of the sound track were skipped.")
+        found.append(f"{info.bad_packets} damaged parts of the sound track were skipped.")
     result = GapAnalysis(gaps=tuple(gaps_from_speech(speech, duration, min_gap, pad)),
                          speech=speech, duration=duration, has_audio=info.has_audio,
-                         engine=engine.name, notes=tuple(notes))
+                         engine=engine.name, notes=tuple(found))
     if use_cache:
-        _save_cache(store, result, options)
-    return _with(result, elapsed=time.perf_counter() - began)
-
-
-def _with(result: GapAnalysis, **changes: Any) -> GapAnalysis:
-    return replace(result, **changes)
+        _save_cache(store, result, options)  # notes about this file only, not the engine chain
+    return replace(result, notes=(*notes, *found), elapsed=time.perf_counter() - began)
 
 
 __all__ = ["GapAnalysis", "GapCancelled", "GapError", "ScanInfo", "SpeechSegment", "VadOptions",

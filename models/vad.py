@@ -162,16 +162,19 @@ class EnergyVad(VadEngine):
     Each window's level (RMS, in dB) is compared with a noise floor that falls at once to a
     quieter window and rises only slowly (3 dB a second), so it follows steady background
     sound but not speech, which keeps dipping between syllables; it starts at the level of the
-    first window. A window well above the floor
-    counts as speech, less so when its spectrum is very peaky (low spectral flatness), as it is
-    for steady tones and many chords. It cannot tell speech from other sudden sounds (a door
-    slam, a drum hit): use it only when Silero VAD is unavailable.
+    first window. A window 10 dB or more above the floor counts as speech, less so when its
+    spectrum is very peaky (low spectral flatness), as it is for steady tones and many chords.
+    It cannot tell speech from other sudden sounds (a door slam, a drum hit, loud music with
+    a beat), so over music it finds "speech" that is not there: use it only when Silero VAD is
+    unavailable.
     """
 
     name = "energy"
 
     RISE_DB = 3.0 * WINDOW_SECONDS
+    """How far the noise floor may rise per window (3 dB a second)."""
     MARGIN_DB = 10.0
+    """How far above the floor a window must be to count as speech (probability 0.5)."""
     QUIET_DB = -55.0
     """Windows quieter than this never count as speech."""
 

@@ -81,6 +81,16 @@ def _piper_check() -> Check:
                  required=False)
 
 
+def _vad() -> Check:
+    from models.vad import choose_vad  # noqa: PLC0415
+
+    engine, notes = choose_vad()
+    if engine.name == "silero":
+        return Check("dialogue detection", True, "Silero VAD (onnxruntime)")
+    return Check("dialogue detection", False, f"using a crude loudness rule: {'; '.join(notes)}",
+                 "pip install onnxruntime", required=False)
+
+
 def _qt() -> Check:
     try:
         import PySide6  # noqa: PLC0415
@@ -148,8 +158,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     _speech,
     _piper_check,
     lambda: _module("av", "PyAV (audio and frame decoding)", "pip install av"),
-    lambda: _module("onnxruntime", "onnxruntime (dialogue detection)",
-                    "pip install onnxruntime"),
+    _vad,
     lambda: _module("mediapipe", "mediapipe (people and faces)",
                     "pip install 'video-narrator[perception]'"),
     lambda: _module("llama_cpp", "llama-cpp-python (vision-language models)",

@@ -145,7 +145,7 @@ class Narrator(QObject):
             self.stop()
 
     def _prepare_ahead(self, t: float) -> None:
-        if not self._speech.has_voice or self._settings.speech_output == "screen_reader":
+        if not self._settings.narration or not self._uses_voice():
             return
         voice = self.voice()
         i = self._next

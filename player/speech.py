@@ -106,11 +106,19 @@ class Pyttsx3Engine(SpeechEngine):
             engine.setProperty("voice", voice.name)
         except Exception:  # noqa: BLE001 - unknown voice: keep the current one
             log.info("voice %s not found; using the default", voice.name)
-        engine.save_to_file(text, str(out))
-        engine.runAndWait()
-        if not out.exists() or out.stat().st_size <= 44:
-            raise SpeechError("pyttsx3 wrote no audio.")
-        return SpeechClip(text, out, wav_duration(out))
+        for _attempt in range(2):
+            # pyttsx3 2.99's espeak driver appends the last audio chunk of a sentence after
+            # writing the file, so it leaks into the start of the next sentence; clear it.
+            driver = getattr(getattr(engine, "proxy", None), "_driver", None)
+            if driver is not None and hasattr(driver, "_data_buffer"):
+                driver._data_buffer = b""
+            out.unlink(missing_ok=True)
+            engine.save_to_file(text, str(out))
+            engine.runAndWait()
+            if out.exists() and out.stat().st_size > 44 + 2205:  # more than 50 ms of audio
+                return SpeechClip(text, out, wav_duration(out))
+            log.info("pyttsx3 wrote no audio for %r; trying again", text)
+        raise SpeechError("pyttsx3 wrote no audio.")
 
 
 class EspeakCliEngine(SpeechEngine):
@@ -235,7 +243,7 @@ class Synthesizer:
             if req is None:
                 return
             self._count += 1
-            out = self._dir / f"s{self._count % 64}.wav"
+            out = self._dir / f"s{self._count}.wav"  # unique: cached clips keep their files
             clip, error = None, ""
             while self._chain:
                 try:
