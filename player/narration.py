@@ -71,6 +71,7 @@ class Narrator(QObject):
         self.skips: list[Skipped] = []
         playback.time_changed.connect(self.on_time)
         playback.seeked.connect(self.on_seeked)
+        playback.pause_changed.connect(self._on_film_paused)
         speech.started.connect(self._on_speech_started)
         speech.finished.connect(self._on_speech_finished)
         self._timer = QTimer(self)
@@ -138,6 +139,12 @@ class Narrator(QObject):
         if self._last_t is not None and abs(t - self._last_t) > 0.3:
             self._on_jump(t)
         self._last_t = t
+
+    @Slot(bool)
+    def _on_film_paused(self, paused: bool) -> None:
+        """The user paused or resumed the film: the narrator holds its sentence with it."""
+        if not self._paused_by_us:
+            self._speech.set_paused(paused)
 
     def _on_jump(self, t: float) -> None:
         self._reposition(t)

@@ -41,6 +41,7 @@ class SpokenRecord:
     planned: float | None = None  # the film time it was meant to start at
     speed: float = 1.0  # how fast the clip was played (fitting a gap, following the film)
     wall_requested: float = 0.0  # when play() was called
+    paused_for: float = 0.0  # seconds the sentence was held because the user paused the film
 
 
 class SpeechOutput(QObject):
@@ -86,6 +87,7 @@ class SpeechOutput(QObject):
         self._mpv_module = mpv
         self._mpv.register_event_callback(self._on_event)
         self._closed = False
+        self._paused_since: float | None = None
 
     @property
     def engine_name(self) -> str:
@@ -165,9 +167,25 @@ class SpeechOutput(QObject):
         self._record = rec
         self._current = clip
         if not self._closed:
+            if self._paused_since is not None:
+                self._paused_since = None
+                self._mpv.pause = False
             self._mpv.speed = speed
             self._mpv.loadfile(str(clip.path))
         return rec
+
+    def set_paused(self, paused: bool) -> None:
+        """Hold the current sentence (the user paused the film) or let it go on."""
+        if self._closed or paused == (self._paused_since is not None):
+            return
+        now = time.monotonic()
+        if paused:
+            self._paused_since = now
+        else:
+            if self._record is not None and self._paused_since is not None:
+                self._record.paused_for += now - self._paused_since
+            self._paused_since = None
+        self._mpv.pause = paused
 
     def stop(self) -> None:
         """Silence now. A record being spoken is closed as interrupted."""
@@ -215,7 +233,7 @@ class SpeechOutput(QObject):
             return
         # Some audio outputs (the null one in tests, some Bluetooth sinks) report the end while
         # their buffer still plays; the clip's own length is the truth, so wait for it.
-        remaining = rec.wall_start + rec.duration - time.monotonic()
+        remaining = rec.wall_start + rec.duration + rec.paused_for - time.monotonic()
         if remaining > 0.02:
             QTimer.singleShot(int(remaining * 1000), lambda r=rec: self._finish(r))
         else:

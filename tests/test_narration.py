@@ -168,3 +168,19 @@ def test_describe_now_after_a_cue_has_ended_repeats_the_latest_cue(run, clip):
     c.open(clip)
     desc = c.narrator.describe_now(13.0)  # the last cue ended at 11.5
     assert desc.text == "Still moving." and desc.start == 13.0 and desc.source == "now"
+
+
+def test_speech_follows_film_speed_and_holds_when_the_user_pauses(run, clip):
+    c = run(verbosity=1, speed=1.5)
+    c.open(clip)
+    rec = wait_for(lambda: next(iter(track_records(c)), None), timeout=10)
+    assert rec.speed == pytest.approx(1.5)
+    c.play_pause()  # the user pauses while the narrator speaks
+    wait_for(lambda: c.speech._mpv.pause is True, timeout=2)  # noqa: SLF001
+    pump(0.6)
+    assert rec.wall_end is None  # held, not cut off
+    c.play_pause()
+    wait_for(lambda: rec.wall_end is not None, timeout=5)
+    assert not rec.interrupted
+    assert rec.paused_for >= 0.5
+    assert rec.wall_end - rec.wall_start == pytest.approx(rec.duration + rec.paused_for, abs=0.3)
