@@ -77,13 +77,13 @@ def decide(late: float, waited: float, room: float | None, duration: float,
         return Decision("drop", reason="stale")
     if room is None:
         room = math.inf
+    # The whole sentence, then the whole sentence a little faster, then its first clauses.
     options = [(duration, False)]
     if short_duration is not None:
         options.append((short_duration, True))
     for length, short in options:
         if length <= room:
             return Decision("speak", 1.0, short, "fits")
-    for length, short in options:
         if room > 0 and length <= room * MAX_SPEEDUP:
             return Decision("speak", length / room, short, "faster")
     if mode == "pause":

@@ -30,6 +30,7 @@ class LaunchOptions:
     speech_options: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, object] = field(default_factory=dict)
     quit_after: float = 0.0
+    record: str | None = None
 
 
 def demo_path() -> Path | None:
@@ -65,6 +66,23 @@ def build_controller(wid: int | None, opts: LaunchOptions,
     if not choice.chain:
         speech.notes = choice.notes
     return Controller(playback, speech, settings)
+
+
+def write_record(controller: Controller, path: str) -> None:
+    """What was spoken and when, and what was left out and why, as JSON."""
+    import json  # noqa: PLC0415
+    from dataclasses import asdict  # noqa: PLC0415
+
+    data = {
+        "spoken": [asdict(r) for r in controller.speech.records],
+        "skipped": [{"text": s.desc.text, "start": s.desc.start, "reason": s.reason, "at": s.at}
+                    for s in controller.narrator.skips],
+    }
+    try:
+        Path(path).write_text(json.dumps(data, indent=1), encoding="utf-8")
+    except OSError as exc:
+        print(f"Problem: the record could not be written to {path}: {exc.strerror or exc}",
+              file=sys.stderr)
 
 
 def _quit_timer(app: QCoreApplication, seconds: float) -> None:
@@ -104,6 +122,8 @@ def run_gui(opts: LaunchOptions) -> int:
     if opts.video:
         win.open_path(opts.video, opts.descriptions)
     _quit_timer(app, opts.quit_after)
+    if opts.record:
+        app.aboutToQuit.connect(lambda: write_record(controller, opts.record or ""))
     app.aboutToQuit.connect(controller.close)
     code = app.exec()
     controller.close()
@@ -134,6 +154,8 @@ def run_terminal(opts: LaunchOptions) -> int:
     _quit_timer(app, opts.quit_after)
     code = app.exec()
     ui.stop()
+    if opts.record:
+        write_record(controller, opts.record)
     controller.close()
     return code
 

@@ -57,6 +57,9 @@ def parser() -> argparse.ArgumentParser:
                         "--mpv input-ipc-server=/tmp/mpv.sock (repeatable)")
     p.add_argument("--quit-after", type=float, default=0.0, metavar="SECONDS",
                    help="quit after this many seconds (for demonstrations and scripts)")
+    p.add_argument("--record", metavar="FILE",
+                   help="on quitting, write what was spoken and when (and what was left out "
+                        "and why) to FILE as JSON")
     p.add_argument("--keys", action="store_true", help="print the keyboard commands and exit")
     p.add_argument("--log-level", default=os.environ.get("NARRATE_LOG", "WARNING"),
                    help="logging level (default WARNING)")
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     speech = {"ao": args.speech_ao} if args.speech_ao else {}
     opts = LaunchOptions(video=video, descriptions=args.descriptions, gui=not args.no_gui,
                          film_options=film, speech_options=speech, overrides=overrides,
-                         quit_after=args.quit_after)
+                         quit_after=args.quit_after, record=args.record)
     if opts.gui and not has_display():
         print("No display found: starting in terminal mode.", file=sys.stderr)
         opts.gui = False

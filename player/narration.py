@@ -87,6 +87,8 @@ class Narrator(QObject):
     def set_timeline(self, timeline: Timeline) -> None:
         self._timeline = timeline
         self._rebuild()
+        # Synthesize the first sentences while the film is still loading.
+        self._prepare_ahead(self._playback.time_pos if self._last_t is not None else 0.0)
 
     def set_settings(self, settings: Settings) -> None:
         old = self._settings

@@ -196,3 +196,19 @@ def test_doctor_names_the_fix_for_a_missing_part(tmp_path):
     assert result.returncode == 1
     assert "libmpv (playback): MISSING." in result.stdout
     assert "sudo apt install libmpv2" in result.stdout.split("To fix")[1]
+
+
+def test_record_says_what_was_spoken_and_when(tmp_path):
+    short = media.make_clip(tmp_path, name="rec.mp4", seconds=4.0)
+    media.write_vtt(tmp_path, [(0.5, 2.0, "Coloured bars fill the screen.", 1)],
+                    name="rec.descriptions.vtt")
+    record = tmp_path / "record.json"
+    result = narrate(str(short), "--ao", "null", "--speech-ao", "null", "--record", str(record),
+                     env=no_display_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(record.read_text())
+    spoken = data["spoken"][0]
+    assert spoken["text"] == "Coloured bars fill the screen."
+    assert abs(spoken["media_start"] - spoken["planned"]) <= 0.1
+    assert spoken["media_end"] > spoken["media_start"] and spoken["mode"] == "duck"
+    assert data["skipped"] == []
