@@ -18,6 +18,7 @@ from player import settings as settings_store
 from player.analysis import DialogueScanner
 from player.media_check import codec_error_message
 from player.narration import Narrator
+from player.perception import Perception
 from player.playback import MediaInfo, Playback
 from player.settings import VERBOSITY_NAMES, Settings
 from player.speech_output import SpeechOutput
@@ -57,6 +58,14 @@ class Controller(QObject):
         self.settings = settings.normalized()
         self._save = save_settings
         self.narrator = Narrator(playback, speech, self.settings, self)
+        self.perception = Perception(parent=self)
+        self.perception.descriptions.connect(self.narrator.add_descriptions)
+        self.perception.answer.connect(self._on_answer)
+        self.perception.problem.connect(lambda text: self.message.emit(text, "info"))
+        playback.seeked.connect(self.perception.seek)
+        self._track_loaded = False
+        self._asked: str | None = None
+        self._told_source = False
         self.scanner = DialogueScanner(self)
         self.scanner.progress.connect(self._on_gaps)
         self.scanner.problem.connect(lambda text: self.message.emit(text, "error"))
@@ -97,6 +106,8 @@ class Controller(QObject):
     def open(self, path: str | Path, descriptions: str | Path | None = None) -> bool:
         self.narrator.stop()
         self.scanner.stop()
+        self.perception.stop_lookahead()
+        self._track_loaded = False
         self.narrator.gaps.update([], [], has_audio=True)
         self.media = None
         self.narrator.set_timeline(Timeline([], []))
@@ -120,6 +131,7 @@ class Controller(QObject):
         if len(result.problems) > 5:
             self.message.emit(f"{track.name}: {len(result.problems) - 5} more problems.", "error")
         self.narrator.set_timeline(result.timeline)
+        self._track_loaded = True
         n = len(result.timeline.descriptions)
         self.message.emit(f"Loaded {n} description{'s' if n != 1 else ''} from {track.name}.",
                           "info")
@@ -144,6 +156,11 @@ class Controller(QObject):
         self.media_loaded.emit(info)
         if info.has_video or info.has_audio:
             self.scanner.start(info.path, info.duration, at=self.playback.time_pos)
+        if info.has_video and self.settings.live_analysis:
+            # A description track written by a person is better than ours: with one loaded,
+            # live analysis only answers "describe now" and questions.
+            self.perception.start(info.path, at=self.playback.time_pos,
+                                  compose=not self._track_loaded)
         name = Path(info.path).name
         if not info.has_video and info.has_audio:
             text = (f"{name} has sound but no picture. It plays, but there is nothing on screen "
@@ -233,7 +250,33 @@ class Controller(QObject):
         if not self._need_media():
             return
         self.message.emit("Describing...", "state")
-        self.narrator.deliver(self.narrator.describe_now(self.playback.time_pos))
+        t = self.playback.time_pos
+        if self.settings.live_analysis and self.media is not None and self.media.has_video and \
+                self.perception.describe_now(t, self.playback.frame_rgb()):
+            return  # the answer arrives in _on_answer, in a fraction of a second
+        self.narrator.deliver(self.narrator.describe_now(t))
+
+    @Slot(float, str)
+    def _on_answer(self, t: float, seen: str) -> None:
+        question, self._asked = self._asked, None
+        track = self.narrator.describe_now(t)
+        has_track = track.text and not track.text.startswith("No description is available")
+        if seen:
+            text = seen
+        elif has_track:
+            text = track.text
+        else:
+            text = "I can't make out any people or text in this picture."
+        if not self._told_source:
+            self._told_source = True
+            text += (" This comes from people and text detection; no vision-language model is "
+                     "set up.")
+        if question is not None:
+            text = (f"I can't answer free questions yet: no vision-language model is set up. "
+                    f"What I can detect: {text}")
+            self.narrator.deliver(Description(start=t, text=text, source="answer"))
+            return
+        self.narrator.deliver(Description(start=t, text=text, source="now"))
 
     def repeat_last(self) -> None:
         if not self.narrator.repeat_last():
@@ -245,7 +288,13 @@ class Controller(QObject):
         if not question:
             self.message.emit("Type a question first.", "info")
             return ""
-        now = self.narrator.describe_now(self.playback.time_pos)
+        t = self.playback.time_pos
+        if self.settings.live_analysis and self.media is not None and self.media.has_video and \
+                self.perception.describe_now(t, self.playback.frame_rgb()):
+            self._asked = question
+            self.message.emit("Looking...", "state")
+            return ""
+        now = self.narrator.describe_now(t)
         answer = ("I can't look at the picture to answer questions yet: no vision-language model "
                   f"is set up. The description for this moment is: {now.text}")
         self.narrator.deliver(replace(now, text=answer, source="answer"))
@@ -288,6 +337,7 @@ class Controller(QObject):
         self.apply_settings(replace(self.settings, **changes))  # type: ignore[arg-type]
 
     def close(self) -> None:
+        self.perception.close()
         self.scanner.stop()
         self.narrator.stop()
         self.speech.close()

@@ -90,6 +90,24 @@ class Narrator(QObject):
         # Synthesize the first sentences while the film is still loading.
         self._prepare_ahead(self._playback.time_pos if self._last_t is not None else 0.0)
 
+    def add_descriptions(self, descs: list[Description]) -> None:
+        """Add descriptions found while playing (live analysis) without disturbing the one being
+        waited for; those already in the past are kept for "describe now" but not said."""
+        if not descs:
+            return
+        self._timeline = Timeline([*self._timeline.descriptions, *descs], self._timeline.gaps)
+        t = self._last_t if self._last_t is not None else 0.0
+        head = self._queue[self._next] if self._next < len(self._queue) else None
+        for d in descs:
+            if d.level > self._settings.verbosity or d.start < t - STALE_AFTER:
+                continue
+            i = bisect.bisect_right(self._starts, d.start)
+            i = max(i, self._next + (1 if head is not None and self._first_seen is not None
+                                     else 0))
+            self._queue.insert(i, d)
+            self._starts.insert(i, d.start)
+        self._prepare_ahead(t)
+
     def set_settings(self, settings: Settings) -> None:
         old = self._settings
         self._settings = settings

@@ -38,6 +38,7 @@ class Settings:
     verbosity: int = 2
     speech_output: str = "voice"
     speech_engine: str = "auto"
+    live_analysis: bool = True
     voice: str = "en-us"
     speech_rate: int = 175
     speech_volume: float = 100.0

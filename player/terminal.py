@@ -132,7 +132,7 @@ class TerminalUI(QObject):
         elif name == "ask":
             question = self._prompt("Question about this frame: ")
             if question:
-                self._write(f"Answer: {self.c.ask(question)}")
+                self.c.ask(question)  # the answer is printed when it is spoken
         elif name == "settings":
             self._write(f"Settings are kept in {settings_path()}; edit that file while the "
                         f"player is closed, or use the window.")

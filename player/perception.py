@@ -1,0 +1,191 @@
+"""Live scene analysis for the player: look-ahead frames, the analysis worker, the composer.
+
+A reader decodes the film ahead of the playhead and feeds sampled frames to one worker thread
+that owns the perception models (people and poses, faces, on-screen text, shots, scene cues).
+"Describe now" sends the frame on screen to the same worker at the highest priority. Results
+come back to the Qt thread only through signals; the composer (cheap) runs here and turns them
+into descriptions for the narrator.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from models.composer import Composer
+from models.types import Description, Observation
+
+log = logging.getLogger(__name__)
+
+LOOKAHEAD_FPS = 2.0
+FRAME_WIDTH = 640
+INSTALL_HINT = "pip install 'video-narrator[perception]'"
+
+
+def default_stages() -> tuple[list[Any], list[str]]:
+    """The perception stages that can be built here, and notes on those that cannot."""
+    stages: list[Any] = []
+    notes: list[str] = []
+    factories: list[tuple[str, Callable[[], Any]]] = []
+
+    def add(label: str, module: str, cls: str) -> None:
+        def make() -> Any:
+            import importlib  # noqa: PLC0415
+
+            return getattr(importlib.import_module(module), cls)()
+
+        factories.append((label, make))
+
+    add("shot changes", "models.perception.shots", "ShotStage")
+    add("scene", "models.perception.scene", "SceneStage")
+    add("people and poses", "models.perception.pose", "PoseStage")
+    add("faces", "models.perception.faces", "FaceStage")
+    add("on-screen text", "models.perception.ocr", "TextStage")
+    for label, make in factories:
+        try:
+            stage = make()
+            problem = stage.problem()
+        except ImportError as exc:
+            notes.append(f"{label} is off: {exc.name or exc} is not installed ({INSTALL_HINT}).")
+            continue
+        except Exception as exc:  # noqa: BLE001 - one broken stage must not stop the rest
+            notes.append(f"{label} is off: {exc}.")
+            continue
+        if problem:
+            notes.append(f"{label} is off: {problem}")
+        else:
+            stages.append(stage)
+    return stages, notes
+
+
+def frame_array(frame: tuple[int, int, bytes], width: int = FRAME_WIDTH) -> np.ndarray:
+    """mpv's RGB screenshot as an (H, W, 3) array, scaled down to ``width`` at most."""
+    w, h, data = frame
+    image = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
+    if w > width:
+        step = int(np.ceil(w / width))
+        image = image[::step, ::step]
+    return np.ascontiguousarray(image)
+
+
+class Perception(QObject):
+    """Runs the analysis for one film at a time; emits descriptions and describe-now answers."""
+
+    descriptions = Signal(object)  # list[Description], from the look-ahead
+    answer = Signal(float, str)  # film time, text: the describe-now answer
+    problem = Signal(str)
+    _result = Signal(object)
+    _problem = Signal(str, str)
+
+    def __init__(self, stages_factory: Callable[[], tuple[list[Any], list[str]]] = default_stages,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._factory = stages_factory
+        self._worker: Any = None
+        self._lookahead: Any = None
+        self._composer = Composer()
+        self._observations: list[Observation] = []
+        self._now_tokens: dict[int, float] = {}
+        self.stage_names: list[str] = []
+        self.notes: list[str] = []
+        self.compose = True
+        self._tried = False
+        self._result.connect(self._on_result)
+        self._problem.connect(lambda name, text: self.problem.emit(f"{name} stopped: {text}"))
+
+    @property
+    def available(self) -> bool:
+        return bool(self.stage_names)
+
+    def _ensure_worker(self) -> bool:
+        if self._worker is not None:
+            return True
+        if self._tried:
+            return False
+        self._tried = True
+        try:
+            from models.worker import AnalysisWorker  # noqa: PLC0415
+        except ImportError as exc:
+            self.problem.emit(f"Live scene analysis is off: {exc}.")
+            return False
+        stages, notes = self._factory()
+        self.notes = notes
+        for note in notes:
+            self.problem.emit(note)
+        if not stages:
+            return False
+        self.stage_names = [s.name for s in stages]
+        self._worker = AnalysisWorker(stages, on_result=self._result.emit,
+                                      on_problem=self._problem.emit)
+        return True
+
+    def start(self, path: str | Path, at: float = 0.0, compose: bool = True) -> None:
+        """Analyse ``path`` ahead of the playhead from ``at``; compose descriptions if asked."""
+        self.stop_lookahead()
+        self.compose = compose
+        self._composer = Composer()
+        self._observations = []
+        if not self._ensure_worker():
+            return
+        from models.reader import ReaderError  # noqa: PLC0415
+        from models.worker import LookAhead  # noqa: PLC0415
+
+        try:
+            self._lookahead = LookAhead(str(path), self._worker, fps=LOOKAHEAD_FPS,
+                                        max_width=FRAME_WIDTH, start=at)
+            self._lookahead.start()
+        except ReaderError as exc:
+            self._lookahead = None
+            self.problem.emit(str(exc))
+
+    def seek(self, t: float) -> None:
+        if self._lookahead is not None:
+            self._lookahead.seek(t)
+            self._composer.reset()
+
+    def describe_now(self, t: float, frame: tuple[int, int, bytes] | None) -> bool:
+        """Ask the worker about the frame on screen, ahead of everything else."""
+        if frame is None or not self._ensure_worker():
+            return False
+        from models.worker import Priority, Request  # noqa: PLC0415
+
+        token = self._worker.submit(Request(Priority.NOW, t, frame_array(frame), kind="now"))
+        self._now_tokens[token] = t
+        return True
+
+    @Slot(object)
+    def _on_result(self, result: Any) -> None:
+        observations = list(result.observations)
+        request = result.request
+        token = getattr(request, "token", None)
+        if token in self._now_tokens:
+            t = self._now_tokens.pop(token)
+            context = [o for o in self._observations if t - 8.0 <= o.t <= t]
+            self.answer.emit(t, Composer.describe(context + observations, t + 0.05))
+            return
+        self._observations += observations
+        if len(self._observations) > 20000:
+            self._observations = self._observations[-10000:]
+        if self.compose:
+            descs: Sequence[Description] = self._composer.feed(observations)
+            if descs:
+                self.descriptions.emit(list(descs))
+
+    def observations(self) -> list[Observation]:
+        return list(self._observations)
+
+    def stop_lookahead(self) -> None:
+        if self._lookahead is not None:
+            self._lookahead.stop()
+            self._lookahead = None
+
+    def close(self) -> None:
+        self.stop_lookahead()
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
