@@ -13,6 +13,8 @@ from player import __version__
 EPILOG = """\
 Commands:
   narrate doctor      report what is installed and working, with a fix for each missing part
+  narrate prepare VIDEO...
+                      analyse videos in advance and write a description track beside each
   narrate export VIDEO -o OUT [--vtt FILE]
                       write a copy of VIDEO with an added audio-description track, and/or
                       the descriptions as placed in the pauses (see: narrate export --help)
@@ -49,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the narrator's voice: espeak-ng (auto, pyttsx3, espeak-ng) or the "
                         "natural piper voice")
     p.add_argument("--no-narration", action="store_true", help="start with narration off")
+    p.add_argument("--no-analysis", action="store_true",
+                   help="no live scene analysis: speak only description tracks")
     p.add_argument("--vo", help="mpv video output for the film (for example gpu, x11, null, tct)")
     p.add_argument("--ao", help="mpv audio output for the film (for example pulse, alsa, null)")
     p.add_argument("--speech-ao", help="mpv audio output for narration speech")
@@ -69,6 +73,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["prepare"] and not Path("prepare").exists():
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        from player.prepare import main as prepare_main  # noqa: PLC0415
+
+        return prepare_main(argv[1:])
     if argv[:1] == ["export"] and not Path("export").exists():
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         from player.describe import main as export_main  # noqa: PLC0415
@@ -105,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["speech_output"] = args.speech
     if args.speech_engine:
         overrides["speech_engine"] = args.speech_engine
+    if args.no_analysis:
+        overrides["live_analysis"] = False
     if args.no_narration:
         overrides["narration"] = False
     film = {k: v for k, v in (("vo", args.vo), ("ao", args.ao)) if v}

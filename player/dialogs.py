@@ -7,6 +7,7 @@ import re
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -83,6 +84,11 @@ class SettingsDialog(QDialog):
         self.engine.setCurrentIndex(SPEECH_ENGINES.index(settings.speech_engine))
         name(self.engine, "Voice engine",
              "Automatic uses espeak-ng; the natural voice (piper) needs the piper extra.")
+        self.analysis = name(QCheckBox("Describe what the camera sees (live scene analysis)"),
+                             "Live scene analysis",
+                             "Finds people, poses, faces and on-screen text as the film plays. "
+                             "Off: only description tracks are spoken.")
+        self.analysis.setChecked(settings.live_analysis)
         self.voice = name(QLineEdit(settings.voice), "Voice",
                           "An espeak-ng voice name, for example en-us or en-gb.")
         self.rate = QSpinBox()
@@ -110,6 +116,7 @@ class SettingsDialog(QDialog):
             lab.setBuddy(widget)
             form.addRow(lab, widget)
         layout.addLayout(form)
+        layout.addWidget(self.analysis)
         keys_label = QLabel("Keys (separate several keys with a comma and a space)")
         layout.addWidget(keys_label)
         keys = effective_keys(settings.keymap)
@@ -167,6 +174,7 @@ class SettingsDialog(QDialog):
         self.result_settings = replace(
             self._settings, speech_output=str(self.route.currentData()),
             speech_engine=str(self.engine.currentData()),
+            live_analysis=self.analysis.isChecked(),
             voice=self.voice.text().strip() or "en-us", speech_rate=self.rate.value(),
             speech_volume=float(self.speech_volume.value()), duck_db=self.duck.value(),
             keymap=overrides)
