@@ -23,7 +23,7 @@ system-packages:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,piper]'
+	$(PY) -m pip install --quiet -e '.[test,piper,perception]'
 	touch $(STAMP)
 
 lint: setup

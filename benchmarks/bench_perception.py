@@ -1,0 +1,78 @@
+"""Analysis speed: pose + faces + on-screen text + shots + scene + dialogue detection together.
+
+Makes a 720p clip from the bundled demo (real people, signs, titles, speech), runs the look-ahead
+analysis over it at the default sampling (2 frames a second), and prints: the speed as a
+multiple of real time (target: at least 2x on 2 CPU cores), the peak memory of the process
+(target: under 1.5 GB), and the median time per frame of each stage.
+
+    .venv/bin/python benchmarks/bench_perception.py
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from models.gaps import analyse  # noqa: E402
+from models.reader import FrameReader  # noqa: E402
+from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, default_stages  # noqa: E402
+
+
+def make_720p(folder: Path) -> Path:
+    out = folder / "demo-720p.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(ROOT / "assets" / "demo.mp4"),
+                    "-vf", "scale=1280:720,fps=25", "-c:v", "libx264", "-preset", "veryfast",
+                    "-c:a", "copy", str(out)], check=True)
+    return out
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_720p(Path(tmp))
+        stages, notes = default_stages()
+        for note in notes:
+            print("note:", note)
+        print("stages:", ", ".join(s.name for s in stages))
+        per_stage: dict[str, list[float]] = defaultdict(list)
+        began = time.monotonic()
+        gaps = analyse(clip, use_cache=False)
+        vad_seconds = time.monotonic() - began
+        reader = FrameReader(str(clip), fps=LOOKAHEAD_FPS, max_width=FRAME_WIDTH)
+        reader.start()
+        frames = 0
+        frames_began = time.monotonic()
+        for frame in reader.frames():
+            frames += 1
+            for stage in stages:
+                t0 = time.perf_counter()
+                stage.process(frame.t, frame.image)
+                per_stage[stage.name].append(time.perf_counter() - t0)
+        reader.stop()
+        vision_seconds = time.monotonic() - frames_began
+        total = vad_seconds + vision_seconds
+        duration = gaps.duration
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"clip: {duration:.1f} s of 1280x720 video, {frames} frames analysed "
+              f"({LOOKAHEAD_FPS:g} per second, scaled to {FRAME_WIDTH} wide)")
+        print(f"dialogue detection: {vad_seconds:.2f} s ({duration / vad_seconds:.0f}x real time)")
+        print(f"frames (decode + all stages): {vision_seconds:.2f} s")
+        print(f"all together: {total:.2f} s = {duration / total:.2f}x real time "
+              f"(target: at least 2x)")
+        print(f"peak memory: {peak_mb:.0f} MB (target: under 1500 MB)")
+        for name, values in per_stage.items():
+            ms = [v * 1000 for v in values]
+            print(f"  {name}: median {statistics.median(ms):.1f} ms per frame, "
+                  f"max {max(ms):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

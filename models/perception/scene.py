@@ -1,0 +1,284 @@
+"""Cheap per-frame cues: how bright, fading, which colours, and how the camera moves.
+
+:class:`SceneStage` emits one ``"scene"`` observation for every frame it processes (see the
+schema in :mod:`models.perception`); the composer decides what is worth saying.
+
+Conventions:
+
+- ``brightness`` is the mean luma (BT.601) from 0 (black) to 1 (white); ``dark`` is
+  ``brightness < 0.15``.
+- ``fade`` is ``"from black"`` while the picture is rising out of a black frame seen within the
+  last two seconds, ``"to black"`` while it falls steadily towards black (two or more falling
+  steps, ending dark), otherwise ``None``.
+- ``colours`` are plain names (black, white, grey, red, orange, yellow, green, blue, purple,
+  pink, brown, beige) covering at least 10 % of the picture, most first, at most three.
+- ``motion`` names the camera's movement, not the content's: "pan right" means the camera
+  turns right, so the content slides left across the screen; "tilt up" means the content slides
+  down; "zoom in" means the content grows from the centre. "shaky" is a translation that keeps
+  reversing; "still" covers no camera movement and the first frame after a cut.
+
+This module also holds the small frame helpers the other stages share (:func:`prepare_frame`,
+:func:`shrink`). OpenCV is imported only when a frame is processed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.types import Observation
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 8
+"""Frames smaller than this (either side) are ignored by every stage."""
+
+COLOUR_NAMES = ("black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple",
+                "pink", "brown", "beige")
+
+CV2_HINT = "OpenCV is not installed: pip install opencv-python-headless"
+
+
+def load_cv2() -> tuple[Any, str]:
+    """The ``cv2`` module, or None and an install hint."""
+    try:
+        import cv2
+    except ImportError as exc:
+        return None, f"{CV2_HINT} ({exc})"
+    return cv2, ""
+
+
+def prepare_frame(frame: Any) -> np.ndarray | None:
+    """``frame`` as a contiguous RGB ``uint8`` array (h, w, 3), or None when it is unusable.
+
+    Grayscale (h, w) and (h, w, 1) frames are widened to three channels, an alpha channel is
+    dropped and float frames in 0..1 are scaled. Frames smaller than :data:`MIN_SIDE` pixels,
+    empty ones and other shapes give None.
+    """
+    try:
+        arr = np.asarray(frame)
+    except Exception:  # noqa: BLE001 - anything that is not array-like is simply unusable
+        return None
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        return None
+    if arr.shape[0] < MIN_SIDE or arr.shape[1] < MIN_SIDE:
+        return None
+    arr = arr[:, :, :3]
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f":
+            scale = 255.0 if float(np.nanmax(arr)) <= 1.0 else 1.0
+            arr = np.nan_to_num(arr * scale)
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def shrink(rgb: np.ndarray, width: int, cv2: Any = None) -> np.ndarray:
+    """``rgb`` scaled down (never up) to at most ``width`` pixels wide, aspect kept."""
+    h, w = rgb.shape[:2]
+    if w <= width:
+        return rgb
+    height = max(1, round(h * width / w))
+    if cv2 is not None:
+        return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    rows = (np.arange(height) * h / height).astype(int)
+    cols = (np.arange(width) * w / width).astype(int)
+    return np.ascontiguousarray(rgb[rows][:, cols])
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB uint8 image, float32 0..1."""
+    f = rgb.astype(np.float32)
+    return (0.299 * f[:, :, 0] + 0.587 * f[:, :, 1] + 0.114 * f[:, :, 2]) / 255.0
+
+
+def colour_names(rgb: np.ndarray, cv2: Any, share: float = 0.10, most: int = 3) -> list[str]:
+    """Basic colour names covering at least ``share`` of ``rgb``, most first."""
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.float32)
+    h = hsv[:, 0] * 2.0  # degrees 0..360
+    s = hsv[:, 1] / 255.0
+    v = hsv[:, 2] / 255.0
+    idx = np.full(h.shape, COLOUR_NAMES.index("grey"), dtype=np.int8)
+
+    def put(mask: np.ndarray, name: str) -> None:
+        idx[mask] = COLOUR_NAMES.index(name)
+
+    chroma = (s >= 0.2) & (v >= 0.18)
+    put(chroma & ((h < 15) | (h >= 345)), "red")
+    put(chroma & (h >= 15) & (h < 40), "orange")
+    put(chroma & (h >= 40) & (h < 70), "yellow")
+    put(chroma & (h >= 70) & (h < 165), "green")
+    put(chroma & (h >= 165) & (h < 255), "blue")
+    put(chroma & (h >= 255) & (h < 290), "purple")
+    put(chroma & (h >= 290) & (h < 345), "pink")
+    warm = chroma & ((h < 45) | (h >= 345))
+    put(warm & (v < 0.55), "brown")
+    put(chroma & ((h < 15) | (h >= 320)) & (s < 0.5) & (v >= 0.75), "pink")
+    put((h >= 20) & (h < 55) & (s >= 0.08) & (s < 0.35) & (v >= 0.7), "beige")
+    put((s < 0.2) & (v >= 0.85), "white")
+    put(v < 0.18, "black")
+    counts = np.bincount(idx, minlength=len(COLOUR_NAMES)) / max(1, idx.size)
+    order = np.argsort(-counts, kind="stable")
+    return [COLOUR_NAMES[i] for i in order[:most] if counts[i] >= share]
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """Thresholds of :class:`SceneStage`."""
+
+    width: int = 160
+    """Frames are scaled down to this width before any measurement."""
+    dark_below: float = 0.15
+    black_below: float = 0.06
+    """A frame this dark counts as black for fades."""
+    pan_speed: float = 0.04
+    """Global motion, in frame widths (or heights) per second, that counts as camera movement."""
+    zoom_speed: float = 0.06
+    """Relative growth per second that counts as a zoom."""
+    cut_luma: float = 0.25
+    """Mean luma difference above which two frames are treated as a cut (motion "still")."""
+    min_response: float = 0.1
+    """Least phase-correlation peak (0..1) for a translation to be trusted."""
+    max_gap: float = 1.5
+    """Seconds between frames beyond which motion is not measured."""
+
+
+class SceneStage:
+    """Brightness, fades, dominant colours and camera motion for every frame."""
+
+    name = "scene"
+
+    def __init__(self, options: SceneOptions | None = None) -> None:
+        self.options = options or SceneOptions()
+        self._cv2, self._problem = load_cv2()
+        self._levels: deque[tuple[float, float]] = deque(maxlen=12)
+        self._shifts: deque[tuple[float, float]] = deque(maxlen=5)
+        self._prev: tuple[float, np.ndarray] | None = None
+
+    def problem(self) -> str:
+        return self._problem
+
+    def reset(self) -> None:
+        self._levels.clear()
+        self._shifts.clear()
+        self._prev = None
+
+    def flush(self) -> list[Observation]:
+        return []
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        cv2 = self._cv2
+        rgb = prepare_frame(frame)
+        if cv2 is None or rgb is None:
+            return []
+        if self._prev is not None and t <= self._prev[0]:
+            self.reset()  # a seek backwards, or the same frame again
+        small = shrink(rgb, self.options.width, cv2)
+        gray = luma(small)
+        brightness = float(gray.mean())
+        self._levels.append((t, brightness))
+        fade = self._fade(t)
+        motion = self._motion(t, gray)
+        colours = colour_names(small, cv2)
+        dark = brightness < self.options.dark_below
+        data = {"brightness": round(brightness, 3), "dark": dark, "fade": fade,
+                "colours": colours, "motion": motion}
+        words = ["dark" if dark else f"brightness {brightness:.2f}"]
+        if fade:
+            words.append(f"fading {fade}")
+        if colours:
+            words.append(", ".join(colours))
+        words.append(motion)
+        return [Observation(t=t, kind="scene", text="; ".join(words), data=data)]
+
+    def _fade(self, t: float) -> str | None:
+        recent = [(ti, b) for ti, b in self._levels if t - ti <= 2.0 + 1e-6]
+        if len(recent) < 2:
+            return None
+        black = self.options.black_below
+        levels = [b for _, b in recent]
+        now, before = levels[-1], levels[-2]
+        # From black: a black frame, then a steady rise up to now, still rising.
+        if now > black and now - before > 0.01:
+            i = len(levels) - 1
+            while i > 0 and levels[i - 1] <= levels[i] + 0.005 and levels[i] > black:
+                i -= 1
+            if levels[i] <= black and i < len(levels) - 1:
+                return "from black"
+        # To black: at least two falling steps from a brighter frame, ending dark.
+        if now < before - 0.005 and now < self.options.dark_below:
+            i = len(levels) - 1
+            while i > 0 and levels[i - 1] > levels[i] + 0.005:
+                i -= 1
+            steps = len(levels) - 1 - i
+            if steps >= 2 and levels[i] - now > 0.05:
+                return "to black"
+        if now <= black < before and len(levels) >= 3 and levels[-3] > before + 0.005:
+            return "to black"
+        return None
+
+    def _motion(self, t: float, gray: np.ndarray) -> str:
+        """Camera motion between the previous frame and this one.
+
+        Translation comes from phase correlation (trusted when its peak response is at least
+        ``min_response``); zoom from a Farneback flow field, as the mean radial flow after the
+        median translation is taken off. Flat pictures and cuts are "still".
+        """
+        cv2, opt = self._cv2, self.options
+        prev, self._prev = self._prev, (t, gray)
+        if prev is None or t - prev[0] > opt.max_gap or prev[1].shape != gray.shape:
+            self._shifts.clear()
+            return "still"
+        dt, before = t - prev[0], prev[1]
+        if float(np.abs(gray - before).mean()) > opt.cut_luma or float(gray.std()) < 0.02:
+            self._shifts.clear()
+            return "still"
+        h, w = gray.shape
+        window = cv2.createHanningWindow((w, h), cv2.CV_64F)
+        (px, py), response = cv2.phaseCorrelate(before.astype(np.float64),
+                                                gray.astype(np.float64), window)
+        if response < opt.min_response:
+            px = py = 0.0
+        a = (before * 255).astype(np.uint8)
+        b = (gray * 255).astype(np.uint8)
+        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        grad = cv2.Sobel(a, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(a, cv2.CV_32F, 0, 1) ** 2
+        mask = grad > 40.0 ** 2
+        scale = 0.0
+        if mask.mean() >= 0.02:
+            u, v = flow[:, :, 0][mask], flow[:, :, 1][mask]
+            ys, xs = np.nonzero(mask)
+            cx, cy = xs - (w - 1) / 2.0, ys - (h - 1) / 2.0
+            ru, rv = u - float(np.median(u)), v - float(np.median(v))
+            scale = float((cx * ru + cy * rv).sum() / max(1e-6, (cx * cx + cy * cy).sum()))
+        sx, sy = px / w / dt, py / h / dt  # frame sizes per second, content's direction
+        self._shifts.append((sx, sy))
+        if self._shaky():
+            return "shaky"
+        zoom = scale / dt
+        if abs(zoom) >= opt.zoom_speed and abs(zoom) >= 0.5 * max(abs(sx), abs(sy)):
+            return "zoom in" if zoom > 0 else "zoom out"
+        if max(abs(sx), abs(sy)) < opt.pan_speed:
+            return "still"
+        if abs(sx) >= abs(sy):
+            return "pan right" if sx < 0 else "pan left"
+        return "tilt up" if sy > 0 else "tilt down"
+
+    def _shaky(self) -> bool:
+        """True when the last few translations are large and keep reversing."""
+        if len(self._shifts) < 3:
+            return False
+        limit = self.options.pan_speed
+        flips = 0
+        for axis in (0, 1):
+            values = [s[axis] for s in self._shifts if abs(s[axis]) >= limit]
+            pairs = zip(values[:-1], values[1:], strict=True)
+            flips = max(flips, sum(1 for a, b in pairs if a * b < 0))
+        return flips >= 2

@@ -1,0 +1,109 @@
+"""Shot changes on sampled frames: hard cuts and pictures coming back out of black.
+
+:class:`ShotStage` compares each frame with the one before it (the reader samples at a few
+frames a second) with two cheap measures on a 128-pixel-wide copy:
+
+- the HSV histogram difference (half the L1 distance of 8x4x4-bin histograms, 0..1), which
+  ignores motion inside a shot but sees a change of set, light or palette;
+- the mean absolute luma difference (0..1), which sees a change of layout with a similar
+  palette.
+
+Their mean is the frame's score. A frame is a cut when its score clears an adaptive threshold:
+at least ``floor`` and ``ratio`` times the median score of the last ``history`` frames that
+were not cuts (busy, moving footage raises its own bar), or at once when it exceeds ``hard``. Fades are handled
+apart: when the picture comes back out of black (a frame at least ``black_below`` dark, then a
+clearly brighter one), that frame is reported as a shot change, so a fade to black followed by
+a fade from black, which never makes a large step, still counts. ``data["score"]`` is the score
+(or the rise in brightness for a fade).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.perception.scene import load_cv2, luma, prepare_frame, shrink
+from models.types import Observation
+
+
+@dataclass(frozen=True)
+class ShotOptions:
+    """Thresholds of :class:`ShotStage`."""
+
+    width: int = 128
+    floor: float = 0.22
+    """The least score that can be a cut."""
+    hard: float = 0.45
+    """A score this high is a cut whatever the recent history."""
+    ratio: float = 3.0
+    """A cut must also be this many times the recent median score."""
+    history: int = 8
+    """Recent non-cut frames whose scores set the adaptive threshold."""
+    black_below: float = 0.06
+    """Mean luma (0..1) under which a frame counts as black."""
+    rise: float = 0.04
+    """Brightness rise out of black that marks the end of a fade (a new shot)."""
+    max_gap: float = 3.0
+    """Seconds between frames beyond which no comparison is made (a seek, a hole)."""
+
+
+class ShotStage:
+    """Reports a ``"shot"`` observation at every cut and at every picture rising out of black."""
+
+    name = "shots"
+
+    def __init__(self, options: ShotOptions | None = None) -> None:
+        self.options = options or ShotOptions()
+        self._cv2, self._problem = load_cv2()
+        self._scores: deque[float] = deque(maxlen=self.options.history)
+        self._prev: tuple[float, np.ndarray, np.ndarray, float] | None = None
+        self._in_black = False
+
+    def problem(self) -> str:
+        return self._problem
+
+    def reset(self) -> None:
+        self._scores.clear()
+        self._prev = None
+        self._in_black = False
+
+    def flush(self) -> list[Observation]:
+        return []
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        cv2, opt = self._cv2, self.options
+        rgb = prepare_frame(frame)
+        if cv2 is None or rgb is None:
+            return []
+        small = shrink(rgb, opt.width, cv2)
+        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+        lit = (hsv[:, :, 2] > 40).astype(np.uint8)
+        hist = cv2.calcHist([hsv], [0, 1], lit, [12, 4], [0, 180, 0, 256]).ravel()
+        hist = hist / max(1.0, float(hist.sum()))
+        gray = luma(small)
+        brightness = float(gray.mean())
+        gray = gray / max(brightness, 1e-3)  # a fade scales luma: compare shapes, not levels
+        prev, self._prev = self._prev, (t, hist, gray, brightness)
+        was_black = self._in_black
+        self._in_black = brightness < opt.black_below
+        if prev is None or not 0 < t - prev[0] <= opt.max_gap or prev[2].shape != gray.shape:
+            self._scores.clear()
+            return []
+        if self._in_black:
+            return []  # black frames belong to the transition; the shot starts when it ends
+        if was_black:
+            rise = brightness - prev[3]
+            cut, score = rise >= opt.rise, rise
+        else:
+            hist_diff = 0.5 * float(np.abs(hist - prev[1]).sum())
+            luma_diff = float(np.abs(gray - prev[2]).mean())
+            score = 0.5 * (hist_diff + min(1.0, luma_diff))
+            usual = float(np.median(self._scores)) if self._scores else 0.0
+            cut = score >= opt.hard or (score >= opt.floor and score >= opt.ratio * usual)
+        if cut:
+            return [Observation(t=t, kind="shot", text="shot change",
+                                confidence=min(1.0, 0.5 + score), data={"score": round(score, 3)})]
+        self._scores.append(score)
+        return []

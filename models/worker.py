@@ -1,0 +1,437 @@
+"""The analysis worker: one thread per device owns the perception stages and serves requests.
+
+:class:`AnalysisWorker` runs every enabled :class:`~models.perception.Stage` on each requested
+frame, most urgent first (:class:`Priority`: describe-now and questions, then the next gaps, then
+look-ahead), and hands each :class:`Result` to ``on_result`` on its own thread; the player bridges
+that to Qt with a signal. A stage that is unusable at start (``problem()``) or that fails three
+frames in a row is switched off and reported through ``on_problem``; the others keep working.
+
+:class:`LookAhead` feeds a :class:`~models.reader.FrameReader`'s frames to a worker at look-ahead
+priority, keeping only a few queued so urgent requests never wait behind a long backlog.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+from models.perception import Stage
+from models.reader import FrameReader
+from models.types import Observation
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES_IN_A_ROW = 3
+"""Frames in a row a stage may fail on before it is switched off."""
+NO_FRAME = np.zeros((0, 0, 3), dtype=np.uint8)
+NO_FRAME.flags.writeable = False
+
+
+class Priority(IntEnum):
+    """How urgent a request is; lower is served first."""
+
+    NOW = 0
+    """Describe now, or a question about the current frame."""
+    GAP = 1
+    """A frame for a gap that is coming up."""
+    LOOKAHEAD = 2
+    """Analysis ahead of the playhead."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """Analyse ``frame`` (RGB ``uint8``, (height, width, 3)) seen at media time ``t``.
+
+    ``kind`` is a label the caller reads back from the result ("frame" for plain analysis; the
+    worker itself sends "flush" results). ``token`` is given by :meth:`AnalysisWorker.submit`
+    when left at 0.
+    """
+
+    priority: Priority
+    t: float
+    frame: np.ndarray = field(repr=False, compare=False)
+    kind: str = "frame"
+    token: int = 0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the enabled stages saw for ``request``, and how long they took (seconds)."""
+
+    request: Request
+    observations: tuple[Observation, ...]
+    seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """Frames analysed per priority, mean seconds per frame per stage, failures and switched-off
+    stages (name to reason), and requests still queued."""
+
+    done: dict[Priority, int]
+    stage_seconds: dict[str, float]
+    failures: dict[str, int]
+    disabled: dict[str, str]
+    queued: int
+
+
+ResultCallback = Callable[[Result], None]
+ProblemCallback = Callable[[str, str], None]
+
+_RESET = "reset"
+
+
+class AnalysisWorker:
+    """One thread that owns ``stages`` and serves requests by priority, oldest first within one.
+
+    ``on_result`` and ``on_problem`` are called on the worker thread; they must be quick and must
+    not call back into blocking worker methods (:meth:`stop`). ``device`` names the device whose
+    models the stages use ("cpu", "cuda:0"); it names the thread and is shown in logs.
+    """
+
+    def __init__(self, stages: Sequence[Stage], on_result: ResultCallback,
+                 device: str = "cpu", on_problem: ProblemCallback | None = None,
+                 autostart: bool = True) -> None:
+        names = [stage.name for stage in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Each stage needs its own name; these repeat: {names}.")
+        self.device = device
+        self._stages = list(stages)
+        self._on_result = on_result
+        self._on_problem = on_problem
+        self._enabled: list[Stage] = []
+        self._disabled: dict[str, str] = {}
+        self._failures_in_a_row: dict[str, int] = dict.fromkeys(names, 0)
+        self._failures: dict[str, int] = dict.fromkeys(names, 0)
+        self._stage_total: dict[str, float] = dict.fromkeys(names, 0.0)
+        self._stage_count: dict[str, int] = dict.fromkeys(names, 0)
+        self._done: dict[Priority, int] = dict.fromkeys(Priority, 0)
+        self._heap: list[tuple[int, int, Request]] = []
+        self._order = itertools.count()
+        self._tokens = itertools.count(1)
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._busy = False
+        self._last_t = 0.0
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        if autostart:
+            self.start()
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def start(self) -> AnalysisWorker:
+        """Start the worker thread (done by the constructor unless ``autostart=False``)."""
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("This analysis worker was stopped; make a new one.")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name=f"analysis-{self.device}")
+                self._thread.start()
+        return self
+
+    def submit(self, request: Request) -> int:
+        """Queue ``request``; returns its token (a new one when the request's is 0)."""
+        if request.token == 0:
+            request = replace(request, token=next(self._tokens))
+        request = replace(request, priority=Priority(request.priority))
+        with self._cond:
+            if self._stopping:
+                log.debug("request %s after stop ignored", request.token)
+                return request.token
+            heapq.heappush(self._heap, (int(request.priority), next(self._order), request))
+            self._cond.notify_all()
+        return request.token
+
+    def cancel_lookahead(self) -> int:
+        """Drop queued look-ahead requests (after a seek); returns how many were dropped."""
+        return self.cancel(lambda r: r.priority == Priority.LOOKAHEAD and r.kind != _RESET)
+
+    def cancel(self, which: Callable[[Request], bool]) -> int:
+        """Drop the queued requests for which ``which(request)`` is true; returns how many."""
+        with self._cond:
+            keep = [item for item in self._heap if not which(item[2])]
+            dropped = len(self._heap) - len(keep)
+            if dropped:
+                heapq.heapify(keep)
+                self._heap = keep
+                self._cond.notify_all()
+        return dropped
+
+    def reset_stages(self) -> int:
+        """Before any queued request, flush every stage (its observations come as a result of kind
+        "flush") and then reset it. Requests run one after another, so this never cuts into one.
+        Returns the token of the flush result."""
+        token = next(self._tokens)
+        request = Request(Priority.NOW, self._last_t, NO_FRAME, kind=_RESET, token=token)
+        with self._cond:
+            if not self._stopping:
+                heapq.heappush(self._heap, (-1, next(self._order), request))
+                self._cond.notify_all()
+        return token
+
+    def queued(self, priority: Priority | None = None) -> int:
+        """Requests waiting (of ``priority``, or all)."""
+        with self._cond:
+            if priority is None:
+                return len(self._heap)
+            return sum(1 for _, _, r in self._heap if r.priority == priority and r.kind != _RESET)
+
+    def wait_until_queued_below(self, priority: Priority, limit: int,
+                                timeout: float | None = None) -> bool:
+        """Block until fewer than ``limit`` requests of ``priority`` wait; False on timeout/stop."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._stopping or self._count(priority) < limit, timeout) \
+                and not self._stopping
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is queued or running; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._heap and not self._busy, timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping
+
+    @property
+    def enabled(self) -> tuple[str, ...]:
+        """Names of the stages in use (after the start-up checks)."""
+        return tuple(stage.name for stage in self._enabled)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the start-up checks (``problem()`` of each stage) are done."""
+        return self._ready.wait(timeout)
+
+    def stats(self) -> WorkerStats:
+        with self._cond:
+            means = {name: self._stage_total[name] / self._stage_count[name]
+                     for name in self._stage_total if self._stage_count[name]}
+            return WorkerStats(done=dict(self._done), stage_seconds=means,
+                               failures=dict(self._failures), disabled=dict(self._disabled),
+                               queued=len(self._heap))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the request in progress, drop the rest, join the thread; safe to repeat."""
+        with self._cond:
+            self._stopping = True
+            self._heap.clear()
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("the analysis worker (%s) did not stop within %s s", self.device,
+                            timeout)
+
+    def __enter__(self) -> AnalysisWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- worker thread -------------------------------------------------------------------------
+
+    def _count(self, priority: Priority) -> int:
+        return sum(1 for _, _, r in self._heap if r.priority == priority and r.kind != _RESET)
+
+    def _problem(self, name: str, message: str) -> None:
+        self._disabled[name] = message
+        log.warning("perception stage %s switched off: %s", name, message)
+        if self._on_problem is not None:
+            try:
+                self._on_problem(name, message)
+            except Exception:
+                log.exception("the problem handler failed for stage %s", name)
+
+    def _check_stages(self) -> None:
+        for stage in self._stages:
+            try:
+                problem = stage.problem()
+            except Exception as exc:  # problem() should never raise; treat it as a problem
+                problem = f"its availability check failed ({exc})"
+            if problem:
+                self._problem(stage.name, problem)
+            else:
+                self._enabled.append(stage)
+
+    def _run(self) -> None:
+        try:
+            self._check_stages()
+        finally:
+            self._ready.set()
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping or bool(self._heap))
+                if self._stopping:
+                    return
+                _, _, request = heapq.heappop(self._heap)
+                self._busy = True
+                self._cond.notify_all()
+            try:
+                if request.kind == _RESET:
+                    result = self._reset(request)
+                else:
+                    result = self._analyse(request)
+                self._deliver(result)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _deliver(self, result: Result) -> None:
+        try:
+            self._on_result(result)
+        except Exception:
+            log.exception("the result handler failed for request %s", result.request.token)
+
+    def _stage_failed(self, stage: Stage, what: str, exc: Exception) -> None:
+        name = stage.name
+        self._failures[name] += 1
+        self._failures_in_a_row[name] += 1
+        log.warning("perception stage %s failed %s: %r", name, what, exc)
+        if self._failures_in_a_row[name] >= MAX_FAILURES_IN_A_ROW and stage in self._enabled:
+            self._enabled.remove(stage)
+            self._problem(name, f"it failed on {MAX_FAILURES_IN_A_ROW} frames in a row "
+                                f"(last: {type(exc).__name__}: {exc})")
+
+    def _analyse(self, request: Request) -> Result:
+        started = time.perf_counter()
+        observations: list[Observation] = []
+        timings: dict[str, float] = {}
+        self._last_t = request.t
+        for stage in list(self._enabled):
+            t0 = time.perf_counter()
+            try:
+                found = stage.process(request.t, request.frame)
+            except Exception as exc:
+                self._stage_failed(stage, f"at {request.t:.2f} s", exc)
+                continue
+            finally:
+                timings[stage.name] = time.perf_counter() - t0
+            self._failures_in_a_row[stage.name] = 0
+            observations.extend(found or ())
+        with self._cond:
+            self._done[request.priority] += 1
+            for name, seconds in timings.items():
+                self._stage_total[name] += seconds
+                self._stage_count[name] += 1
+        return Result(request, tuple(observations), time.perf_counter() - started, timings)
+
+    def _reset(self, request: Request) -> Result:
+        started = time.perf_counter()
+        observations: list[Observation] = []
+        timings: dict[str, float] = {}
+        for stage in list(self._enabled):
+            t0 = time.perf_counter()
+            try:
+                observations.extend(stage.flush() or ())
+                stage.reset()
+            except Exception as exc:
+                self._stage_failed(stage, "to flush or reset", exc)
+            timings[stage.name] = time.perf_counter() - t0
+        flushed = replace(request, kind="flush", t=self._last_t)
+        return Result(flushed, tuple(observations), time.perf_counter() - started, timings)
+
+
+class LookAhead:
+    """Read ``path`` at ``fps`` and feed its frames to ``worker`` at look-ahead priority.
+
+    At most ``max_queued`` look-ahead requests wait in the worker at any time (the reader waits
+    otherwise, so memory stays bounded). Results arrive through the worker's ``on_result``.
+    ``reader_options`` go to :class:`~models.reader.FrameReader` (``max_width``, ``queue_size``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], worker: AnalysisWorker, fps: float = 2.0,
+                 start: float = 0.0, max_queued: int = 2, **reader_options: Any) -> None:
+        if max_queued < 1:
+            raise ValueError(f"At least one request must be allowed to wait, not {max_queued}.")
+        self.worker = worker
+        self.max_queued = max_queued
+        self.reader = FrameReader(path, fps=fps, start=start, **reader_options)
+        self.submitted = 0
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._stopping = threading.Event()
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once every frame up to the end was handed to the worker (until the next seek)."""
+        return self._finished.is_set()
+
+    @property
+    def position(self) -> float:
+        """How far the reader has got, in seconds on the media clock."""
+        return self.reader.position
+
+    def start(self) -> LookAhead:
+        if self._thread is None:
+            self.reader.start()
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name=f"look-ahead {self.reader.path.name}")
+            self._thread.start()
+        return self
+
+    def seek(self, t: float) -> None:
+        """Analyse from ``t`` on: the reader restarts there, queued look-ahead work is dropped,
+        and the stages are flushed and reset before the first new frame."""
+        with self._lock:
+            self._generation += 1
+            self._finished.clear()
+            self.reader.seek(t)
+            self.worker.cancel_lookahead()
+            self.worker.reset_stages()
+
+    def stop(self) -> None:
+        """Stop reading and join; the worker keeps running (it belongs to the caller)."""
+        self._stopping.set()
+        self.reader.stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5.0)
+
+    def __enter__(self) -> LookAhead:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                with self._lock:  # a frame and its generation are read together
+                    frame = self.reader.get(0.05)
+                    generation = self._generation
+                    if frame is None and self.reader.done:
+                        self._finished.set()
+                if frame is None:
+                    if self.reader.done:
+                        time.sleep(0.05)  # at the end: wait for a seek or a stop
+                    continue
+                while not self.worker.wait_until_queued_below(Priority.LOOKAHEAD,
+                                                              self.max_queued, 0.05):
+                    if (self._stopping.is_set() or self.worker.stopped
+                            or generation != self._generation):
+                        break
+                if self.worker.stopped:
+                    return
+                with self._lock:
+                    if self._stopping.is_set() or generation != self._generation:
+                        continue  # read before a seek
+                    self.worker.submit(Request(Priority.LOOKAHEAD, frame.t, frame.image))
+                    self.submitted += 1
+        except Exception:
+            log.exception("the look-ahead of %s failed", self.reader.path.name)
