@@ -1,0 +1,54 @@
+"""Perception stages: frames in, observations out.
+
+Every stage follows one protocol (:class:`Stage`): it takes a frame with its time on the media
+clock and returns what it saw as :class:`~models.types.Observation` values; ``flush`` returns
+anything held back at the end of a stream (or before a seek); ``reset`` forgets the stream.
+Frames are RGB ``uint8`` arrays of shape (height, width, 3), already scaled down by the reader.
+
+Observation kinds and their ``data`` (all boxes are (x0, y0, x1, y1) as fractions of the frame):
+
+- ``"people"``: {"count": int, "people": [{"id": int, "position": "left"|"centre"|"right",
+  "distance": "near"|"middle"|"far", "posture": "standing"|"sitting"|"lying"|"unknown",
+  "gestures": [str, ...] (e.g. "walking", "arms raised", "pointing", "hands on head",
+  "waving"), "box": [x0, y0, x1, y1], "visibility": float}]}. ``id`` is stable across frames
+  for the same person (tracking). ``text`` is a plain summary, e.g. "2 people".
+- ``"faces"``: {"count": int, "faces": [{"id": int, "facing": "camera"|"left"|"right"|"away",
+  "box": [...], "score": float}]}; ``id`` stable across frames.
+- ``"text"``: {"lines": [str, ...], "new": bool, "box": [...]} for on-screen text; emitted when
+  text appears or changes (read once), ``text`` is the lines joined with ", ".
+- ``"shot"``: {"score": float} at a shot change (cut or fade end); ``text`` "shot change".
+- ``"scene"``: {"brightness": float 0..1, "dark": bool, "fade": "to black"|"from black"|None,
+  "colours": [str, ...] (dominant colour names, most first), "motion": "still"|"pan left"|
+  "pan right"|"tilt up"|"tilt down"|"zoom in"|"zoom out"|"shaky"}.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from models.types import Observation
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """One perception stage. Instances are used from one worker thread."""
+
+    name: str
+
+    def problem(self) -> str:
+        """"" when usable; otherwise why not, with the fix (never raises)."""
+        ...
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """What this stage sees in ``frame`` at media time ``t`` (seconds)."""
+        ...
+
+    def flush(self) -> list[Observation]:
+        """Anything held back, at the end of a stream or before a seek."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the stream (tracks, last text read): the next frame starts afresh."""
+        ...

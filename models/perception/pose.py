@@ -1,0 +1,528 @@
+"""People: how many, where, how far, standing or sitting, and what their arms and legs are doing.
+
+Engine (measured on a 2-core CPU, 640x360 frames): mediapipe's BlazePose models shipped in the
+wheel, the person detector (``pose_detection.tflite``) and the full landmark model
+(``pose_landmark_full.tflite``), run through mediapipe's own graphs ``PoseDetectionCpu`` and
+``PoseLandmarkByRoiCpu``. mediapipe's ready-made ``Pose`` solution follows only one person, so
+this stage drives the two halves itself:
+
+1. Proposals. The detector runs on the whole frame and on overlapping square tiles of a wide frame
+   (it sees a letterboxed 224x224 square, and on a whole 16:9 frame it finds mostly the largest
+   person: two people side by side gave one detection, three or four gave two). Faces found by
+   the BlazeFace detectors (see :mod:`models.perception.faces`) that no person detection explains
+   become extra proposals, with a body region guessed below the face.
+2. Landmarks. Each proposal, after merging proposals for the same body, gets one run of the
+   landmark model on its rotated region; the model's own presence check drops proposals that are
+   not people.
+
+Costs about 45 ms for the proposals plus about 20 ms per person; HOG people detection (tried as
+the alternative) is slower and misses people cut off by the frame edge, which is most people in
+films. Known limits: people whose face is tiny (under about 15 pixels) or who are seen only from
+the waist down are often missed; a thin upright object (a pole, a bicycle leaning on a railing)
+now and then passes as a person.
+
+Everything read from the landmarks is this module's own geometry: posture from the torso's angle
+and the thighs and knees, gestures from wrists, elbows and shoulders, and, across frames of the same
+tracked person, waving (the wrist swinging while raised) and walking (the ankles swapping places or
+the body moving across the frame).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.perception.faces import (
+    INSTALL_HINT,
+    MIN_SIDE,
+    FaceDetector,
+    FaceOptions,
+    as_rgb,
+    clip_box,
+    mediapipe_root,
+    missing_models,
+    open_graph,
+    position_of,
+    square_tiles,
+)
+from models.perception.tracking import Tracker, iou
+from models.types import Observation
+
+log = logging.getLogger(__name__)
+
+DETECTOR_MODEL = "mediapipe/modules/pose_detection/pose_detection.tflite"
+LANDMARK_MODEL = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
+
+# BlazePose landmark indices (the person's own left and right).
+NOSE = 0
+L_EAR, R_EAR = 7, 8
+L_SHOULDER, R_SHOULDER = 11, 12
+L_ELBOW, R_ELBOW = 13, 14
+L_WRIST, R_WRIST = 15, 16
+L_HIP, R_HIP = 23, 24
+L_KNEE, R_KNEE = 25, 26
+L_ANKLE, R_ANKLE = 27, 28
+ARMS = ((L_SHOULDER, L_ELBOW, L_WRIST), (R_SHOULDER, R_ELBOW, R_WRIST))
+LEGS = ((L_HIP, L_KNEE, L_ANKLE), (R_HIP, R_KNEE, R_ANKLE))
+
+_DETECT_GRAPH = """
+input_stream: "IMAGE:image"
+output_stream: "DETECTIONS:detections"
+node { calculator: "PoseDetectionCpu" input_stream: "IMAGE:image"
+       output_stream: "DETECTIONS:detections" }
+"""
+
+_LANDMARK_GRAPH = """
+input_stream: "IMAGE:image"
+input_stream: "ROI:roi"
+output_stream: "LANDMARKS:landmarks"
+input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
+node { calculator: "PoseLandmarkByRoiCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi"
+       output_stream: "LANDMARKS:landmarks"
+       input_side_packet: "MODEL_COMPLEXITY:model_complexity"
+       input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation" }
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry on one set of landmarks: an array (33, 3) of x and y in pixels and visibility 0..1.
+
+
+def _seen(lm: np.ndarray, *idx: int, vis: float = 0.5) -> bool:
+    return bool(np.all(lm[list(idx), 2] >= vis))
+
+
+def _mid(lm: np.ndarray, a: int, b: int) -> np.ndarray:
+    return (lm[a, :2] + lm[b, :2]) / 2
+
+
+def _angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    """The angle at ``b`` (degrees) between b->a and b->c."""
+    u, v = a[:2] - b[:2], c[:2] - b[:2]
+    den = float(np.linalg.norm(u) * np.linalg.norm(v))
+    if den == 0:
+        return 0.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, float(np.dot(u, v)) / den))))
+
+
+def _from_vertical(v: np.ndarray) -> float:
+    """Angle (degrees, 0..90) between vector ``v`` and the vertical."""
+    return math.degrees(math.atan2(abs(float(v[0])), abs(float(v[1])) + 1e-9))
+
+
+def _torso(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mid-shoulder and mid-hip points, from whichever sides are visible."""
+    sh = [i for i in (L_SHOULDER, R_SHOULDER) if _seen(lm, i)]
+    hp = [i for i in (L_HIP, R_HIP) if _seen(lm, i)]
+    if not sh or not hp:
+        return None
+    return lm[sh, :2].mean(axis=0), lm[hp, :2].mean(axis=0)
+
+
+def body_scale(lm: np.ndarray) -> float:
+    """A length (pixels) for normalising: the torso, or the shoulders when the hips are hidden."""
+    torso = _torso(lm)
+    if torso is not None:
+        return max(float(np.linalg.norm(torso[0] - torso[1])), 1.0)
+    if _seen(lm, L_SHOULDER, R_SHOULDER):
+        return max(1.5 * float(np.linalg.norm(lm[L_SHOULDER, :2] - lm[R_SHOULDER, :2])), 1.0)
+    return 1.0
+
+
+def posture(lm: np.ndarray) -> str:
+    """"standing", "sitting", "lying" or "unknown" from one set of landmarks (pixels).
+
+    Lying: the torso is more than 60 degrees from vertical. Otherwise the legs decide: a leg is
+    straight when its thigh is within 30 degrees of vertical and the knee opens over 150 degrees
+    (or the ankle is hidden), bent when the thigh leans over 55 degrees or the knee sits hardly
+    lower than the hip. Any straight leg means standing; only bent legs mean sitting.
+    """
+    torso = _torso(lm)
+    if torso is None:
+        return "unknown"
+    shoulders, hips = torso
+    torso_len = float(np.linalg.norm(shoulders - hips))
+    if torso_len < 1:
+        return "unknown"
+    if _from_vertical(shoulders - hips) > 60:
+        return "lying"
+    straight = bent = 0
+    for hip, knee, ankle in LEGS:
+        if not _seen(lm, hip, knee):
+            continue
+        thigh = lm[knee, :2] - lm[hip, :2]
+        drop = float(thigh[1]) / torso_len
+        lean = _from_vertical(thigh)
+        if lean > 55 or drop < 0.35:
+            bent += 1
+        elif lean < 30 and (not _seen(lm, ankle) or _angle(lm[hip], lm[knee], lm[ankle]) > 150):
+            straight += 1
+    if straight:
+        return "standing"
+    if bent:
+        return "sitting"
+    return "unknown"
+
+
+def gestures(lm: np.ndarray) -> list[str]:
+    """Gestures readable from one set of landmarks: "hands on head", "arms raised" (both) or
+    "arm raised" (one), "pointing" (one arm straight out sideways) or "arms outstretched"."""
+    out: list[str] = []
+    if not _seen(lm, L_SHOULDER, R_SHOULDER):
+        return out
+    shoulder_w = float(np.linalg.norm(lm[L_SHOULDER, :2] - lm[R_SHOULDER, :2]))
+    scale = max(shoulder_w, 0.6 * body_scale(lm), 1.0)
+    shoulder_y = float(min(lm[L_SHOULDER, 1], lm[R_SHOULDER, 1]))
+    head_pts = [i for i in (NOSE, L_EAR, R_EAR) if _seen(lm, i)]
+    head = lm[head_pts, :2].mean(axis=0) if head_pts else None
+    wrists = [w for _, _, w in ARMS if _seen(lm, w)]
+    if head is not None and len(wrists) == 2 and all(
+            float(np.linalg.norm(lm[w, :2] - head)) < 0.8 * scale
+            and lm[w, 1] < shoulder_y for w in wrists):
+        return ["hands on head"]
+    top = float(head[1]) if head is not None else shoulder_y - 0.5 * scale
+    raised = [w for w in wrists if lm[w, 1] < min(top, shoulder_y - 0.5 * scale)]
+    if len(raised) == 2:
+        out.append("arms raised")
+    elif raised:
+        out.append("arm raised")
+    out_arms = 0
+    for s, e, w in ARMS:
+        if not _seen(lm, s, e, w):
+            continue
+        reach = lm[w, :2] - lm[s, :2]
+        level = _from_vertical(reach) > 60  # within 30 degrees of horizontal
+        if _angle(lm[s], lm[e], lm[w]) > 150 and level and np.linalg.norm(reach) > 0.9 * scale:
+            out_arms += 1
+    if out_arms == 1:
+        out.append("pointing")
+    elif out_arms == 2:
+        out.append("arms outstretched")
+    return out
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One tracked person in one frame, kept for the gestures that need several frames."""
+
+    t: float
+    landmarks: np.ndarray
+    box: tuple[float, float, float, float]
+    """Pixels, (x0, y0, x1, y1)."""
+
+
+def _reversals(values: Sequence[float], amplitude: float) -> int:
+    """How often a series turns back by more than ``amplitude`` (peak to trough)."""
+    turns, direction, extreme = 0, 0, values[0] if values else 0.0
+    for v in values[1:]:
+        if direction >= 0 and v > extreme:
+            extreme = v
+            direction = 1 if direction == 0 and v - values[0] > amplitude else direction
+        elif direction <= 0 and v < extreme:
+            extreme = v
+            direction = -1 if direction == 0 and values[0] - v > amplitude else direction
+        if direction >= 0 and extreme - v > amplitude:
+            turns += 1 if direction == 1 else 0
+            direction, extreme = -1, v
+        elif direction <= 0 and v - extreme > amplitude:
+            turns += 1 if direction == -1 else 0
+            direction, extreme = 1, v
+    return turns
+
+
+def waving(history: Sequence[Sample]) -> bool:
+    """A raised hand (wrist above its elbow) swinging sideways and back at least twice."""
+    if len(history) < 4:
+        return False
+    for s, e, w in ARMS:
+        xs = []
+        for smp in history:
+            lm = smp.landmarks
+            if not _seen(lm, s, e, w) or lm[w, 1] > lm[e, 1]:
+                continue
+            xs.append(float(lm[w, 0] - lm[e, 0]) / body_scale(lm))
+        if len(xs) >= 4 and _reversals(xs, 0.25) >= 2:
+            return True
+    return False
+
+
+def walking(history: Sequence[Sample], frame_width: float) -> bool:
+    """Walking: the ankles swap places (side view) or rise in turn, or the body travels across
+    the frame at more than a quarter of its height a second."""
+    if len(history) < 3:
+        return False
+    first, last = history[0], history[-1]
+    dt = last.t - first.t
+    if dt > 0:
+        height = max(np.mean([s.box[3] - s.box[1] for s in history]), 1.0)
+        travel = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
+        if abs(travel) / height / dt > 0.25 and abs(travel) > 0.05 * frame_width:
+            return True
+    gaps_x, gaps_y = [], []
+    for smp in history:
+        lm = smp.landmarks
+        if _seen(lm, L_ANKLE, R_ANKLE, vis=0.6):
+            scale = body_scale(lm)
+            gaps_x.append(float(lm[L_ANKLE, 0] - lm[R_ANKLE, 0]) / scale)
+            gaps_y.append(float(lm[L_ANKLE, 1] - lm[R_ANKLE, 1]) / scale)
+    if len(gaps_x) < 4:
+        return False
+    return _reversals(gaps_x, 0.3) >= 1 or _reversals(gaps_y, 0.2) >= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage
+
+
+@dataclass
+class PoseOptions:
+    """Settings for :class:`PoseStage`.
+
+    ``model_root``: the folder holding ``mediapipe/modules/...`` (default: the installed
+    mediapipe package). ``min_score``: the least person-detector confidence for a proposal.
+    ``max_people``: at most this many landmark runs per frame (the largest people first).
+    ``max_side``: frames are scaled down to this many pixels on the long side first.
+    ``tiles``: also look at square tiles of wide frames. ``faces``: use faces as extra proposals.
+    ``history``: seconds of each person's past used for waving and walking.
+    """
+
+    model_root: Path | None = None
+    min_score: float = 0.6
+    max_people: int = 6
+    max_side: int = 640
+    tiles: bool = True
+    faces: bool = True
+    history: float = 2.5
+
+
+@dataclass
+class _Person:
+    landmarks: np.ndarray  # (33, 3): x, y pixels, visibility
+    box: tuple[float, float, float, float]  # pixels
+    score: float
+
+
+class PoseStage:
+    """Counts people and describes each one's place, distance, posture and gestures.
+
+    Emits one ``"people"`` observation per frame (``count`` 0 included); ``id`` values stay with
+    the same person across frames, through a missed frame or two.
+    """
+
+    name = "pose"
+
+    def __init__(self, options: PoseOptions | None = None) -> None:
+        self.options = options or PoseOptions()
+        self._graphs: tuple[Any, Any] | None = None
+        self._faces = FaceDetector(FaceOptions(model_root=self.options.model_root, tiles=False))
+        self._problem: str | None = None
+        self._tracker = Tracker(max_missed=2)
+        self._history: dict[int, deque[Sample]] = {}
+        self._last_t: float | None = None
+
+    # -- loading --------------------------------------------------------------------------
+
+    def problem(self) -> str:
+        if self._problem is None:
+            self._problem = self._load()
+        return self._problem
+
+    def _load(self) -> str:
+        try:
+            import cv2  # noqa: F401
+            import mediapipe  # noqa: F401
+        except ImportError as exc:
+            return f"mediapipe is not installed ({exc.name}): {INSTALL_HINT}"
+        root = self.options.model_root or mediapipe_root()
+        if root is None:
+            return f"mediapipe is not installed: {INSTALL_HINT}"
+        missing = missing_models(Path(root), [DETECTOR_MODEL, LANDMARK_MODEL])
+        if missing:
+            return f"pose detection is off: {missing}"
+        try:
+            detect = open_graph(_DETECT_GRAPH, Path(root), ["detections"])
+            landmarks = open_graph(_LANDMARK_GRAPH, Path(root), ["landmarks"],
+                                   {"model_complexity": 1, "enable_segmentation": False})
+        except Exception as exc:  # mediapipe raises RuntimeError and friends; the stage goes off
+            log.warning("pose models failed to load", exc_info=True)
+            return f"pose detection is off: the models failed to load ({exc})"
+        self._graphs = (detect, landmarks)
+        if self.options.faces and self._faces.problem():
+            log.info("pose: no face proposals: %s", self._faces.problem())
+        return ""
+
+    # -- one frame ------------------------------------------------------------------------
+
+    def _proposals(self, rgb: np.ndarray) -> list[tuple[float, float, float, float, float]]:
+        """Regions to run the landmark model on: (score, centre x, centre y, side, rotation),
+        pixels and radians, as mediapipe's PoseDetectionToRoi computes them."""
+        assert self._graphs is not None
+        h, w = rgb.shape[:2]
+        # Tiles of a wide frame each hold the full height, so together they replace the whole.
+        windows = [(x, y, s, s) for x, y, s in square_tiles(w, h)] if self.options.tiles else []
+        windows = windows or [(0, 0, w, h)]
+        out = []
+        for x, y, tw, th in windows:
+            crop = rgb if (tw, th) == (w, h) else np.ascontiguousarray(rgb[y:y + th, x:x + tw])
+            for det in self._graphs[0].process({"image": crop}).detections or []:
+                score = float(det.score[0]) if det.score else 0.0
+                kps = det.location_data.relative_keypoints
+                if score < self.options.min_score or len(kps) < 2:
+                    continue
+                hx, hy = x + kps[0].x * tw, y + kps[0].y * th
+                cx, cy = x + kps[1].x * tw, y + kps[1].y * th
+                side = 2.5 * math.hypot(cx - hx, cy - hy)
+                rot = math.pi / 2 - math.atan2(-(cy - hy), cx - hx)
+                rot -= 2 * math.pi * math.floor((rot + math.pi) / (2 * math.pi))
+                out.append((score, hx, hy, side, rot))
+        out.sort(key=lambda p: -p[0])
+        kept: list[tuple[float, float, float, float, float]] = []
+        for p in out:
+            if all(math.hypot(p[1] - k[1], p[2] - k[2]) > 0.3 * max(p[3], k[3]) for k in kept):
+                kept.append(p)
+        return kept
+
+    def _landmarks(self, rgb: np.ndarray, cx: float, cy: float, side: float,
+                   rot: float) -> np.ndarray | None:
+        from mediapipe.framework.formats import rect_pb2
+
+        assert self._graphs is not None
+        h, w = rgb.shape[:2]
+        roi = rect_pb2.NormalizedRect(x_center=cx / w, y_center=cy / h, width=side / w,
+                                      height=side / h, rotation=rot)
+        result = self._graphs[1].process({"image": rgb, "roi": roi}).landmarks
+        if result is None:
+            return None
+        return np.array([[p.x * w, p.y * h, p.visibility] for p in result.landmark])
+
+    @staticmethod
+    def _box(lm: np.ndarray, w: int, h: int) -> tuple[float, float, float, float] | None:
+        """Pixel box around the visible landmarks, grown to take in the top of the head."""
+        vis = lm[:, 2] >= 0.5
+        if vis.sum() < 4:
+            return None
+        pts = lm[vis, :2]
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        head = 0.0
+        if _seen(lm, L_EAR, R_EAR):
+            head = 0.6 * float(np.linalg.norm(lm[L_EAR, :2] - lm[R_EAR, :2]))
+        pad = 0.04 * (x1 - x0)
+        box = (max(0.0, x0 - pad), max(0.0, y0 - max(head, 0.04 * (y1 - y0))),
+               min(float(w), x1 + pad), min(float(h), y1 + 0.02 * (y1 - y0)))
+        if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+            return None
+        return box
+
+    def _people(self, rgb: np.ndarray) -> list[_Person]:
+        h, w = rgb.shape[:2]
+        proposals = self._proposals(rgb)
+        people: list[_Person] = []
+
+        def add(score: float, cx: float, cy: float, side: float, rot: float) -> None:
+            lm = self._landmarks(rgb, cx, cy, side, rot)
+            if lm is None or not (_seen(lm, L_SHOULDER) or _seen(lm, R_SHOULDER)):
+                return
+            box = self._box(lm, w, h)
+            if box is None:
+                return
+            for other in people:
+                if iou(box, other.box) > 0.45:
+                    return
+            people.append(_Person(lm, box, score))
+
+        for p in proposals[:self.options.max_people]:
+            add(*p)
+        if self.options.faces and not self._faces.problem():
+            for face in self._faces.detect(rgb):
+                if len(people) >= self.options.max_people:
+                    break
+                fx0, fy0, fx1, fy1 = face.box[0] * w, face.box[1] * h, face.box[2] * w, face.box[3] * h
+                fcx, fcy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
+                if any(b.box[0] <= fcx <= b.box[2] and b.box[1] <= fcy <= b.box[3]
+                       for b in people):
+                    continue
+                fh = max(fx1 - fx0, fy1 - fy0)
+                # An upright body: hips about three face heights below the face.
+                add(face.score, fcx, fcy + 3.2 * fh, 10 * fh, 0.0)
+        return people
+
+    def _describe(self, pid: int, person: _Person, t: float, w: int, h: int) -> dict[str, Any]:
+        lm = person.landmarks
+        box = clip_box((person.box[0] / w, person.box[1] / h, person.box[2] / w, person.box[3] / h))
+        # Apparent full height: a close-up cut off by the frame is still near.
+        apparent = box[3] - box[1]
+        if _seen(lm, L_SHOULDER, R_SHOULDER):
+            apparent = max(apparent, 3.5 * float(
+                np.linalg.norm(lm[L_SHOULDER, :2] - lm[R_SHOULDER, :2])) / h)
+        torso = _torso(lm)
+        if torso is not None:
+            apparent = max(apparent, 3.0 * float(np.linalg.norm(torso[0] - torso[1])) / h)
+        distance = "near" if apparent > 0.6 else "far" if apparent < 0.25 else "middle"
+        history = self._history.setdefault(pid, deque())
+        history.append(Sample(t, lm, person.box))
+        while history and t - history[0].t > self.options.history:
+            history.popleft()
+        found = gestures(lm)
+        if waving(history):
+            found.append("waving")
+        if walking(history, w):
+            found.append("walking")
+        return {"id": pid, "position": position_of(box), "distance": distance,
+                "posture": posture(lm), "gestures": found,
+                "box": [round(v, 4) for v in box],
+                "visibility": round(float(lm[:, 2].mean()), 3)}
+
+    def landmarks(self, frame: np.ndarray) -> list[np.ndarray]:
+        """The raw landmarks of everyone in ``frame``: one (33, 3) array each, x and y in pixels
+        of the frame as scaled to ``max_side``, and visibility 0..1 (for tools and tests)."""
+        if self.problem():
+            return []
+        rgb = as_rgb(frame, self.options.max_side)
+        if rgb is None or min(rgb.shape[:2]) < MIN_SIDE:
+            return []
+        return [p.landmarks for p in self._people(rgb)]
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        if self.problem():
+            return []
+        rgb = as_rgb(frame, self.options.max_side)
+        if rgb is None:
+            log.warning("pose: skipped a frame that is not an image array (%r)",
+                        getattr(frame, "shape", type(frame)))
+            return []
+        if self._last_t is not None and t < self._last_t:
+            self.reset()  # a seek backwards: the tracks no longer apply
+        self._last_t = t
+        h, w = rgb.shape[:2]
+        try:
+            people = self._people(rgb) if min(h, w) >= MIN_SIDE else []
+        except Exception:  # a failing frame should not stop the narration
+            log.warning("pose estimation failed at %.2f s", t, exc_info=True)
+            return []
+        people.sort(key=lambda p: (p.box[0] + p.box[2]) / 2)
+        ids = self._tracker.update([(p.box[0] / w, p.box[1] / h, p.box[2] / w, p.box[3] / h)
+                                    for p in people], t)
+        live = {tr.id for tr in self._tracker.tracks}
+        self._history = {k: v for k, v in self._history.items() if k in live}
+        items = [self._describe(pid, p, t, w, h) for pid, p in zip(ids, people, strict=True)]
+        n = len(items)
+        text = "no people" if n == 0 else "1 person" if n == 1 else f"{n} people"
+        conf = float(np.mean([p.score for p in people])) if people else 1.0
+        return [Observation(t, "people", text, conf, {"count": n, "people": items})]
+
+    def flush(self) -> list[Observation]:
+        return []
+
+    def reset(self) -> None:
+        self._tracker.reset()
+        self._history.clear()
+        self._last_t = None
