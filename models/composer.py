@@ -106,13 +106,12 @@ class Composer:
         people_obs = f.first("people")
         scene = f.first("scene")
         people = list(people_obs.data.get("people", [])) if people_obs else None
-        if scene is not None:
-            out += self._scene(f.t, scene, shot)
         if shot and people is not None:
             self._pending_count = None
             self._count = len(people)
             if people:
-                out.append(self._say(f.t, f"New shot: {people_phrase(people)}.", 1, 2))
+                out.append(self._say(f.t, f"New shot: {people_phrase(people)}.", 1, 2,
+                                     valid=2.5))
             else:
                 out.append(self._say(f.t, "New shot: no one is in view.", 2, 1))
             self._remember(people)
@@ -122,7 +121,10 @@ class Composer:
             lines = [ln for ln in text.data.get("lines", []) if ln.strip()]
             if lines and text.data.get("new", True):
                 words = ", ".join(lines)
-                out.append(self._say(f.t, f"Text on screen: {words}.", 1, 2))
+                # Text stays on screen a while: still worth reading a few seconds late.
+                out.append(self._say(f.t, f"Text on screen: {words}.", 1, 2, valid=4.0))
+        if scene is not None:
+            out += self._scene(f.t, scene, shot)
         return [d for d in out if d is not None]
 
     def _scene(self, t: float, scene: Observation, shot: bool) -> list[Description | None]:
@@ -220,13 +222,16 @@ class Composer:
                 self._ordinal[pid] = len(self._ordinal)
             self._people[pid] = p
 
-    def _say(self, t: float, text: str, level: int, priority: int) -> Description | None:
+    def _say(self, t: float, text: str, level: int, priority: int,
+             valid: float = 0.0) -> Description | None:
+        """A description at ``t``; ``valid`` seconds say how long it stays true, if known."""
         text = sentence(text)
         if any(prev == text and t - when < REPEAT_WINDOW for when, prev in self._recent):
             return None
         self._recent.append((t, text))
-        return Description(start=max(t, 0.0), text=text, level=level, priority=priority,
-                           source=SOURCE)
+        start = max(t, 0.0)
+        return Description(start=start, text=text, level=level, priority=priority,
+                           source=SOURCE, end=start + valid if valid else None)
 
     # ----- describe now -------------------------------------------------------------------------
     @staticmethod
@@ -239,7 +244,8 @@ class Composer:
         parts: list[str] = []
         people = latest.get("people")
         if people is not None and t - people.t < 3.0:
-            parts.append(sentence(people_phrase(people.data.get("people", []))))
+            found = people.data.get("people", [])
+            parts.append(sentence(people_phrase(found)) if found else "No people in view.")
         faces = latest.get("faces")
         if faces is not None and t - faces.t < 3.0 and people is None:
             n = faces.data.get("count", 0)

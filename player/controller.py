@@ -259,14 +259,12 @@ class Controller(QObject):
     @Slot(float, str)
     def _on_answer(self, t: float, seen: str) -> None:
         question, self._asked = self._asked, None
-        track = self.narrator.describe_now(t)
-        has_track = track.text and not track.text.startswith("No description is available")
+        cue = self.narrator.timeline.latest_before(t + 0.05, 3)
+        recent = cue is not None and t - cue.start <= max(5.0, (cue.end or 0.0) - cue.start)
+        parts = [cue.text] if recent and cue is not None else []
         if seen:
-            text = seen
-        elif has_track:
-            text = track.text
-        else:
-            text = "I can't make out any people or text in this picture."
+            parts.append(seen)
+        text = " ".join(parts) or "I can't make out any people or text in this picture."
         if not self._told_source:
             self._told_source = True
             text += (" This comes from people and text detection; no vision-language model is "

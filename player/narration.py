@@ -21,7 +21,15 @@ from dataclasses import dataclass, replace
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models import Description, Timeline
-from models.schedule import STALE_AFTER, WORDS_PER_SECOND, GapMap, clauses, decide, shorten
+from models.schedule import (
+    MAX_DEFER,
+    STALE_AFTER,
+    WORDS_PER_SECOND,
+    GapMap,
+    clauses,
+    decide,
+    shorten,
+)
 from player.playback import Playback
 from player.settings import Settings
 from player.speech import SpeechClip, Voice
@@ -62,7 +70,7 @@ class Narrator(QObject):
         self._queue: list[Description] = []
         self._starts: list[float] = []
         self._next = 0
-        self._first_seen: float | None = None  # film time the head description became due
+        self._seen: dict[int, float] = {}  # id(description) -> film time it was first due
         self._last_t: float | None = None
         self._last_tick = 0.0
         self._paused_by_us = False
@@ -91,19 +99,20 @@ class Narrator(QObject):
         self._prepare_ahead(self._playback.time_pos if self._last_t is not None else 0.0)
 
     def add_descriptions(self, descs: list[Description]) -> None:
-        """Add descriptions found while playing (live analysis) without disturbing the one being
-        waited for; those already in the past are kept for "describe now" but not said."""
+        """Add descriptions found while playing (live analysis). One that arrives after its
+        moment is still said if it is still true (its ``end``, when it has one, is later)."""
         if not descs:
             return
         self._timeline = Timeline([*self._timeline.descriptions, *descs], self._timeline.gaps)
         t = self._last_t if self._last_t is not None else 0.0
-        head = self._queue[self._next] if self._next < len(self._queue) else None
         for d in descs:
-            if d.level > self._settings.verbosity or d.start < t - STALE_AFTER:
+            if d.level > self._settings.verbosity:
                 continue
-            i = bisect.bisect_right(self._starts, d.start)
-            i = max(i, self._next + (1 if head is not None and self._first_seen is not None
-                                     else 0))
+            if d.start < t:
+                if d.start < t - STALE_AFTER and (d.end is None or d.end < t + 0.5):
+                    continue
+                d = replace(d, start=t, end=None)
+            i = max(bisect.bisect_right(self._starts, d.start), self._next)
             self._queue.insert(i, d)
             self._starts.insert(i, d.start)
         self._prepare_ahead(t)
@@ -123,7 +132,7 @@ class Narrator(QObject):
 
     def _reposition(self, t: float) -> None:
         self._next = bisect.bisect_left(self._starts, t - 0.05)
-        self._first_seen = None
+        self._seen.clear()
 
     def voice(self) -> Voice:
         s = self._settings
@@ -167,6 +176,8 @@ class Narrator(QObject):
             self._speech.set_paused(paused)
 
     def _on_jump(self, t: float) -> None:
+        self._queue = list(self._timeline.for_level(self._settings.verbosity))
+        self._starts = [d.start for d in self._queue]
         self._reposition(t)
         if self._speaking is not None and self._speaking.source == "track":
             self.stop()
@@ -185,18 +196,28 @@ class Narrator(QObject):
             i += 1
 
     def _step(self, t: float) -> None:
-        """Say, keep waiting for, or skip the description at the head of the queue."""
-        while self._next < len(self._queue) and self._queue[self._next].start <= t:
-            desc = self._queue[self._next]
-            if self._first_seen is None:
-                self._first_seen = t
-            late = self._first_seen - desc.start
-            waited = t - desc.start
-            if late > STALE_AFTER:
-                self._skip(desc, "stale", t)
-                continue
+        """Say, keep waiting for, or skip the descriptions that are due; the most important
+        one goes first (priority, then time)."""
+        while True:
+            k = self._next
+            while k < len(self._queue) and self._queue[k].start <= t:
+                k += 1
+            fresh = []
+            for desc in self._queue[self._next:k]:
+                first = self._seen.setdefault(id(desc), t)
+                if first - desc.start > STALE_AFTER:
+                    self._skip(desc, "stale", t)
+                elif t - desc.start > MAX_DEFER or (desc.end is not None and t > desc.end and
+                                                    desc.source != "track"):
+                    self._skip(desc, "no room", t)  # waited behind more important ones
+                else:
+                    fresh.append(desc)
+            if not fresh:
+                return
             if self._speaking is not None or self._speech.speaking or self._paused_by_us:
                 return  # wait for the current sentence to end; waiting counts
+            desc = max(fresh, key=lambda d: (d.priority, -d.start))
+            waited = t - desc.start
             full, short_clip, short = self._clips(desc)
             if full is None and self._uses_voice():
                 if waited > STALE_AFTER + 3.0:
@@ -212,8 +233,7 @@ class Narrator(QObject):
             if d.action == "drop":
                 self._skip(desc, d.reason, t)
                 continue
-            self._next += 1
-            self._first_seen = None
+            self._take(desc)
             planned = self._planned_start(desc, t)
             if d.action == "pause":
                 self._deliver(desc, full, pause=True, planned=planned)
@@ -223,6 +243,15 @@ class Narrator(QObject):
             else:
                 self._deliver(desc, full, speed=d.speed, planned=planned)
             return
+
+    def _take(self, desc: Description) -> None:
+        """Remove ``desc`` from the waiting part of the queue (it is said or skipped)."""
+        for i in range(self._next, len(self._queue)):
+            if self._queue[i] is desc:
+                del self._queue[i]
+                del self._starts[i]
+                break
+        self._seen.pop(id(desc), None)
 
     def _planned_start(self, desc: Description, t: float) -> float:
         """When the plan said this should start: its own time, or the pause it waited for."""
@@ -243,8 +272,7 @@ class Narrator(QObject):
 
     def _skip(self, desc: Description, reason: str, t: float) -> None:
         log.info("not saying %r at %.2f: %s", desc.text, t, reason)
-        self._next += 1
-        self._first_seen = None
+        self._take(desc)
         item = Skipped(desc, reason, t)
         self.skips.append(item)
         self.skipped.emit(item)

@@ -10,6 +10,7 @@ into descriptions for the narrator.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ class Perception(QObject):
     problem = Signal(str)
     _result = Signal(object)
     _problem = Signal(str, str)
+    _problem_text = Signal(str)
+    _ready = Signal(object, object)
 
     def __init__(self, stages_factory: Callable[[], tuple[list[Any], list[str]]] = default_stages,
                  parent: QObject | None = None) -> None:
@@ -88,41 +91,59 @@ class Perception(QObject):
         self._factory = stages_factory
         self._worker: Any = None
         self._lookahead: Any = None
+        self._building: threading.Thread | None = None
+        self._pending: tuple[str, float, bool] | None = None
         self._composer = Composer()
         self._observations: list[Observation] = []
         self._now_tokens: dict[int, float] = {}
         self.stage_names: list[str] = []
-        self.notes: list[str] = []
         self.compose = True
         self._tried = False
+        self._closed = False
         self._result.connect(self._on_result)
         self._problem.connect(lambda name, text: self.problem.emit(f"{name} stopped: {text}"))
+        self._problem_text.connect(self.problem)
+        self._ready.connect(self._on_ready)
 
     @property
     def available(self) -> bool:
-        return bool(self.stage_names)
+        return self._worker is not None
 
-    def _ensure_worker(self) -> bool:
-        if self._worker is not None:
-            return True
-        if self._tried:
-            return False
+    def warm_up(self) -> None:
+        """Load the models on a background thread (seconds), so the window never waits."""
+        if self._building is not None or self._worker is not None or self._tried:
+            return
         self._tried = True
+        self._building = threading.Thread(target=self._build, name="perception-load",
+                                          daemon=True)
+        self._building.start()
+
+    def _build(self) -> None:
         try:
             from models.worker import AnalysisWorker  # noqa: PLC0415
         except ImportError as exc:
-            self.problem.emit(f"Live scene analysis is off: {exc}.")
-            return False
+            self._problem_text.emit(f"Live scene analysis is off: {exc}.")
+            return
         stages, notes = self._factory()
-        self.notes = notes
         for note in notes:
-            self.problem.emit(note)
+            self._problem_text.emit(note)
         if not stages:
-            return False
-        self.stage_names = [s.name for s in stages]
-        self._worker = AnalysisWorker(stages, on_result=self._result.emit,
-                                      on_problem=self._problem.emit)
-        return True
+            return
+        worker = AnalysisWorker(stages, on_result=self._result.emit,
+                                on_problem=self._problem.emit)
+        self._ready.emit(worker, [s.name for s in stages])
+
+    @Slot(object, object)
+    def _on_ready(self, worker: Any, names: list[str]) -> None:
+        if self._closed:
+            worker.stop()
+            return
+        self._worker = worker
+        self.stage_names = list(names)
+        if self._pending is not None:
+            path, at, compose = self._pending
+            self._pending = None
+            self.start(path, at, compose)
 
     def start(self, path: str | Path, at: float = 0.0, compose: bool = True) -> None:
         """Analyse ``path`` ahead of the playhead from ``at``; compose descriptions if asked."""
@@ -130,7 +151,9 @@ class Perception(QObject):
         self.compose = compose
         self._composer = Composer()
         self._observations = []
-        if not self._ensure_worker():
+        if self._worker is None:
+            self._pending = (str(path), at, compose)
+            self.warm_up()
             return
         from models.reader import ReaderError  # noqa: PLC0415
         from models.worker import LookAhead  # noqa: PLC0415
@@ -147,10 +170,13 @@ class Perception(QObject):
         if self._lookahead is not None:
             self._lookahead.seek(t)
             self._composer.reset()
+        elif self._pending is not None:
+            self._pending = (self._pending[0], t, self._pending[2])
 
     def describe_now(self, t: float, frame: tuple[int, int, bytes] | None) -> bool:
-        """Ask the worker about the frame on screen, ahead of everything else."""
-        if frame is None or not self._ensure_worker():
+        """Ask the worker about the frame on screen, ahead of everything else. False when
+        analysis is not ready (the caller answers from what it has)."""
+        if frame is None or self._worker is None:
             return False
         from models.worker import Priority, Request  # noqa: PLC0415
 
@@ -161,8 +187,7 @@ class Perception(QObject):
     @Slot(object)
     def _on_result(self, result: Any) -> None:
         observations = list(result.observations)
-        request = result.request
-        token = getattr(request, "token", None)
+        token = getattr(result.request, "token", None)
         if token in self._now_tokens:
             t = self._now_tokens.pop(token)
             context = [o for o in self._observations if t - 8.0 <= o.t <= t]
@@ -180,11 +205,13 @@ class Perception(QObject):
         return list(self._observations)
 
     def stop_lookahead(self) -> None:
+        self._pending = None
         if self._lookahead is not None:
             self._lookahead.stop()
             self._lookahead = None
 
     def close(self) -> None:
+        self._closed = True
         self.stop_lookahead()
         if self._worker is not None:
             self._worker.stop()

@@ -43,7 +43,6 @@ def track_path(video: Path) -> Path:
 def prepare(video: Path, out: Path, fps: float, stages: list,
             say: Callable[[str], None]) -> list[Description]:
     from models.observations import ObservationStore  # noqa: PLC0415
-
     from models.reader import FrameReader  # noqa: PLC0415
     from models.webvtt import write_vtt  # noqa: PLC0415
 
