@@ -51,29 +51,41 @@ def measure(c, presses: int, cold: bool) -> list[float]:
     return out
 
 
+def run(label: str, settings: Settings, presses: int, cold: bool) -> list[float]:
+    opts = LaunchOptions(film_options={"vo": "null", "ao": "null"}, speech_options={"ao": "null"})
+    c = build_controller(None, opts, settings)
+    demo = demo_path()
+    assert demo is not None, "the demo clip is missing"
+    c.open(demo)
+    pump_until(lambda: c.media is not None and c.playback.time_pos > 1.0, 10)
+    if settings.live_analysis:
+        if not pump_until(lambda: c.perception.available, 60):
+            raise SystemExit("live analysis did not start: " + "; ".join(c.perception.stage_names))
+        print(f"{label}: stages {', '.join(c.perception.stage_names)}")
+    c.playback.seek_absolute(4.5)
+    pump_until(lambda: False, 0.5)
+    values = measure(c, presses, cold)
+    c.close()
+    return values
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--presses", type=int, default=20)
     args = ap.parse_args()
     app = QCoreApplication([])  # noqa: F841 - the event loop the player runs in
-    opts = LaunchOptions(film_options={"vo": "null", "ao": "null"}, speech_options={"ao": "null"})
-    c = build_controller(None, opts, Settings(narration=False))
-    demo = demo_path()
-    assert demo is not None, "the demo clip is missing"
-    c.open(demo)
-    pump_until(lambda: c.media is not None and c.playback.time_pos > 1.0, 10)
-    print(f"engine: {c.speech.engine_name}; CPU cores: {os.cpu_count()}")
-    results = {}
-    for label, cold in (("warm", False), ("cold", True), ("warm again", False)):
-        c.playback.seek_absolute(1.0)
-        pump_until(lambda: False, 0.3)
-        results[label] = measure(c, args.presses, cold)
+    print(f"CPU cores: {os.cpu_count()}")
+    results = {
+        "perception (people, faces, text, scene on the frame on screen)": run(
+            "perception", Settings(narration=False), args.presses, cold=True),
+        "description track only, speech synthesized cold": run(
+            "track", Settings(narration=False, live_analysis=False), args.presses, cold=True),
+    }
     for label, values in results.items():
         ms = sorted(v * 1000 for v in values)
         print(f"describe now, {label}: median {statistics.median(ms):.0f} ms, "
               f"min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms over {len(ms)} presses")
     print("target: under 1000 ms on 2 CPU cores")
-    c.close()
 
 
 if __name__ == "__main__":

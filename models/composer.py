@@ -238,6 +238,10 @@ class Composer:
     def describe(observations: Sequence[Observation], t: float) -> str:
         """A short description of the moment ``t`` from the latest observations of each kind."""
         latest: dict[str, Observation] = {}
+        # Text read before the latest cut is no longer on screen.
+        cuts = [o.t for o in observations if o.kind == "shot" and o.t <= t + 0.05]
+        since = max(cuts, default=float("-inf"))
+        observations = [o for o in observations if o.kind != "text" or o.t >= since - 0.01]
         for obs in observations:
             if obs.t <= t + 0.05 and (obs.kind not in latest or obs.t >= latest[obs.kind].t):
                 latest[obs.kind] = obs

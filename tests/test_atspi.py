@@ -117,7 +117,8 @@ def test_screen_reader_finds_every_control_and_presses_describe_now(session_bus,
         announced = [e["data"] for e in pressed["events"]
                      if e["type"].startswith("object:announcement")]
         assert "Describing..." in announced, pressed["events"]
-        assert "A test card with coloured bars." in announced, pressed["events"]
+        assert any(a.startswith("A test card with coloured bars.") for a in announced), \
+            pressed["events"]
     finally:
         stop_process(app)
         log.close()

@@ -88,3 +88,10 @@ def test_describe_now_summarises_the_latest_of_each_kind():
     assert Composer.describe(obs, 10.0) == ("A person standing on the right. Text on screen: "
                                             "EXIT. Mostly blue.")
     assert Composer.describe(obs, 30.0) == ""
+
+
+def test_describe_now_forgets_text_from_before_the_last_cut():
+    obs = [Observation(1.0, "text", "", data={"lines": ["TITLE"], "new": True}),
+           Observation(4.0, "shot", "shot change"),
+           people(5.5, person(1, "centre"))]
+    assert Composer.describe(obs, 6.0) == "A person standing in the centre."

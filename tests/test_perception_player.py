@@ -11,7 +11,7 @@ import pytest
 
 from player.app import LaunchOptions, build_controller
 from player.settings import Settings
-from tests.conftest import wait_for
+from tests.conftest import pump, wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"
 
@@ -61,6 +61,7 @@ def test_describe_now_sees_the_man_in_the_car(controller, demo):
     wait_for(lambda: c.perception.available, timeout=30)
     c.playback.seek_absolute(6.0)
     wait_for(lambda: abs((c.playback.mpv.time_pos or 0) - 6.0) < 0.5, timeout=5)
+    pump(0.5)  # the picture after the seek is on screen
     said = []
     c.narrator.said.connect(said.append)
     c.describe_now()
