@@ -66,6 +66,8 @@ class Controller(QObject):
         self._track_loaded = False
         self._asked: str | None = None
         self._told_source = False
+        if self.settings.live_analysis:
+            self.perception.warm_up()  # load the models while the window and the film open
         self.scanner = DialogueScanner(self)
         self.scanner.progress.connect(self._on_gaps)
         self.scanner.problem.connect(lambda text: self.message.emit(text, "error"))
@@ -159,8 +161,8 @@ class Controller(QObject):
         if info.has_video and self.settings.live_analysis:
             # A description track written by a person is better than ours: with one loaded,
             # live analysis only answers "describe now" and questions.
-            self.perception.start(info.path, at=self.playback.time_pos,
-                                  compose=not self._track_loaded)
+            self.perception.open(info.path, info.duration, at=self.playback.time_pos,
+                                 compose=not self._track_loaded)
         name = Path(info.path).name
         if not info.has_video and info.has_audio:
             text = (f"{name} has sound but no picture. It plays, but there is nothing on screen "
@@ -259,7 +261,9 @@ class Controller(QObject):
     @Slot(float, str)
     def _on_answer(self, t: float, seen: str) -> None:
         question, self._asked = self._asked, None
-        cue = self.narrator.timeline.latest_before(t + 0.05, 3)
+        cues = [d for d in self.narrator.timeline.descriptions
+                if d.source == "track" and d.start <= t + 0.05]
+        cue = cues[-1] if cues else None
         recent = cue is not None and t - cue.start <= max(5.0, (cue.end or 0.0) - cue.start)
         parts = [cue.text] if recent and cue is not None else []
         if seen:
@@ -267,8 +271,8 @@ class Controller(QObject):
         text = " ".join(parts) or "I can't make out any people or text in this picture."
         if not self._told_source:
             self._told_source = True
-            text += (" This comes from people and text detection; no vision-language model is "
-                     "set up.")
+            text += " (From people and text detection; no vision-language model is set up.)"
+        self.message.emit("Described.", "quiet")
         if question is not None:
             text = (f"I can't answer free questions yet: no vision-language model is set up. "
                     f"What I can detect: {text}")

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 LOOKAHEAD_FPS = 2.0
 FRAME_WIDTH = 640
+CACHE_CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 1}
 INSTALL_HINT = "pip install 'video-narrator[perception]'"
 
 
@@ -84,6 +85,7 @@ class Perception(QObject):
     _problem = Signal(str, str)
     _problem_text = Signal(str)
     _ready = Signal(object, object)
+    _cached = Signal(str, object)  # path, ObservationStore | None
 
     def __init__(self, stages_factory: Callable[[], tuple[list[Any], list[str]]] = default_stages,
                  parent: QObject | None = None) -> None:
@@ -104,6 +106,11 @@ class Perception(QObject):
         self._problem.connect(lambda name, text: self.problem.emit(f"{name} stopped: {text}"))
         self._problem_text.connect(self.problem)
         self._ready.connect(self._on_ready)
+        self._cached.connect(self._on_cached)
+        self._store: Any = None
+        self._path = ""
+        self._duration = 0.0
+        self.from_cache = False
 
     @property
     def available(self) -> bool:
@@ -144,6 +151,43 @@ class Perception(QObject):
             path, at, compose = self._pending
             self._pending = None
             self.start(path, at, compose)
+
+    def open(self, path: str | Path, duration: float, at: float = 0.0,
+             compose: bool = True) -> None:
+        """A new film: use what an earlier viewing (or ``narrate prepare``) saw, if it is
+        cached; otherwise analyse ahead of the playhead from ``at``."""
+        self.stop_lookahead()
+        self._path, self._duration = str(path), duration
+        self.from_cache = False
+        from models.observations import ObservationStore  # noqa: PLC0415
+
+        self._store = ObservationStore()
+        self.compose = compose
+        self._pending = (str(path), at, compose)
+
+        def load(p: str = str(path)) -> None:
+            self._cached.emit(p, ObservationStore.load(p, CACHE_CONFIG))
+
+        threading.Thread(target=load, name="observation-cache", daemon=True).start()
+
+    @Slot(str, object)
+    def _on_cached(self, path: str, store: Any) -> None:
+        if path != self._path or self._closed:
+            return
+        pending, self._pending = self._pending, None
+        complete = store is not None and store.is_covered(0.0, max(0.0, self._duration - 1.0))
+        if complete:
+            self._store = store
+            self.from_cache = True
+            self._observations = list(store)
+            if self.compose:
+                descs = Composer().feed(self._observations)
+                if descs:
+                    self.descriptions.emit(list(descs))
+            self.warm_up()  # still needed for "describe now"
+            return
+        if pending is not None:
+            self.start(*pending)
 
     def start(self, path: str | Path, at: float = 0.0, compose: bool = True) -> None:
         """Analyse ``path`` ahead of the playhead from ``at``; compose descriptions if asked."""
@@ -194,6 +238,8 @@ class Perception(QObject):
             self.answer.emit(t, Composer.describe(context + observations, t + 0.05))
             return
         self._observations += observations
+        if self._store is not None and getattr(result.request, "kind", "") != "flush":
+            self._store.record(result.request.t, observations, 1.0 / LOOKAHEAD_FPS)
         if len(self._observations) > 20000:
             self._observations = self._observations[-10000:]
         if self.compose:
@@ -209,6 +255,18 @@ class Perception(QObject):
         if self._lookahead is not None:
             self._lookahead.stop()
             self._lookahead = None
+        self._save_cache()
+
+    def _save_cache(self) -> None:
+        """Keep what was seen of the whole film, so the next viewing narrates at once."""
+        store, path = self._store, self._path
+        if store is None or self.from_cache or not path or self._duration <= 0:
+            return
+        if not store.is_covered(0.0, max(0.0, self._duration - 1.0)):
+            return
+        self.from_cache = True  # saved once
+        threading.Thread(target=store.save, args=(path, CACHE_CONFIG), name="cache-save",
+                         daemon=False).start()
 
     def close(self) -> None:
         self._closed = True

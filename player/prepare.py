@@ -17,9 +17,8 @@ from pathlib import Path
 from models.composer import Composer
 from models.types import Description
 from player.media_check import check_path
+from player.perception import CACHE_CONFIG as CONFIG
 from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, default_stages
-
-CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 1}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,8 +61,7 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
                     observations += stage.process(frame.t, frame.image)
                 except Exception as exc:  # noqa: BLE001 - one stage failing must not stop us
                     say(f"{stage.name} failed at {frame.t:.1f} s: {exc}")
-            for obs in observations:
-                store.add(obs)
+            store.record(frame.t, observations, 1.0 / fps)
             descriptions += composer.feed(observations)
             if duration > 0:
                 tenth = int(frame.t / duration * 10)
@@ -80,7 +78,7 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
             pass
     write_vtt(out, descriptions)
     try:
-        store.save(video, CONFIG)
+        store.save(video, {**CONFIG, "fps": fps})
     except Exception as exc:  # noqa: BLE001 - the track matters, the cache is a bonus
         say(f"The analysis cache could not be written: {exc}")
     took = time.monotonic() - began

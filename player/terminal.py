@@ -154,7 +154,7 @@ class TerminalUI(QObject):
 
     @Slot(str, str)
     def print_message(self, text: str, kind: str) -> None:
-        if kind == "narration":
+        if kind in ("narration", "quiet"):
             return  # the description line is printed by _on_said
         self._write(f"Problem: {text}" if kind == "error" else text)
 

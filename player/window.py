@@ -281,6 +281,8 @@ class MainWindow(QMainWindow):
             announce(self.transcript, text)
             return
         self.status.setText(text)
+        if kind == "quiet":
+            return  # shown, not announced: the screen reader is already hearing the answer
         if kind == "error":
             self.transcript.appendPlainText(f"Problem: {text}")
         announce(self.status, text, assertive=kind == "error")

@@ -77,3 +77,23 @@ def test_without_live_analysis_nothing_is_made_up(controller, demo):
     c.open(demo)
     wait_for(lambda: (c.playback.mpv.time_pos or 0) > 3.0, timeout=10)
     assert c.speech.records == [] and not c.perception.available
+
+
+def test_a_second_viewing_narrates_from_the_first_instant(controller, demo, tmp_path):
+    first = controller(speed=4.0)  # watch quickly: the analysis must cover the whole film
+    first.open(demo)
+    wait_for(lambda: first.perception._lookahead is not None  # noqa: SLF001
+             and first.perception._lookahead.finished, timeout=60)  # noqa: SLF001
+    wait_for(lambda: first.perception._worker.queued() == 0, timeout=30)  # noqa: SLF001
+    first.close()
+    cache = tmp_path / "cache" / "video-narrator" / "observations"
+    wait_for(lambda: list(cache.glob("*.json")), timeout=10)
+    second = controller()
+    second.open(demo)
+    wait_for(lambda: second.perception.from_cache, timeout=10)
+    texts = [d.text for d in second.narrator.timeline.descriptions]
+    assert any("Video Narrator demo" in t for t in texts), texts
+    # The title is said at once, not after the models have loaded.
+    rec = wait_for(lambda: next((r for r in second.speech.records if r.source == "auto"), None),
+                   timeout=10)
+    assert "Video Narrator demo" in rec.text and rec.media_start < 1.5
