@@ -235,7 +235,7 @@ class Composer:
 
     # ----- describe now -------------------------------------------------------------------------
     @staticmethod
-    def describe(observations: Sequence[Observation], t: float) -> str:
+    def describe(observations: Sequence[Observation], t: float, detail: int = 3) -> str:
         """A short description of the moment ``t`` from the latest observations of each kind."""
         latest: dict[str, Observation] = {}
         # Text read before the latest cut is no longer on screen.
@@ -259,7 +259,7 @@ class Composer:
         if text is not None and t - text.t < 8.0 and text.data.get("lines"):
             parts.append(sentence(f"Text on screen: {', '.join(text.data['lines'])}"))
         scene = latest.get("scene")
-        if scene is not None and t - scene.t < 3.0:
+        if scene is not None and t - scene.t < 3.0 and (detail >= 3 or not parts):
             if scene.data.get("dark"):
                 parts.append("The picture is dark.")
             else:

@@ -161,7 +161,8 @@ class Controller(QObject):
         if info.has_video and self.settings.live_analysis:
             # A description track written by a person is better than ours: with one loaded,
             # live analysis only answers "describe now" and questions.
-            self.perception.open(info.path, info.duration, at=self.playback.time_pos,
+            at = self.playback.time_pos
+            self.perception.open(info.path, info.duration, at=at if at > 1.0 else 0.0,
                                  compose=not self._track_loaded)
         name = Path(info.path).name
         if not info.has_video and info.has_audio:
@@ -253,6 +254,7 @@ class Controller(QObject):
             return
         self.message.emit("Describing...", "state")
         t = self.playback.time_pos
+        self.perception.detail = self.settings.verbosity
         if self.settings.live_analysis and self.media is not None and self.media.has_video and \
                 self.perception.describe_now(t, self.playback.frame_rgb()):
             return  # the answer arrives in _on_answer, in a fraction of a second

@@ -100,6 +100,7 @@ class Perception(QObject):
         self._now_tokens: dict[int, float] = {}
         self.stage_names: list[str] = []
         self.compose = True
+        self.detail = 2  # the user's verbosity: colours only at "detailed"
         self._tried = False
         self._closed = False
         self._result.connect(self._on_result)
@@ -175,7 +176,7 @@ class Perception(QObject):
         if path != self._path or self._closed:
             return
         pending, self._pending = self._pending, None
-        complete = store is not None and store.is_covered(0.0, max(0.0, self._duration - 1.0))
+        complete = store is not None and store.is_covered(min(1.0, self._duration / 2), max(0.0, self._duration - 1.0))
         if complete:
             self._store = store
             self.from_cache = True
@@ -235,7 +236,8 @@ class Perception(QObject):
         if token in self._now_tokens:
             t = self._now_tokens.pop(token)
             context = [o for o in self._observations if t - 8.0 <= o.t <= t]
-            self.answer.emit(t, Composer.describe(context + observations, t + 0.05))
+            self.answer.emit(t, Composer.describe(context + observations, t + 0.05,
+                                                  self.detail))
             return
         self._observations += observations
         if self._store is not None and getattr(result.request, "kind", "") != "flush":
@@ -262,7 +264,7 @@ class Perception(QObject):
         store, path = self._store, self._path
         if store is None or self.from_cache or not path or self._duration <= 0:
             return
-        if not store.is_covered(0.0, max(0.0, self._duration - 1.0)):
+        if not store.is_covered(min(1.0, self._duration / 2), max(0.0, self._duration - 1.0)):
             return
         self.from_cache = True  # saved once
         threading.Thread(target=store.save, args=(path, CACHE_CONFIG), name="cache-save",

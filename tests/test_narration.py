@@ -29,7 +29,8 @@ def clip(tmp_path_factory) -> Path:
 
 def make_controller(qapp, **settings):
     opts = LaunchOptions(film_options={"vo": "null", "ao": "null"}, speech_options={"ao": "null"})
-    return build_controller(None, opts, Settings(**settings))
+    # Live analysis has its own tests; here it would only add load.
+    return build_controller(None, opts, Settings(**{"live_analysis": False, **settings}))
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_verbosity_brief_says_only_level_one(run, clip):
 
 
 def test_describe_now_in_pause_mode_pauses_the_film_and_resumes_after(run, clip):
-    c = run(mode="pause", narration=False)
+    c = run(mode="pause", narration=False, live_analysis=False)
     pauses: list[bool] = []
     c.speech.started.connect(lambda _r: pauses.append(c.playback.mpv.pause))
     c.open(clip)

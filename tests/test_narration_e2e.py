@@ -87,7 +87,7 @@ def run(qapp, tmp_path, monkeypatch):
     def factory(**settings):
         opts = LaunchOptions(film_options={"vo": "null", "ao": "null"},
                              speech_options={"ao": "null"})
-        c = build_controller(None, opts, Settings(**settings))
+        c = build_controller(None, opts, Settings(**{"live_analysis": False, **settings}))
         made.append(c)
         return c
 

@@ -3,6 +3,7 @@ properties (time-pos, pause, volume, speed, mute), not on our flags."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def window(qapp):
     win.show()
     opts = LaunchOptions(film_options={"vo": "null", "ao": "null"},
                          speech_options={"ao": "null"})
-    controller = build_controller(None, opts, store.load().settings)
+    controller = build_controller(None, opts, replace(store.load().settings, live_analysis=False))
     win.attach(controller)
     win.activateWindow()
     wait_for(win.isActiveWindow)
