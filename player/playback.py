@@ -311,17 +311,12 @@ class Playback(QObject):
             return None
         if not res or res.get("format") != "bgr0":
             return None
+        import numpy as np  # noqa: PLC0415
+
         w, h, stride, data = int(res["w"]), int(res["h"]), int(res["stride"]), res["data"]
-        rows = bytearray()
-        for y in range(h):
-            row = data[y * stride:y * stride + w * 4]
-            bgr0 = memoryview(row)
-            px = bytearray(w * 3)
-            px[0::3] = bgr0[2::4]
-            px[1::3] = bgr0[1::4]
-            px[2::3] = bgr0[0::4]
-            rows += px
-        return w, h, bytes(rows)
+        bgr0 = np.frombuffer(data, dtype=np.uint8, count=h * stride).reshape(h, stride)
+        rgb = bgr0[:, :w * 4].reshape(h, w, 4)[:, :, 2::-1]
+        return w, h, np.ascontiguousarray(rgb).tobytes()
 
     def terminate(self) -> None:
         """Stop libmpv. Call before the window that holds the video is destroyed."""
