@@ -13,6 +13,8 @@ from player import __version__
 EPILOG = """\
 Commands:
   narrate doctor      report what is installed and working, with a fix for each missing part
+  narrate models list | pull NAME | path [NAME]
+                      the vision-language models that can be downloaded, and where they go
   narrate prepare VIDEO...
                       analyse videos in advance and write a description track beside each
   narrate export VIDEO -o OUT [--vtt FILE]
@@ -73,6 +75,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["models"] and not Path("models").is_file():
+        from player import models_cli  # noqa: PLC0415
+
+        return models_cli.main(argv[1:])
     if argv[:1] == ["prepare"] and not Path("prepare").exists():
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         from player.prepare import main as prepare_main  # noqa: PLC0415

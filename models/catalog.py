@@ -1,0 +1,253 @@
+"""The vision-language models Video Narrator knows, and the ones installed on this computer.
+
+A model is either a GGUF file for llama.cpp with its multimodal projector (``mmproj*.gguf``)
+beside it, or a Hugging Face folder for transformers. Catalog models are downloaded by
+:func:`models.download.pull` into ``models_dir()/<name>/``; a model counts as installed only when
+its ``manifest.json`` is there, and that file is written last. Any local GGUF file or model folder
+can be used instead by giving its path to :func:`resolve`.
+
+Nothing here touches the network or imports heavy libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["llama", "transformers"]
+Speed = Literal["fast", "medium", "slow"]
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class ModelError(Exception):
+    """A model cannot be found, downloaded or used. The message is one plain sentence for people."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One downloadable model.
+
+    Attributes:
+        name: short name used on the command line (``narrate models pull NAME``).
+        repo_id: Hugging Face repository, ``owner/name``.
+        files: paths inside the repository to download. For llama, the model GGUF and its
+            projector (the projector's name starts with ``mmproj``); for transformers, the files
+            of the folder.
+        backend: ``"llama"`` (llama.cpp) or ``"transformers"``.
+        size_mb: approximate download size in megabytes (shown to people, not checked).
+        speed: rough speed class on a 2-core CPU: ``"fast"``, ``"medium"`` or ``"slow"``.
+        licence: the model's licence, as named by its authors.
+        description: one sentence for the model list.
+        sha256: expected SHA-256 per file, or None when unknown. Without it the download is
+            checked against the SHA-256 the hub reports for large (LFS) files, else its size.
+    """
+
+    name: str
+    repo_id: str
+    files: tuple[str, ...]
+    backend: Backend
+    size_mb: int
+    speed: Speed
+    licence: str
+    description: str
+    sha256: dict[str, str] | None = None
+
+
+# Sizes are approximate (rounded, from the repositories' file listings) and only shown to people.
+CATALOG: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        name="smolvlm-256m",
+        repo_id="ggml-org/SmolVLM-256M-Instruct-GGUF",
+        files=("SmolVLM-256M-Instruct-Q8_0.gguf", "mmproj-SmolVLM-256M-Instruct-Q8_0.gguf"),
+        backend="llama", size_mb=280, speed="fast", licence="Apache-2.0",
+        description="Smallest and quickest; short, sometimes vague descriptions.",
+    ),
+    ModelEntry(
+        name="smolvlm-500m",
+        repo_id="ggml-org/SmolVLM-500M-Instruct-GGUF",
+        files=("SmolVLM-500M-Instruct-Q8_0.gguf", "mmproj-SmolVLM-500M-Instruct-Q8_0.gguf"),
+        backend="llama", size_mb=550, speed="fast", licence="Apache-2.0",
+        description="Small and quick, noticeably better than the 256M model.",
+    ),
+    ModelEntry(
+        name="smolvlm2-2.2b",
+        repo_id="ggml-org/SmolVLM2-2.2B-Instruct-GGUF",
+        files=("SmolVLM2-2.2B-Instruct-Q4_K_M.gguf", "mmproj-SmolVLM2-2.2B-Instruct-Q8_0.gguf"),
+        backend="llama", size_mb=1700, speed="medium", licence="Apache-2.0",
+        description="Good descriptions at a moderate speed.",
+    ),
+    ModelEntry(
+        name="qwen2.5-vl-3b",
+        repo_id="ggml-org/Qwen2.5-VL-3B-Instruct-GGUF",
+        files=("Qwen2.5-VL-3B-Instruct-Q4_K_M.gguf", "mmproj-Qwen2.5-VL-3B-Instruct-Q8_0.gguf"),
+        backend="llama", size_mb=2800, speed="slow", licence="Qwen Research License",
+        description="Detailed descriptions and good at reading text on screen; slow without a GPU.",
+    ),
+    ModelEntry(
+        name="gemma-3-4b",
+        repo_id="ggml-org/gemma-3-4b-it-GGUF",
+        files=("gemma-3-4b-it-Q4_K_M.gguf", "mmproj-model-f16.gguf"),
+        backend="llama", size_mb=3300, speed="slow", licence="Gemma Terms of Use",
+        description="Detailed, fluent descriptions; slow without a GPU.",
+    ),
+    ModelEntry(
+        name="smolvlm-256m-hf",
+        repo_id="HuggingFaceTB/SmolVLM-256M-Instruct",
+        files=(
+            "config.json", "generation_config.json", "model.safetensors",
+            "preprocessor_config.json", "processor_config.json", "chat_template.json",
+            "special_tokens_map.json", "added_tokens.json", "tokenizer.json",
+            "tokenizer_config.json", "vocab.json", "merges.txt",
+        ),
+        backend="transformers", size_mb=520, speed="medium", licence="Apache-2.0",
+        description="The 256M model for transformers (PyTorch), for use with a GPU.",
+    ),
+)
+
+
+def find(name: str, catalog: tuple[ModelEntry, ...] = CATALOG) -> ModelEntry:
+    """The catalog entry called ``name`` (case-insensitive); ModelError if there is none."""
+    for entry in catalog:
+        if entry.name.lower() == name.lower():
+            return entry
+    names = ", ".join(e.name for e in catalog)
+    raise ModelError(f"There is no model called {name} in the catalog; the models are: {names}.")
+
+
+def models_dir() -> Path:
+    """Where downloaded models live: ``$XDG_DATA_HOME/video-narrator/models``."""
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "video-narrator" / "models"
+
+
+@dataclass(frozen=True)
+class InstalledModel:
+    """A model ready to load.
+
+    Attributes:
+        name: catalog name, or the file or folder name for a model given by path.
+        backend: ``"llama"`` or ``"transformers"``.
+        path: the model's folder (for transformers, the folder to load).
+        model_file: the GGUF to load (llama only).
+        mmproj: the multimodal projector GGUF (llama only).
+        files: every file that belongs to the model.
+        repo_id: where it was downloaded from, if it was.
+        revision: the repository commit it was downloaded at, if known.
+    """
+
+    name: str
+    backend: Backend
+    path: Path
+    model_file: Path | None = None
+    mmproj: Path | None = None
+    files: tuple[Path, ...] = ()
+    repo_id: str | None = None
+    revision: str | None = None
+
+
+def is_mmproj(path: Path | str) -> bool:
+    """True for a multimodal projector GGUF (llama.cpp names them ``mmproj*.gguf``)."""
+    name = Path(path).name.lower()
+    return name.startswith("mmproj") and name.endswith(".gguf")
+
+
+def read_manifest(folder: Path) -> InstalledModel | None:
+    """The model described by ``folder/manifest.json``, or None when it is missing, unreadable
+    or names a file that is not there (a half-finished or damaged download)."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = tuple(folder / f["name"] for f in data["files"])
+        sizes = [f.get("size") for f in data["files"]]
+        backend = data["backend"]
+        name = data["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for path, size in zip(files, sizes, strict=True):
+        if not path.is_file() or (size is not None and path.stat().st_size != size):
+            log.warning("model %s in %s is incomplete: %s is missing or has the wrong size",
+                        name, folder, path.name)
+            return None
+    model_file = mmproj = None
+    if backend == "llama":
+        ggufs = [p for p in files if p.suffix.lower() == ".gguf"]
+        model_file = next((p for p in ggufs if not is_mmproj(p)), None)
+        mmproj = next((p for p in ggufs if is_mmproj(p)), None)
+    return InstalledModel(name=name, backend=backend, path=folder, model_file=model_file,
+                          mmproj=mmproj, files=files, repo_id=data.get("repo_id"),
+                          revision=data.get("revision"))
+
+
+def installed(root: Path | None = None) -> list[InstalledModel]:
+    """Every complete model in the models folder (each in a subfolder with a manifest), by name."""
+    root = models_dir() if root is None else root
+    if not root.is_dir():
+        return []
+    found = (read_manifest(sub) for sub in sorted(root.iterdir()) if sub.is_dir())
+    return [m for m in found if m is not None]
+
+
+def resolve(name_or_path: str | Path, root: Path | None = None) -> InstalledModel:
+    """The model to load, from a catalog name that is installed or from a local path.
+
+    A path may be a GGUF file (its projector ``mmproj*.gguf`` must be beside it), a folder with
+    one model GGUF and its projector, a transformers folder (with ``config.json``), or a folder
+    made by ``narrate models pull``.
+    """
+    root = models_dir() if root is None else root
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        return _from_path(path)
+    if isinstance(name_or_path, str) and "/" not in text and "\\" not in text:
+        entry = find(text)
+        model = read_manifest(root / entry.name)
+        if model is None:
+            raise ModelError(f"The model {entry.name} is not installed; run: narrate models pull "
+                             f"{entry.name}")
+        return model
+    raise ModelError(f"There is no model file or folder at {path}.")
+
+
+def _from_path(path: Path) -> InstalledModel:
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ModelError(f"{path} is not a GGUF file; give a .gguf model file or a model "
+                             "folder.")
+        if is_mmproj(path):
+            raise ModelError(f"{path} is a multimodal projector; give the model GGUF beside it "
+                             "instead.")
+        return _gguf_model(path, path.name)
+    manifest = read_manifest(path)
+    if manifest is not None:
+        return manifest
+    if (path / "config.json").is_file():
+        files = tuple(sorted(p for p in path.rglob("*") if p.is_file()))
+        return InstalledModel(name=path.name, backend="transformers", path=path, files=files)
+    models = sorted(p for p in path.glob("*.gguf") if not is_mmproj(p))
+    if len(models) == 1:
+        return _gguf_model(models[0], path.name)
+    if len(models) > 1:
+        names = ", ".join(p.name for p in models)
+        raise ModelError(f"The folder {path} has several model GGUF files ({names}); give the "
+                         "path of the one to use.")
+    raise ModelError(f"The folder {path} has no model in it: no GGUF file and no config.json.")
+
+
+def _gguf_model(model_file: Path, name: str) -> InstalledModel:
+    projectors = sorted(p for p in model_file.parent.glob("*") if p.is_file() and is_mmproj(p))
+    if not projectors:
+        raise ModelError(f"{model_file} has no multimodal projector (mmproj) file beside it; put "
+                         "the model's mmproj*.gguf in the same folder.")
+    if len(projectors) > 1:
+        log.info("several projectors beside %s; using %s", model_file, projectors[0].name)
+    return InstalledModel(name=name, backend="llama", path=model_file.parent,
+                          model_file=model_file, mmproj=projectors[0],
+                          files=(model_file, projectors[0]))

@@ -1,0 +1,108 @@
+"""``narrate models ...``: list, download and locate the vision-language models.
+
+Output is plain text, one item a line, so that a screen reader reads it well. Errors are one
+sentence on standard error. Exit codes: 0 done, 1 failed, 2 wrong usage, 130 stopped with Ctrl+C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from models.catalog import CATALOG, ModelError, find, models_dir, read_manifest
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="narrate models",
+        description="List, download and locate the vision-language models that describe scenes.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("list", help="list the models: size, speed, licence, installed or not")
+    pull = sub.add_parser("pull", help="download a model (an interrupted download continues)")
+    pull.add_argument("name", help="model name, as shown by: narrate models list")
+    path = sub.add_parser("path", help="print the models folder, or a model's files")
+    path.add_argument("name", nargs="?", help="model name")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Run ``narrate models`` with ``argv`` (the words after ``models``); return the exit code."""
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage or help
+        return int(exc.code or 0)
+    if args.command is None:
+        p.print_help()
+        return 2
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "pull":
+            return _pull(args.name)
+        return _path(args.name)
+    except ModelError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _list() -> int:
+    root = models_dir()
+    for e in CATALOG:
+        state = "installed" if read_manifest(root / e.name) is not None else "not installed"
+        print(f"{e.name}: {state}, about {e.size_mb} MB, {e.speed} on a 2-core processor, "
+              f"{e.backend}, licence {e.licence}. {e.description}")
+    print(f"Models folder: {root}")
+    return 0
+
+
+def _pull(name: str) -> int:
+    from models.download import PullCancelled, pull  # noqa: PLC0415
+
+    entry = find(name)
+    if read_manifest(models_dir() / entry.name) is not None:
+        print(f"{entry.name} is already installed in {models_dir() / entry.name}")
+        return 0
+    print(f"Downloading {entry.name} from {entry.repo_id}, about {entry.size_mb} MB.")
+    reporter = _PercentReporter()
+    try:
+        dest = pull(entry, progress=reporter)
+    except PullCancelled as exc:
+        print(str(exc), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"Stopped. Run narrate models pull {entry.name} again to continue the download.",
+              file=sys.stderr)
+        return 130
+    print(f"{entry.name} is installed in {dest}")
+    return 0
+
+
+class _PercentReporter:
+    """Prints a line at every 10 percent."""
+
+    def __init__(self) -> None:
+        self.last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        step = min(100, done * 100 // total) // 10 * 10
+        if step > self.last:
+            self.last = step
+            print(f"{step} percent, {done // (1024 * 1024)} of {total // (1024 * 1024)} MB",
+                  flush=True)
+
+
+def _path(name: str | None) -> int:
+    if name is None:
+        print(models_dir())
+        return 0
+    folder = models_dir() / find(name).name
+    model = read_manifest(folder)
+    if model is None:
+        raise ModelError(f"The model {name} is not installed; run: narrate models pull {name}")
+    for f in model.files:
+        print(Path(f))
+    return 0
