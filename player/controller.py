@@ -68,6 +68,10 @@ class Controller(QObject):
         self._told_source = False
         if self.settings.live_analysis:
             self.perception.warm_up()  # load the models while the window and the film open
+        self._ahead = QTimer(self)
+        self._ahead.setInterval(1000)
+        self._ahead.timeout.connect(lambda: self.perception.keep_ahead(self.playback.time_pos))
+        self._ahead.start()
         self.scanner = DialogueScanner(self)
         self.scanner.progress.connect(self._on_gaps)
         self.scanner.problem.connect(lambda text: self.message.emit(text, "error"))

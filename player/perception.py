@@ -211,6 +211,17 @@ class Perception(QObject):
             self._lookahead = None
             self.problem.emit(str(exc))
 
+    def keep_ahead(self, playhead: float) -> None:
+        """On a slow machine the analysis can fall behind the film: then it jumps to just ahead
+        of the playhead, so what it finds is still worth saying."""
+        la = self._lookahead
+        if la is None or getattr(la, "finished", False):
+            return
+        if la.position < playhead - 1.0:
+            log.info("analysis fell behind (%.1f s < %.1f s): jumping ahead", la.position,
+                     playhead)
+            self.seek(playhead + 0.5)
+
     def seek(self, t: float) -> None:
         if self._lookahead is not None:
             self._lookahead.seek(t)

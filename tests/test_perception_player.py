@@ -97,3 +97,15 @@ def test_a_second_viewing_narrates_from_the_first_instant(controller, demo, tmp_
     rec = wait_for(lambda: next((r for r in second.speech.records if r.source == "auto"), None),
                    timeout=10)
     assert "Video Narrator demo" in rec.text and rec.media_start < 1.5
+
+
+def test_analysis_that_falls_behind_jumps_ahead_of_the_playhead(controller, demo):
+    c = controller(narration=False)
+    c.open(demo)
+    wait_for(lambda: c.perception._lookahead is not None, timeout=30)  # noqa: SLF001
+    la = c.perception._lookahead  # noqa: SLF001
+    assert la.position < 20.0
+    c.perception.keep_ahead(25.0)  # as if the film were at 25 s and the analysis far behind
+    assert la.position >= 25.0
+    c.perception.keep_ahead(10.0)  # ahead of the playhead: nothing changes
+    assert la.position >= 25.0
