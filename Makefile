@@ -1,21 +1,27 @@
 # Video Narrator: set-up, demo and tests.
 #   make demo   install everything (Debian/Ubuntu packages and a virtual environment) and play
 #               the bundled demo with narration
-#   make test   install everything and run the whole test suite
+#   make test   install everything, with the test tools and the vision-language model
+#               libraries (torch, transformers), and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+# The CPU build of torch that the tests use (a range would let pip pick a large CUDA build).
+TORCH ?= torch==2.13.0
 
-.PHONY: demo test setup system-packages venv lint bench clean
+.PHONY: demo test setup test-setup system-packages lint clean
 
 demo: setup
 	$(VENV)/bin/narrate
 
-test: setup
+test: test-setup
 	$(PY) -m pytest -q
 
 setup: system-packages $(STAMP)
+
+test-setup: setup $(TEST_STAMP)
 
 system-packages:
 	@bash scripts/install-system-packages.sh
@@ -23,11 +29,16 @@ system-packages:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,piper,perception]'
+	$(PY) -m pip install --quiet -e '.[piper,perception]'
 	touch $(STAMP)
 
-lint: setup
-	$(VENV)/bin/ruff check player models tests benchmarks
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet '$(TORCH)'
+	$(PY) -m pip install --quiet -e '.[test,piper,perception,gpu]'
+	touch $(TEST_STAMP)
+
+lint: test-setup
+	$(VENV)/bin/ruff check player models tests benchmarks assets
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,342 @@
+"""A transformers vision-language model (SmolVLM / Idefics3 and other image-text-to-text models)
+loaded from a local folder.
+
+Only safetensors checkpoints are accepted (pickle files can run code when loaded). Nothing is
+ever downloaded: every load uses ``local_files_only=True``. torch and transformers are imported
+inside the engine, so this module imports without them and ``problem()`` says what to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from models.vlm.base import VlmEngine, VlmError, VlmRequest
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = 'Install the GPU extra: pip install "video-narrator[gpu]".'
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+OVERHEAD = 1.25
+"""Activations, caches and the framework itself, as a share of the weights."""
+BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "8bit": 1, "4bit": 0.5}
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    """The folder's safetensors weights; VlmError when it is missing or holds only pickles."""
+    if not folder.is_dir():
+        raise VlmError(f"No model folder at {folder}. Point the narrator at a folder that holds "
+                       f"config.json and *.safetensors files.")
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        return files
+    pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+    if pickles:
+        raise VlmError(f"Unsafe pickle checkpoint refused; use safetensors. {folder} holds only "
+                       f"{', '.join(pickles)}; convert it or get the safetensors version.")
+    raise VlmError(f"No model weights (*.safetensors) in {folder}.")
+
+
+def stored_dtype(folder: Path) -> str:
+    """The dtype config.json says the weights are stored in ("float32" when it does not say)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VlmError(f"No config.json in the model folder {folder}.") from None
+    except (OSError, ValueError) as exc:
+        raise VlmError(f"The model config {folder / 'config.json'} cannot be read: {exc}") from exc
+    if not isinstance(config, dict):
+        raise VlmError(f"The model config {folder / 'config.json'} is not a JSON object.")
+    dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
+    return dtype if dtype in BYTES else "float32"
+
+
+def estimate_bytes(folder: Path, dtype: str, quantize: str | None = None) -> int:
+    """Memory the model needs once loaded in ``dtype`` (or quantized), with some overhead."""
+    on_disk = sum(p.stat().st_size for p in safetensors_files(folder))
+    target = BYTES[quantize] if quantize else BYTES.get(dtype, 4)
+    return int(on_disk * target / BYTES[stored_dtype(folder)] * OVERHEAD)
+
+
+def available_memory(device: str) -> int | None:
+    """Free bytes on ``device`` ("cpu" or "cuda[:n]"); None when it cannot be told."""
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            free, _total = torch.cuda.mem_get_info(torch.device(device))
+            return int(free)
+        except Exception:  # noqa: BLE001 - no answer is a fine answer here
+            return None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(folder: Path, device: str, dtype: str, quantize: str | None = None) -> None:
+    """VlmError when the model clearly will not fit in the free memory of ``device``."""
+    needed = estimate_bytes(folder, dtype, quantize)
+    free = available_memory(device)
+    if free is not None and needed > free:
+        where = "GPU memory" if device.startswith("cuda") else "RAM"
+        raise VlmError(f"The model in {folder} needs about {needed / 2**30:.1f} GiB but only "
+                       f"{free / 2**30:.1f} GiB of {where} is free. Close other programs, choose "
+                       f"a smaller model, or try 8bit/4bit quantization on a GPU.")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+class HfVlm(VlmEngine):
+    """An image-text-to-text model from a local folder, run with transformers.
+
+    ``device`` is "auto" (CUDA when there is one, else the CPU), "cpu" or "cuda[:n]"; ``dtype``
+    "auto" means bfloat16 on CUDA and float32 on the CPU; ``quantize`` is None, "8bit" or "4bit"
+    (needs bitsandbytes and a GPU). ``notes`` collects things the user should hear about, such as
+    a fall back to the CPU after the GPU ran out of memory.
+    """
+
+    name = "transformers"
+
+    def __init__(self, model_path: str | Path, device: str = "auto", dtype: str = "auto",
+                 quantize: str | None = None) -> None:
+        if quantize not in (None, "8bit", "4bit"):
+            raise ValueError(f'quantize must be None, "8bit" or "4bit", not {quantize!r}.')
+        if dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, not {dtype!r}.")
+        self.path = Path(model_path).expanduser()
+        self.device_request = device
+        self.dtype_request = dtype
+        self.quantize = quantize
+        self.notes: list[str] = []
+        self.device = ""
+        self.dtype = ""
+        self._model: Any = None
+        self._processor: Any = None
+        self._lock = threading.Lock()
+
+    # ----- availability ----------------------------------------------------------------------
+    def problem(self) -> str:
+        for package in ("torch", "transformers"):
+            if importlib.util.find_spec(package) is None:
+                return f"The {package} package is not installed. {INSTALL_HINT}"
+        if self.quantize and importlib.util.find_spec("bitsandbytes") is None:
+            return (f"{self.quantize} quantization needs the bitsandbytes package: "
+                    f"pip install bitsandbytes (or turn quantization off).")
+        try:
+            safetensors_files(self.path)
+            stored_dtype(self.path)
+        except VlmError as exc:
+            return str(exc)
+        return ""
+
+    # ----- loading ---------------------------------------------------------------------------
+    def _pick_device(self, torch: Any) -> tuple[str, str]:
+        device = self.device_request
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise VlmError(f"Device {device} was asked for but no CUDA GPU is available; "
+                           f'use device "cpu" or "auto".')
+        dtype = self.dtype_request
+        if dtype == "auto":
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        return device, dtype
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        problem = self.problem()
+        if problem:
+            raise VlmError(problem)
+        import torch
+        import transformers
+
+        device, dtype = self._pick_device(torch)
+        if self.quantize and not device.startswith("cuda"):
+            raise VlmError(f"{self.quantize} quantization needs a CUDA GPU; this machine runs "
+                           f"on the CPU. Turn quantization off.")
+        check_fits(self.path, device, dtype, self.quantize)
+        try:
+            transformers.AutoConfig.from_pretrained(self.path, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure here means a broken config
+            raise VlmError(f"The model config in {self.path} cannot be used: {exc}") from exc
+        processor = self._load_processor(transformers)
+        kwargs: dict[str, Any] = dict(local_files_only=True, use_safetensors=True,
+                                      dtype=getattr(torch, dtype))
+        if self.quantize:
+            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
+                load_in_8bit=self.quantize == "8bit", load_in_4bit=self.quantize == "4bit",
+                bnb_4bit_compute_dtype=getattr(torch, dtype))
+            kwargs["device_map"] = device
+        try:
+            model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
+            if not self.quantize:
+                model = model.to(device)
+        except Exception as exc:  # noqa: BLE001
+            if is_out_of_memory(exc):
+                raise VlmError(f"The model in {self.path} does not fit in {device} memory: "
+                               f"{exc}") from exc
+            raise VlmError(f"The model in {self.path} cannot be loaded: {exc}") from exc
+        self._model, self._processor = model.eval(), processor
+        self.device, self.dtype = device, dtype
+        log.info("Loaded %s on %s as %s", self.path, device, self.quantize or dtype)
+
+    def _load_processor(self, transformers: Any) -> Any:
+        try:
+            return transformers.AutoProcessor.from_pretrained(self.path, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001
+            if "torchvision" not in str(exc):
+                raise VlmError(f"The processor in {self.path} cannot be loaded: {exc}") from exc
+        # transformers 5.x marks some PIL image processors (Idefics3's among them) as needing
+        # torchvision; build the processor around the PIL class instead.
+        try:
+            return _processor_with_pil(self.path, transformers)
+        except Exception as exc:  # noqa: BLE001
+            raise VlmError(f"The processor in {self.path} needs torchvision: "
+                           f"pip install torchvision ({exc})") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._model = None
+            self._processor = None
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # ----- answering -------------------------------------------------------------------------
+    def _inputs(self, request: VlmRequest) -> Any:
+        from PIL import Image
+
+        messages = [{"role": "user", "content": [{"type": "image"},
+                                                 {"type": "text", "text": request.prompt}]}]
+        text = self._processor.apply_chat_template(messages, add_generation_prompt=True)
+        inputs = self._processor(text=text, images=[Image.fromarray(request.image)],
+                                 return_tensors="pt")
+        inputs = inputs.to(self._model.device)
+        if "pixel_values" in inputs and self.dtype:
+            import torch
+
+            inputs["pixel_values"] = inputs["pixel_values"].to(getattr(torch, self.dtype))
+        return inputs
+
+    def _generate(self, **kwargs: Any) -> Any:
+        """One call of the model's generate(); a seam for tests."""
+        return self._model.generate(**kwargs)
+
+    def _fall_back_to_cpu(self, exc: BaseException) -> None:
+        import torch
+
+        note = (f"The GPU ran out of memory ({exc}); the model now runs on the CPU, "
+                f"which is slower.")
+        log.warning(note)
+        self.notes.append(note)
+        self._model = self._model.to("cpu", dtype=torch.float32)
+        self.device, self.dtype = "cpu", "float32"
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def stream(self, request: VlmRequest) -> Iterator[str]:
+        if self._model is None:
+            self.load()
+        with self._lock:
+            for attempt in (1, 2):
+                yielded = False
+                try:
+                    for piece in self._stream_once(request):
+                        yielded = True
+                        yield piece
+                    return
+                except Exception as exc:
+                    if (attempt == 2 or yielded or not is_out_of_memory(exc)
+                            or self.device == "cpu" or self.quantize):
+                        if isinstance(exc, VlmError):
+                            raise
+                        raise VlmError(f"The model failed while describing: {exc}") from exc
+                    self._fall_back_to_cpu(exc)
+
+    def _stream_once(self, request: VlmRequest) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stop = threading.Event()
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool,
+                                  device=input_ids.device)
+
+        inputs = self._inputs(request)
+        streamer = TextIteratorStreamer(self._processor.tokenizer, skip_prompt=True,
+                                        skip_special_tokens=True)
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self._generate(**inputs, streamer=streamer, do_sample=False,
+                                   max_new_tokens=request.max_new_tokens,
+                                   stopping_criteria=StoppingCriteriaList([_Stop()]))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                failure.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, name="vlm-generate", daemon=True)
+        thread.start()
+        try:
+            for piece in streamer:
+                if failure:
+                    break
+                if piece:
+                    yield piece
+        finally:
+            stop.set()
+            thread.join()
+        if failure:
+            raise failure[0]
+
+
+def _processor_with_pil(folder: Path, transformers: Any) -> Any:
+    """The model's processor with its PIL image processor, built from the saved configs."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    model_type = config["model_type"]
+    settings: dict[str, Any] = {}
+    if (folder / "processor_config.json").exists():
+        settings = json.loads((folder / "processor_config.json").read_text(encoding="utf-8"))
+    image_settings = dict(settings.pop("image_processor", {}))
+    if not image_settings and (folder / "preprocessor_config.json").exists():
+        image_settings = json.loads((folder / "preprocessor_config.json").read_text("utf-8"))
+    image_type = image_settings.pop("image_processor_type").removesuffix("Fast")
+    processor_name = settings.pop("processor_class", None) or image_settings.pop(
+        "processor_class")
+    image_settings.pop("processor_class", None)
+    module = importlib.import_module(
+        f"transformers.models.{model_type}.image_processing_pil_{model_type}")
+    image_processor = getattr(module, image_type + "Pil")(**image_settings)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    template = folder / "chat_template.jinja"
+    chat_template = template.read_text(encoding="utf-8") if template.exists() else None
+    if chat_template is None and (folder / "chat_template.json").exists():
+        chat_template = json.loads((folder / "chat_template.json").read_text("utf-8"))[
+            "chat_template"]
+    settings.pop("chat_template", None)
+    return getattr(transformers, processor_name)(image_processor, tokenizer,
+                                                 chat_template=chat_template, **settings)
