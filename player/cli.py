@@ -53,6 +53,9 @@ def parser() -> argparse.ArgumentParser:
                    help="the narrator's voice: espeak-ng (auto, pyttsx3, espeak-ng) or the "
                         "natural piper voice")
     p.add_argument("--no-narration", action="store_true", help="start with narration off")
+    p.add_argument("--model", metavar="NAME_OR_PATH",
+                   help="a vision-language model for describe now and questions: a name from "
+                        "`narrate models list` or a GGUF file or model folder")
     p.add_argument("--no-analysis", action="store_true",
                    help="no live scene analysis: speak only description tracks")
     p.add_argument("--vo", help="mpv video output for the film (for example gpu, x11, null, tct)")
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["speech_output"] = args.speech
     if args.speech_engine:
         overrides["speech_engine"] = args.speech_engine
+    if args.model:
+        overrides["vlm_model"] = args.model
     if args.no_analysis:
         overrides["live_analysis"] = False
     if args.no_narration:

@@ -68,6 +68,10 @@ class Controller(QObject):
         self._told_source = False
         if self.settings.live_analysis:
             self.perception.warm_up()  # load the models while the window and the film open
+        if self.settings.vlm_model:
+            self.perception.set_vlm(self.settings.vlm_model)
+        self.perception.vlm_ready.connect(
+            lambda name: self.message.emit(f"Vision-language model {name} is ready.", "info"))
         self._ahead = QTimer(self)
         self._ahead.setInterval(1000)
         self._ahead.timeout.connect(lambda: self.perception.keep_ahead(self.playback.time_pos))
@@ -149,6 +153,7 @@ class Controller(QObject):
     @Slot(object)
     def _on_said(self, desc: Description) -> None:
         self.transcript.emit(desc.text)
+        self.perception.recent = [*self.perception.recent[-4:], desc.text]
 
     @Slot(str)
     def _on_failed(self, text: str) -> None:
@@ -275,13 +280,15 @@ class Controller(QObject):
         if seen:
             parts.append(seen)
         text = " ".join(parts) or "I can't make out any people or text in this picture."
-        if not self._told_source:
+        vlm = self.perception.has_vlm
+        if not self._told_source and not vlm:
             self._told_source = True
             text += " (From people and text detection; no vision-language model is set up.)"
         self.message.emit("Described.", "quiet")
         if question is not None:
-            text = (f"I can't answer free questions yet: no vision-language model is set up. "
-                    f"What I can detect: {text}")
+            if not vlm:
+                text = (f"I can't answer free questions yet: no vision-language model is set "
+                        f"up. What I can detect: {text}")
             self.narrator.deliver(Description(start=t, text=text, source="answer"))
             return
         self.narrator.deliver(Description(start=t, text=text, source="now"))
@@ -298,7 +305,7 @@ class Controller(QObject):
             return ""
         t = self.playback.time_pos
         if self.settings.live_analysis and self.media is not None and self.media.has_video and \
-                self.perception.describe_now(t, self.playback.frame_rgb()):
+                self.perception.describe_now(t, self.playback.frame_rgb(), question):
             self._asked = question
             self.message.emit("Looking...", "state")
             return ""

@@ -86,6 +86,8 @@ class Perception(QObject):
     _problem_text = Signal(str)
     _ready = Signal(object, object)
     _cached = Signal(str, object)  # path, ObservationStore | None
+    _vlm_answer = Signal(float, str, str)  # film time, seen by the detectors, the VLM's text
+    vlm_ready = Signal(str)  # the model's name, once loaded
 
     def __init__(self, stages_factory: Callable[[], tuple[list[Any], list[str]]] = default_stages,
                  parent: QObject | None = None) -> None:
@@ -108,6 +110,13 @@ class Perception(QObject):
         self._problem_text.connect(self.problem)
         self._ready.connect(self._on_ready)
         self._cached.connect(self._on_cached)
+        self._vlm_answer.connect(self._on_vlm_answer)
+        self._vlm: Any = None
+        self._vlm_name = ""
+        self._vlm_lock = threading.Lock()
+        self._questions: dict[int, str | None] = {}
+        self._images: dict[int, np.ndarray] = {}
+        self.recent: list[str] = []  # the last descriptions said, for the VLM's context
         self._store: Any = None
         self._path = ""
         self._duration = 0.0
@@ -229,15 +238,78 @@ class Perception(QObject):
         elif self._pending is not None:
             self._pending = (self._pending[0], t, self._pending[2])
 
-    def describe_now(self, t: float, frame: tuple[int, int, bytes] | None) -> bool:
-        """Ask the worker about the frame on screen, ahead of everything else. False when
-        analysis is not ready (the caller answers from what it has)."""
+    # ----- vision-language model ----------------------------------------------------------------
+    def set_vlm(self, name_or_path: str) -> None:
+        """Load the vision-language model the user chose (on a thread: it takes seconds)."""
+        if not name_or_path or name_or_path == self._vlm_name:
+            return
+        self._vlm_name = name_or_path
+
+        def load() -> None:
+            from models.vlm import VlmError  # noqa: PLC0415
+            from models.vlm.loader import open_vlm  # noqa: PLC0415
+
+            try:
+                engine = open_vlm(name_or_path)
+                problem = engine.problem()
+                if problem:
+                    raise VlmError(problem)
+                engine.load()
+            except Exception as exc:  # noqa: BLE001 - the narrator goes on without it
+                self._problem_text.emit(f"The vision-language model could not be used: {exc}")
+                return
+            with self._vlm_lock:
+                old, self._vlm = self._vlm, engine
+            if old is not None:
+                old.close()
+            self.vlm_ready.emit(str(name_or_path))
+
+        threading.Thread(target=load, name="vlm-load", daemon=True).start()
+
+    @property
+    def has_vlm(self) -> bool:
+        return self._vlm is not None
+
+    def _ask_vlm(self, t: float, image: np.ndarray, seen: str, question: str | None) -> None:
+        """Run the model on its own thread; the answer comes back through a signal."""
+        from models.vlm import VlmRequest, ask_prompt, describe_prompt  # noqa: PLC0415
+
+        recent = list(self.recent[-3:])
+        prompt = (ask_prompt(question, seen, recent) if question
+                  else describe_prompt(4.0, self.detail, seen, recent))
+
+        def run() -> None:
+            with self._vlm_lock:
+                engine = self._vlm
+                try:
+                    text = engine.describe(VlmRequest(image, prompt, max_new_tokens=48,
+                                                      max_words=30)) if engine else ""
+                except Exception as exc:  # noqa: BLE001 - fall back to the detectors
+                    log.warning("VLM failed: %s", exc)
+                    self._problem_text.emit(f"The vision-language model failed: {exc}")
+                    text = ""
+            self._vlm_answer.emit(t, seen, text)
+
+        threading.Thread(target=run, name="vlm", daemon=True).start()
+
+    @Slot(float, str, str)
+    def _on_vlm_answer(self, t: float, seen: str, text: str) -> None:
+        self.answer.emit(t, text or seen)
+
+    def describe_now(self, t: float, frame: tuple[int, int, bytes] | None,
+                     question: str | None = None) -> bool:
+        """Ask about the frame on screen, ahead of everything else: the detectors, then the
+        vision-language model if one is set up. False when analysis is not ready (the caller
+        answers from what it has)."""
         if frame is None or self._worker is None:
             return False
         from models.worker import Priority, Request  # noqa: PLC0415
 
-        token = self._worker.submit(Request(Priority.NOW, t, frame_array(frame), kind="now"))
+        image = frame_array(frame)
+        token = self._worker.submit(Request(Priority.NOW, t, image, kind="now"))
         self._now_tokens[token] = t
+        self._questions[token] = question
+        self._images[token] = image
         return True
 
     @Slot(object)
@@ -246,9 +318,14 @@ class Perception(QObject):
         token = getattr(result.request, "token", None)
         if token in self._now_tokens:
             t = self._now_tokens.pop(token)
+            question = self._questions.pop(token, None)
+            image = self._images.pop(token, None)
             context = [o for o in self._observations if t - 8.0 <= o.t <= t]
-            self.answer.emit(t, Composer.describe(context + observations, t + 0.05,
-                                                  self.detail))
+            seen = Composer.describe(context + observations, t + 0.05, self.detail)
+            if self._vlm is not None and image is not None:
+                self._ask_vlm(t, image, seen, question)
+            else:
+                self.answer.emit(t, seen)
             return
         self._observations += observations
         if self._store is not None and getattr(result.request, "kind", "") != "flush":
@@ -283,6 +360,10 @@ class Perception(QObject):
 
     def close(self) -> None:
         self._closed = True
+        with self._vlm_lock:
+            if self._vlm is not None:
+                self._vlm.close()
+                self._vlm = None
         self.stop_lookahead()
         if self._worker is not None:
             self._worker.stop()
