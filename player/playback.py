@@ -78,6 +78,7 @@ class Playback(QObject):
     failed = Signal(str)
     warning = Signal(str)
     seeked = Signal(float)
+    _end_error = Signal(int)
 
     def __init__(self, wid: int | None = None, options: Mapping[str, str] | None = None,
                  parent: QObject | None = None) -> None:
@@ -112,6 +113,7 @@ class Playback(QObject):
         self._fade_timer = QTimer(self)
         self._fade_timer.setInterval(15)
         self._fade_timer.timeout.connect(self._fade_step)
+        self._end_error.connect(self._on_end_error)
         m = self._mpv
         m.observe_property("time-pos", self._on_time)
         m.observe_property("duration", self._on_duration)
@@ -145,10 +147,7 @@ class Playback(QObject):
         if eid == mpv.MpvEventID.END_FILE:
             data = event.data
             if data.reason == data.ERROR:
-                if self.decoder_errors():
-                    self.failed.emit(codec_error_message(self._path))
-                else:
-                    self.failed.emit(load_error_message(self._path, data.error))
+                self._end_error.emit(int(data.error))
             elif data.reason == data.EOF:
                 self.ended.emit()
         elif eid == mpv.MpvEventID.FILE_LOADED:
@@ -156,6 +155,19 @@ class Playback(QObject):
         elif eid == mpv.MpvEventID.PLAYBACK_RESTART:
             pos = self._get("time-pos")
             self.seeked.emit(float(pos or 0.0))
+
+    def _on_end_error(self, code: int) -> None:
+        """The file could not be played. mpv's log line naming a missing decoder can arrive just
+        after the end-file event, so the message is chosen a moment later."""
+        path = self._path
+
+        def report() -> None:
+            if self.decoder_errors():
+                self.failed.emit(codec_error_message(path))
+            else:
+                self.failed.emit(load_error_message(path, code))
+
+        QTimer.singleShot(250, report)
 
     def _media_info(self) -> MediaInfo:
         tracks = self._get("track-list") or []
