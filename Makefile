@@ -2,7 +2,8 @@
 #   make demo   install everything (Debian/Ubuntu packages and a virtual environment) and play
 #               the bundled demo with narration
 #   make test   install everything, with the test tools and the vision-language model
-#               libraries (torch, transformers), and run the whole test suite
+#               libraries (torch, transformers, llama.cpp, which compiles for several minutes
+#               the first time), and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -34,7 +35,7 @@ $(STAMP): pyproject.toml
 
 $(TEST_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet '$(TORCH)'
-	$(PY) -m pip install --quiet -e '.[test,piper,perception,gpu]'
+	$(PY) -m pip install --quiet -e '.[test,piper,perception,gpu,llama]'
 	touch $(TEST_STAMP)
 
 lint: test-setup

@@ -1,0 +1,372 @@
+"""A GGUF vision-language model run with llama.cpp (through llama-cpp-python).
+
+A vision model in GGUF form is two files: the language model (``SmolVLM-256M-Instruct-Q8_0.gguf``)
+and its multimodal projector, the image encoder (``mmproj-SmolVLM-256M-Instruct-Q8_0.gguf``).
+Put both in one folder and point the narrator at the language model; the projector is found
+beside it (any ``*mmproj*.gguf``), or can be named with ``mmproj_path``.
+
+Installing
+----------
+``pip install 'video-narrator[llama]'`` builds llama-cpp-python from source for the CPU (about
+eight minutes on two cores). For an NVIDIA GPU build it with CUDA instead (needs the CUDA
+toolkit, ``nvcc``, on the PATH)::
+
+    CMAKE_ARGS="-DGGML_CUDA=on" pip install --force-reinstall --no-cache-dir llama-cpp-python
+
+When the installed build can offload to a GPU, every layer goes there (``n_gpu_layers=-1``);
+otherwise the model runs on the CPU. Build the wheel once (``pip wheel -w DIR llama-cpp-python``)
+to make later installs instant.
+
+Memory: on the CPU the model and projector files together must fit in 80% of the free RAM
+(MemAvailable in /proc/meminfo), or loading is refused before llama.cpp starts. With GPU offload
+this check is skipped, since the weights then live in GPU memory.
+
+Which chat handler
+------------------
+The handler is picked from the GGUF metadata (``general.architecture`` of the model and
+``clip.projector_type`` of the projector): Qwen2.5-VL uses ``Qwen25VLChatHandler``, Moondream
+``MoondreamChatHandler``, Gemma 4 ``Gemma4ChatHandler``; SmolVLM / Idefics3, Gemma 3 and any other
+model that carries its own chat template use the generic ``MTMDChatHandler``; a model with no
+chat template falls back to the LLaVA 1.5 prompt format.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from models.vlm.base import VlmEngine, VlmError, VlmRequest
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "Install it with: pip install 'video-narrator[llama]'."
+RAM_SHARE = 0.8
+"""The model and projector files together may use at most this share of the free RAM."""
+GGUF_MAGIC = b"GGUF"
+
+
+# ----- reading GGUF metadata ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class GgufInfo:
+    """The header of a GGUF file: its format version, tensor count and metadata.
+
+    Long arrays (the tokenizer's vocabulary and merges) are skipped; only their length is kept.
+    """
+
+    path: Path
+    version: int
+    tensor_count: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", ""))
+
+
+# GGUF value types: id -> struct format (scalars); 8 is a string, 9 an array.
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
+            11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+_KEEP_ARRAY = 64
+"""Arrays longer than this are skipped, not read."""
+_MAX_STRING = 1 << 26
+_MAX_COUNT = 1 << 32
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise _Corrupt("the file ends too early")
+    return data
+
+
+def _unpack(f: BinaryIO, fmt: str) -> Any:
+    return struct.unpack(fmt, _read(f, struct.calcsize(fmt)))[0]
+
+
+def _string(f: BinaryIO) -> str:
+    n = _unpack(f, "<Q")
+    if n > _MAX_STRING:
+        raise _Corrupt(f"a string claims to be {n} bytes long")
+    return _read(f, n).decode("utf-8", errors="replace")
+
+
+def _value(f: BinaryIO, kind: int) -> Any:
+    if kind in _SCALARS:
+        return _unpack(f, _SCALARS[kind])
+    if kind == _STRING:
+        return _string(f)
+    if kind != _ARRAY:
+        raise _Corrupt(f"unknown value type {kind}")
+    item, count = _unpack(f, "<I"), _unpack(f, "<Q")
+    if count > _MAX_COUNT:
+        raise _Corrupt(f"an array claims {count} items")
+    if count <= _KEEP_ARRAY:
+        return [_value(f, item) for _ in range(count)]
+    if item in _SCALARS:  # skip the numbers without reading them
+        f.seek(struct.calcsize(_SCALARS[item]) * count, 1)
+    else:
+        for _ in range(count):
+            _value(f, item)
+    return f"<array of {count}>"
+
+
+def read_gguf(path: str | Path) -> GgufInfo:
+    """The metadata of the GGUF file at ``path``; VlmError naming the file when it is not one."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            magic = f.read(4)
+            if magic != GGUF_MAGIC:
+                raise _Corrupt(f"it does not start with GGUF (starts with {magic!r})")
+            version = _unpack(f, "<I")
+            if version not in (2, 3):
+                raise _Corrupt(f"unsupported GGUF version {version}")
+            tensors, count = _unpack(f, "<Q"), _unpack(f, "<Q")
+            if count > 100_000 or tensors > 1_000_000:
+                raise _Corrupt(f"the header claims {tensors} tensors and {count} keys")
+            metadata = {}
+            for _ in range(count):
+                key = _string(f)
+                metadata[key] = _value(f, _unpack(f, "<I"))
+                if f.tell() > size:
+                    raise _Corrupt("the file ends too early")
+    except OSError as exc:
+        raise VlmError(f"The model file {path} cannot be read: {exc}") from exc
+    except (_Corrupt, struct.error) as exc:
+        raise VlmError(f"The model file {path} is not a valid GGUF file ({exc}); it may be "
+                       f"corrupt or only partly downloaded. Download it again.") from exc
+    return GgufInfo(path, version, tensors, metadata)
+
+
+# ----- finding files and checking memory ---------------------------------------------------------
+def find_projector(model_path: Path) -> Path | None:
+    """The multimodal projector (``*mmproj*.gguf``) beside ``model_path``, if there is one.
+
+    When there are several, one whose name shares the most with the model's name wins.
+    """
+    folder = model_path.parent
+    if not folder.is_dir():
+        return None
+    found = [p for p in folder.glob("*.gguf")
+             if "mmproj" in p.name.lower() and p.resolve() != model_path.resolve()]
+    if not found:
+        return None
+    stem = model_path.stem.lower()
+
+    def shared(p: Path) -> tuple[int, str]:
+        name = p.stem.lower().replace("mmproj", "").strip("-_.")
+        common = sum(1 for part in name.replace("_", "-").split("-") if part and part in stem)
+        return (-common, p.name)
+
+    return sorted(found, key=shared)[0]
+
+
+def available_ram() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes; None when it cannot be told."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_fits(files: list[Path], free: int | None, share: float = RAM_SHARE) -> None:
+    """VlmError when the files together are larger than ``share`` of ``free`` bytes of RAM."""
+    if free is None:
+        return
+    needed = sum(p.stat().st_size for p in files)
+    if needed > free * share:
+        names = " and ".join(p.name for p in files)
+        raise VlmError(f"The model is too large for this computer's memory: {names} take "
+                       f"{needed / 2**30:.1f} GiB but only {free / 2**30:.1f} GiB of RAM is "
+                       f"free (at most {share:.0%} of it may be used). Close other programs or "
+                       f"choose a smaller or more strongly quantized model.")
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# ----- images ------------------------------------------------------------------------------------
+def png_bytes(image: np.ndarray) -> bytes:
+    """An RGB uint8 image as a PNG file (no compression filter; zlib level 1)."""
+    height, width, _ = image.shape
+    rows = np.empty((height, 1 + width * 3), np.uint8)
+    rows[:, 0] = 0  # filter type "none" for every row
+    rows[:, 1:] = np.ascontiguousarray(image).reshape(height, width * 3)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + chunk(b"IEND", b""))
+
+
+def data_uri(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+# ----- choosing the chat handler -----------------------------------------------------------------
+def handler_name(model: GgufInfo, projector: GgufInfo) -> str:
+    """The llama_cpp.llama_chat_format class that fits this model and projector."""
+    arch = model.architecture.lower()
+    kind = str(projector.metadata.get("clip.projector_type", "")).lower()
+    name = " ".join(str(model.metadata.get(k, "")) for k in ("general.name", "general.basename"))
+    if arch in ("qwen2vl", "qwen25vl") or kind.startswith(("qwen2.5vl", "qwen25vl")):
+        return "Qwen25VLChatHandler"
+    if "moondream" in name.lower() or "moondream" in kind:
+        return "MoondreamChatHandler"
+    if arch.startswith("gemma4"):
+        return "Gemma4ChatHandler"
+    if model.metadata.get("tokenizer.chat_template"):
+        # SmolVLM / Idefics3, Gemma 3 and the rest: the model's own template, mtmd's markers.
+        return "MTMDChatHandler"
+    return "Llava15ChatHandler"
+
+
+# ----- the engine --------------------------------------------------------------------------------
+class LlamaVlm(VlmEngine):
+    """A GGUF vision-language model and its projector, run with llama.cpp.
+
+    ``n_gpu_layers`` None means every layer on the GPU when this llama-cpp-python build can
+    offload (a CUDA build), else 0 (the CPU). ``n_threads`` None means every CPU this process
+    may use (llama-cpp-python's own default is half of them, which on a two-core machine made
+    the image encoder twice as slow).
+    """
+
+    name = "llama.cpp"
+
+    def __init__(self, model_path: str | Path, mmproj_path: str | Path | None = None,
+                 n_ctx: int = 2048, n_threads: int | None = None,
+                 n_gpu_layers: int | None = None) -> None:
+        self.path = Path(model_path).expanduser()
+        self.mmproj_request = Path(mmproj_path).expanduser() if mmproj_path else None
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.n_gpu_layers_request = n_gpu_layers
+        self.n_gpu_layers = 0
+        self.handler = ""
+        self._llm: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def mmproj_path(self) -> Path | None:
+        return self.mmproj_request or find_projector(self.path)
+
+    # ----- availability ----------------------------------------------------------------------
+    def problem(self) -> str:
+        if importlib.util.find_spec("llama_cpp") is None:
+            return f"The llama-cpp-python package is not installed. {INSTALL_HINT}"
+        if not self.path.is_file():
+            return f"No model file at {self.path}. Point the narrator at a .gguf model file."
+        mmproj = self.mmproj_path
+        if mmproj is None:
+            return (f"{self.path.name} has no multimodal projector (mmproj) file beside it; "
+                    f"vision needs one. Put the model's mmproj-*.gguf file in {self.path.parent}.")
+        if not mmproj.is_file():
+            return f"No projector file at {mmproj}."
+        return ""
+
+    # ----- loading ---------------------------------------------------------------------------
+    def load(self) -> None:
+        if self._llm is not None:
+            return
+        problem = self.problem()
+        if problem:
+            raise VlmError(problem)
+        mmproj = self.mmproj_path
+        assert mmproj is not None
+        model_info, projector_info = read_gguf(self.path), read_gguf(mmproj)
+        if projector_info.architecture != "clip":
+            raise VlmError(f"{mmproj.name} is not a multimodal projector (its architecture is "
+                           f"{projector_info.architecture or 'missing'}, not clip).")
+        if model_info.architecture == "clip":
+            raise VlmError(f"{self.path.name} is a projector, not a language model; point the "
+                           f"narrator at the language model beside it.")
+        import llama_cpp
+        from llama_cpp import llama_chat_format
+
+        gpu_layers = self.n_gpu_layers_request
+        if gpu_layers is None:
+            gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        if gpu_layers == 0:  # on the CPU the weights live in RAM
+            check_fits([self.path, mmproj], available_ram())
+        name = handler_name(model_info, projector_info)
+        handler_class = getattr(llama_chat_format, name, None) or llama_chat_format.MTMDChatHandler
+        llm = None
+        try:
+            if issubclass(handler_class, llama_chat_format.MTMDChatHandler):
+                handler = handler_class(clip_model_path=str(mmproj), verbose=False,
+                                        use_gpu=gpu_layers != 0)
+            else:
+                handler = handler_class(clip_model_path=str(mmproj), verbose=False)
+            threads = self.n_threads or cpu_count()
+            llm = llama_cpp.Llama(model_path=str(self.path), chat_handler=handler,
+                                  n_ctx=self.n_ctx, n_threads=threads, n_threads_batch=threads,
+                                  n_gpu_layers=gpu_layers, verbose=False)
+            init = getattr(handler, "_init_mtmd_context", None)
+            if init is not None:  # load the projector now, not on the first question
+                init(llm)
+        except (ValueError, RuntimeError, OSError) as exc:
+            if llm is not None:
+                llm.close()
+            raise VlmError(f"llama.cpp cannot load {self.path.name} with {mmproj.name}: {exc}. "
+                           f"The file may be corrupt, or too new for this llama-cpp-python; "
+                           f"try updating it.") from exc
+        self._llm, self.handler, self.n_gpu_layers = llm, name, gpu_layers
+        log.info("Loaded %s with %s (%s, %d GPU layers)", self.path, mmproj, name, gpu_layers)
+
+    def close(self) -> None:
+        with self._lock:
+            llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+    # ----- answering -------------------------------------------------------------------------
+    def stream(self, request: VlmRequest) -> Iterator[str]:
+        if self._llm is None:
+            self.load()
+        messages = [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": data_uri(request.image)}},
+            {"type": "text", "text": request.prompt}]}]
+        with self._lock:
+            llm = self._llm
+            if llm is None:
+                raise VlmError("The llama.cpp model was closed while a description was asked for.")
+            try:
+                chunks = llm.create_chat_completion(messages=messages, stream=True,
+                                                    max_tokens=request.max_new_tokens,
+                                                    temperature=0.0)
+                for chunk in chunks:
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            except (ValueError, RuntimeError) as exc:
+                raise VlmError(f"llama.cpp failed to describe the frame with "
+                               f"{self.path.name}: {exc}") from exc
