@@ -232,17 +232,10 @@ class FaceDetector:
         return self._problem
 
     def _load(self) -> str:
-        try:
-            import cv2  # noqa: F401
-            import mediapipe  # noqa: F401
-        except ImportError as exc:
-            return f"mediapipe is not installed ({exc.name}): {INSTALL_HINT}"
-        root = self.options.model_root or mediapipe_root()
+        root, problem = model_folder(self.options.model_root,
+                                     [SHORT_RANGE_MODEL, FULL_RANGE_MODEL], "face detection")
         if root is None:
-            return f"mediapipe is not installed: {INSTALL_HINT}"
-        missing = missing_models(Path(root), [SHORT_RANGE_MODEL, FULL_RANGE_MODEL])
-        if missing:
-            return f"face detection is off: {missing}"
+            return problem
         try:
             self._graphs = {
                 name: open_graph(_FACE_GRAPH.format(calculator=calc), Path(root), ["detections"])
@@ -285,6 +278,23 @@ class FaceDetector:
                     continue
                 found.append((score, box, kps))
         return [FaceDetection(box, score, kps) for score, box, kps in nms(found)]
+
+
+def model_folder(model_root: str | Path | None, models: Sequence[str],
+                 what: str) -> tuple[Path | None, str]:
+    """The folder holding mediapipe's ``models``, or (None, why ``what`` cannot run)."""
+    try:
+        import cv2  # noqa: F401, PLC0415
+        import mediapipe  # noqa: F401, PLC0415
+    except ImportError as exc:
+        return None, f"mediapipe is not installed ({exc.name}): {INSTALL_HINT}"
+    root = model_root or mediapipe_root()
+    if root is None:
+        return None, f"mediapipe is not installed: {INSTALL_HINT}"
+    missing = missing_models(Path(root), list(models))
+    if missing:
+        return None, f"{what} is off: {missing}"
+    return Path(root), ""
 
 
 class FaceStage:

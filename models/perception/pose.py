@@ -40,14 +40,12 @@ from typing import Any
 import numpy as np
 
 from models.perception.faces import (
-    INSTALL_HINT,
     MIN_SIDE,
     FaceDetector,
     FaceOptions,
     as_rgb,
     clip_box,
-    mediapipe_root,
-    missing_models,
+    model_folder,
     open_graph,
     position_of,
     square_tiles,
@@ -336,17 +334,10 @@ class PoseStage:
         return self._problem
 
     def _load(self) -> str:
-        try:
-            import cv2  # noqa: F401
-            import mediapipe  # noqa: F401
-        except ImportError as exc:
-            return f"mediapipe is not installed ({exc.name}): {INSTALL_HINT}"
-        root = self.options.model_root or mediapipe_root()
+        root, problem = model_folder(self.options.model_root, [DETECTOR_MODEL, LANDMARK_MODEL],
+                                     "pose detection")
         if root is None:
-            return f"mediapipe is not installed: {INSTALL_HINT}"
-        missing = missing_models(Path(root), [DETECTOR_MODEL, LANDMARK_MODEL])
-        if missing:
-            return f"pose detection is off: {missing}"
+            return problem
         try:
             detect = open_graph(_DETECT_GRAPH, Path(root), ["detections"])
             landmarks = open_graph(_LANDMARK_GRAPH, Path(root), ["landmarks"],
