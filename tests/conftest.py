@@ -108,3 +108,25 @@ def stop_process(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture
+def make_controller(qapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Build players (real libmpv with null outputs, real speech) with the given settings;
+    each gets a private cache folder and is closed after the test."""
+    from player.app import LaunchOptions, build_controller
+    from player.settings import Settings
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    made = []
+
+    def factory(**settings: object):
+        opts = LaunchOptions(film_options={"vo": "null", "ao": "null"},
+                             speech_options={"ao": "null"})
+        controller = build_controller(None, opts, Settings(**settings))  # type: ignore[arg-type]
+        made.append(controller)
+        return controller
+
+    yield factory
+    for controller in made:
+        controller.close()

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from player.app import LaunchOptions, build_controller
 from player.playback import gain_to_mpv_volume
-from player.settings import Settings
 from tests import media
 from tests.conftest import pump, wait_for
 
@@ -27,24 +25,10 @@ def clip(tmp_path_factory) -> Path:
     return path
 
 
-def make_controller(qapp, **settings):
-    opts = LaunchOptions(film_options={"vo": "null", "ao": "null"}, speech_options={"ao": "null"})
-    # Live analysis has its own tests; here it would only add load.
-    return build_controller(None, opts, Settings(**{"live_analysis": False, **settings}))
-
-
 @pytest.fixture
-def run(qapp):
-    made = []
-
-    def factory(**settings):
-        c = make_controller(qapp, **settings)
-        made.append(c)
-        return c
-
-    yield factory
-    for c in made:
-        c.close()
+def run(make_controller):
+    # Live analysis has its own tests; here it would only add load.
+    return lambda **settings: make_controller(**{"live_analysis": False, **settings})
 
 
 def track_records(c):

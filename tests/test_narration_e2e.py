@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from player.app import LaunchOptions, build_controller
 from player.playback import gain_to_mpv_volume
-from player.settings import Settings
 from tests import media
 from tests.conftest import wait_for
 
@@ -80,20 +78,8 @@ def film(tmp_path_factory) -> Film:
 
 
 @pytest.fixture
-def run(qapp, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    made = []
-
-    def factory(**settings):
-        opts = LaunchOptions(film_options={"vo": "null", "ao": "null"},
-                             speech_options={"ao": "null"})
-        c = build_controller(None, opts, Settings(**{"live_analysis": False, **settings}))
-        made.append(c)
-        return c
-
-    yield factory
-    for c in made:
-        c.close()
+def run(make_controller):
+    return lambda **settings: make_controller(**{"live_analysis": False, **settings})
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -9,28 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from player.app import LaunchOptions, build_controller
-from player.settings import Settings
 from tests.conftest import pump, wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"
 
 
 @pytest.fixture
-def controller(qapp, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    made = []
-
-    def factory(**settings):
-        opts = LaunchOptions(film_options={"vo": "null", "ao": "null"},
-                             speech_options={"ao": "null"})
-        c = build_controller(None, opts, Settings(**settings))
-        made.append(c)
-        return c
-
-    yield factory
-    for c in made:
-        c.close()
+def controller(make_controller):
+    return make_controller
 
 
 @pytest.fixture
