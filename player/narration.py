@@ -14,6 +14,7 @@ found more than ``STALE_AFTER`` seconds late is skipped. Nothing is said twice.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -125,10 +126,13 @@ class Narrator(QObject):
         if settings.verbosity != old.verbosity:
             self._rebuild()
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, at: float | None = None) -> None:
+        """The queue anew from the timeline, positioned at ``at`` (default: the playhead)."""
         self._queue = list(self._timeline.for_level(self._settings.verbosity))
         self._starts = [d.start for d in self._queue]
-        self._reposition(self._playback.time_pos if self._last_t is not None else 0.0)
+        if at is None:
+            at = self._playback.time_pos if self._last_t is not None else 0.0
+        self._reposition(at)
 
     def _reposition(self, t: float) -> None:
         self._next = bisect.bisect_left(self._starts, t - 0.05)
@@ -139,6 +143,7 @@ class Narrator(QObject):
         return Voice(s.voice, s.speech_rate, s.speech_volume)
 
     @staticmethod
+    @functools.lru_cache(maxsize=2048)  # asked on every tick for the sentences ahead
     def short_text(text: str) -> str | None:
         """The shortened form that may be said when the whole sentence does not fit."""
         parts = clauses(text)
@@ -176,9 +181,7 @@ class Narrator(QObject):
             self._speech.set_paused(paused)
 
     def _on_jump(self, t: float) -> None:
-        self._queue = list(self._timeline.for_level(self._settings.verbosity))
-        self._starts = [d.start for d in self._queue]
-        self._reposition(t)
+        self._rebuild(at=t)
         if self._speaking is not None and self._speaking.source == "track":
             self.stop()
 

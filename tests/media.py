@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import wave
 from pathlib import Path
+
+import numpy as np
 
 FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
 
@@ -115,3 +118,13 @@ def write_vtt(folder: Path, cues: list[tuple[float, float, str, int]],
     out = folder / name
     out.write_text("\n".join(lines), encoding="utf-8")
     return out
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """Float samples (-1..1, mono) as a 16-bit WAV file."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes())
+    return path

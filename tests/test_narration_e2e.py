@@ -7,7 +7,6 @@ while the narrator speaks, pause and resume in extended mode, and nothing stale 
 from __future__ import annotations
 
 import subprocess
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,12 +50,7 @@ def make_film(folder: Path, lines: list[tuple[float, str]], duration: float) -> 
         a = int(start * RATE)
         track[a:a + s.size] += s * 0.8
         truth.append((start, start + s.size / RATE))
-    wav = folder / "soundtrack.wav"
-    with wave.open(str(wav), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes((np.clip(track, -1, 1) * 32767).astype(np.int16).tobytes())
+    wav = media.write_wav(folder / "soundtrack.wav", track, RATE)
     film = folder / "film.mp4"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                     f"testsrc2=s=160x120:r=25:d={duration}", "-i", str(wav), "-c:v", "libx264",

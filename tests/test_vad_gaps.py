@@ -29,6 +29,7 @@ from models.gaps import (
 )
 from models.types import Gap
 from models.vad import EnergyVad, SileroVad, VadEngine, choose_vad
+from tests.media import write_wav
 
 FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
 RATE = 22050
@@ -66,13 +67,7 @@ def _read_wav(path: Path) -> np.ndarray:
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> Path:
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(pcm.tobytes())
-    return path
+    return write_wav(path, samples, RATE)
 
 
 def _speech_clip(folder: Path, text: str, n: int) -> np.ndarray:
