@@ -125,6 +125,11 @@ class GapMap:
             return self.gaps[i].end - t
         return 0.0
 
+    def gap_at(self, t: float) -> Gap | None:
+        """The pause that holds ``t``, if one is known."""
+        i = bisect.bisect_right(self._starts, t) - 1
+        return self.gaps[i] if i >= 0 and self.gaps[i].contains(t) else None
+
     def next_gap(self, t: float) -> Gap | None:
         i = bisect.bisect_right(self._starts, t)
         return self.gaps[i] if i < len(self.gaps) else None

@@ -21,13 +21,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.perception import Stage
 from models.reader import FrameReader
 from models.types import Observation
+
+if TYPE_CHECKING:
+    from models.vlm.base import VlmEngine, VlmRequest
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,12 @@ class Request:
     frame: np.ndarray = field(repr=False, compare=False)
     kind: str = "frame"
     token: int = 0
+    vlm: VlmRequest | None = field(default=None, repr=False, compare=False)
+    """Set for a question to the vision-language model (``kind`` "vlm"): the stages are not
+    run; the model answers, in batches with other queued questions of the same priority."""
+    stream: bool = False
+    """For a "vlm" request: deliver each sentence as soon as it is written (results with
+    ``final`` False), then the whole answer."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,10 @@ class Result:
     observations: tuple[Observation, ...]
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
+    final: bool = True
+    """False for a streamed sentence; the last result of a request is final."""
+    notes: tuple[str, ...] = ()
+    """Things the user should hear about (the model fell back to the CPU, the model failed)."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,9 @@ ResultCallback = Callable[[Result], None]
 ProblemCallback = Callable[[str, str], None]
 
 _RESET = "reset"
+_SWAP = "swap-vlm"
+VLM = "vlm"
+VLM_NAME = "vision-language model"
 
 
 class AnalysisWorker:
@@ -102,7 +118,7 @@ class AnalysisWorker:
 
     def __init__(self, stages: Sequence[Stage], on_result: ResultCallback,
                  device: str = "cpu", on_problem: ProblemCallback | None = None,
-                 autostart: bool = True) -> None:
+                 autostart: bool = True, vlm_batch: int = 4) -> None:
         names = [stage.name for stage in stages]
         if len(set(names)) != len(names):
             raise ValueError(f"Each stage needs its own name; these repeat: {names}.")
@@ -126,6 +142,10 @@ class AnalysisWorker:
         self._last_t = 0.0
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._vlm: VlmEngine | None = None
+        self._swaps: dict[int, VlmEngine | None] = {}
+        self._vlm_failures_in_a_row = 0
+        self.vlm_batch = max(1, vlm_batch)
         if autostart:
             self.start()
 
@@ -155,9 +175,31 @@ class AnalysisWorker:
             self._cond.notify_all()
         return request.token
 
+    def attach_vlm(self, engine: VlmEngine | None) -> None:
+        """Hand a loaded vision-language model (or None) to the worker thread, which owns it from
+        then on; the one it had is closed there, between two requests."""
+        request = Request(Priority.NOW, self._last_t, NO_FRAME, kind=_SWAP,
+                          token=next(self._tokens))
+        with self._cond:
+            if self._stopping:
+                if engine is not None:
+                    engine.close()
+                return
+            self._swaps[request.token] = engine
+            heapq.heappush(self._heap, (-1, next(self._order), request))
+            self._cond.notify_all()
+
+    @property
+    def has_vlm(self) -> bool:
+        return self._vlm is not None
+
     def cancel_lookahead(self) -> int:
         """Drop queued look-ahead requests (after a seek); returns how many were dropped."""
         return self.cancel(lambda r: r.priority == Priority.LOOKAHEAD and r.kind != _RESET)
+
+    def cancel_vlm(self, priority: Priority = Priority.GAP) -> int:
+        """Drop the queued questions to the model of ``priority`` (after a seek)."""
+        return self.cancel(lambda r: r.kind == VLM and r.priority == priority)
 
     def cancel(self, which: Callable[[Request], bool]) -> int:
         """Drop the queued requests for which ``which(request)`` is true; returns how many."""
@@ -230,11 +272,19 @@ class AnalysisWorker:
             self._heap.clear()
             self._cond.notify_all()
             thread = self._thread
+            pending = [e for e in self._swaps.values() if e is not None]
+            self._swaps.clear()
+        for engine in pending:
+            engine.close()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("the analysis worker (%s) did not stop within %s s", self.device,
                             timeout)
+                return
+        if self._vlm is not None:
+            self._vlm.close()
+            self._vlm = None
 
     def __enter__(self) -> AnalysisWorker:
         return self
@@ -278,18 +328,115 @@ class AnalysisWorker:
                 if self._stopping:
                     return
                 _, _, request = heapq.heappop(self._heap)
+                batch = [request]
+                if request.kind == VLM and not request.stream:
+                    batch += self._take_batch(request.priority, self.vlm_batch - 1)
                 self._busy = True
                 self._cond.notify_all()
             try:
                 if request.kind == _RESET:
-                    result = self._reset(request)
+                    self._deliver(self._reset(request))
+                elif request.kind == _SWAP:
+                    self._swap(request.token)
+                elif request.kind == VLM:
+                    self._answer(batch)
                 else:
-                    result = self._analyse(request)
-                self._deliver(result)
+                    self._deliver(self._analyse(request))
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _take_batch(self, priority: Priority, limit: int) -> list[Request]:
+        """Up to ``limit`` more queued model questions of ``priority``, oldest first (the lock
+        is held)."""
+        if limit <= 0:
+            return []
+        items = sorted(item for item in self._heap
+                       if item[2].kind == VLM and item[2].priority == priority
+                       and not item[2].stream)[:limit]
+        if items:
+            chosen = {id(item[2]) for item in items}
+            self._heap = [item for item in self._heap if id(item[2]) not in chosen]
+            heapq.heapify(self._heap)
+        return [item[2] for item in items]
+
+    def _swap(self, token: int) -> None:
+        with self._cond:
+            if token not in self._swaps:
+                return
+            engine = self._swaps.pop(token)
+        old, self._vlm = self._vlm, engine
+        self._vlm_failures_in_a_row = 0
+        if old is not None and old is not engine:
+            try:
+                old.close()
+            except Exception:
+                log.exception("closing the old vision-language model failed")
+
+    def _vlm_notes(self) -> tuple[str, ...]:
+        notes = getattr(self._vlm, "notes", None)
+        if not notes:
+            return ()
+        taken = tuple(notes)
+        notes.clear()
+        return taken
+
+    def _answer(self, batch: list[Request]) -> None:
+        """Ask the model about each request's image; one result per request (a streamed
+        request gets one per sentence first)."""
+        started = time.perf_counter()
+        engine = self._vlm
+        if engine is None:
+            for request in batch:
+                self._deliver(Result(request, (), 0.0))
+            return
+        try:
+            if batch[0].stream:
+                texts = [self._stream(batch[0], engine, started)]
+            else:
+                vlm_requests = [r.vlm for r in batch]
+                texts = engine.describe_batch(vlm_requests)  # type: ignore[arg-type]
+            self._vlm_failures_in_a_row = 0
+            notes = self._vlm_notes()
+        except Exception as exc:
+            log.warning("the vision-language model failed: %r", exc)
+            self._vlm_failures_in_a_row += 1
+            texts = [""] * len(batch)
+            notes = (*self._vlm_notes(), f"The vision-language model failed: {exc}")
+            if self._vlm_failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+                self._vlm = None
+                engine.close()
+                self._problem(VLM_NAME, f"it failed {MAX_FAILURES_IN_A_ROW} times in a row "
+                                        f"(last: {exc}); descriptions come from the detectors")
+        seconds = time.perf_counter() - started
+        with self._cond:
+            self._done[batch[0].priority] += len(batch)
+        for request, text in zip(batch, texts, strict=True):
+            found = (Observation(request.t, VLM, text),) if text else ()
+            self._deliver(Result(request, found, seconds, {VLM_NAME: seconds}, notes=notes))
+            notes = ()
+
+    def _stream(self, request: Request, engine: VlmEngine, started: float) -> str:
+        """Deliver each cleaned sentence as soon as the model has written it; the whole answer
+        (within the request's word budget) is returned for the final result."""
+        from models.vlm.base import first_sentence  # noqa: PLC0415
+        from models.vlm.clean import clean  # noqa: PLC0415
+
+        assert request.vlm is not None
+        budget = request.vlm.max_words
+        said: list[str] = []
+        for sentence in first_sentence(engine.stream(request.vlm)):
+            left = None if budget is None else budget - sum(len(s.split()) for s in said)
+            if left is not None and left < 2:
+                break
+            text = clean(sentence, max_words=left)
+            if not text:
+                continue
+            said.append(text)
+            self._deliver(Result(request, (Observation(request.t, VLM, text),),
+                                 time.perf_counter() - started, final=False))
+        return " ".join(said)
 
     def _deliver(self, result: Result) -> None:
         try:

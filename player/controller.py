@@ -61,11 +61,15 @@ class Controller(QObject):
         self.perception = Perception(parent=self)
         self.perception.descriptions.connect(self.narrator.add_descriptions)
         self.perception.answer.connect(self._on_answer)
+        self.perception.answer_more.connect(self._on_answer_more)
+        gaps = self.narrator.gaps
+        self.perception.use_gaps(gaps.room_at, gaps.gap_at, gaps.next_gap)
         self.perception.problem.connect(lambda text: self.message.emit(text, "info"))
         playback.seeked.connect(self.perception.seek)
         self._track_loaded = False
         self._asked: str | None = None
         self._told_source = False
+        self._answer_source = "now"
         if self.settings.live_analysis:
             self.perception.warm_up()  # load the models while the window and the film open
         if self.settings.vlm_model:
@@ -285,6 +289,7 @@ class Controller(QObject):
             self._told_source = True
             text += " (From people and text detection; no vision-language model is set up.)"
         self.message.emit("Described.", "quiet")
+        self._answer_source = "now" if question is None else "answer"
         if question is not None:
             if not vlm:
                 text = (f"I can't answer free questions yet: no vision-language model is set "
@@ -292,6 +297,11 @@ class Controller(QObject):
             self.narrator.deliver(Description(start=t, text=text, source="answer"))
             return
         self.narrator.deliver(Description(start=t, text=text, source="now"))
+
+    @Slot(float, str)
+    def _on_answer_more(self, t: float, text: str) -> None:
+        """The model's next sentence: said right after the one being spoken."""
+        self.narrator.continue_with(Description(start=t, text=text, source=self._answer_source))
 
     def repeat_last(self) -> None:
         if not self.narrator.repeat_last():

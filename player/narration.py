@@ -76,6 +76,7 @@ class Narrator(QObject):
         self._last_tick = 0.0
         self._paused_by_us = False
         self._speaking: Description | None = None
+        self._follow: list[Description] = []  # said after the delivered speech, in order
         self.last: Description | None = None
         self.skips: list[Skipped] = []
         playback.time_changed.connect(self.on_time)
@@ -307,6 +308,14 @@ class Narrator(QObject):
         clip = self._speech.clip_for(desc.text, voice)
         self._deliver(desc, clip, pause=self._settings.mode == "pause")
 
+    def continue_with(self, desc: Description) -> None:
+        """Say ``desc`` as soon as what :meth:`deliver` started has been said (the next sentence
+        of a streamed answer); at once when nothing is being said."""
+        if self._speaking is None and not self._speech.speaking:
+            self.deliver(desc)
+        else:
+            self._follow.append(desc)
+
     def describe_now(self, t: float) -> Description:
         """The best description of the moment ``t`` that the narrator has: the latest cue at or
         before ``t`` at the detailed level, said honestly as from the description track."""
@@ -324,6 +333,7 @@ class Narrator(QObject):
 
     def stop(self) -> None:
         self._speaking = None
+        self._follow.clear()
         self._speech.stop()
         self._restore()
 
@@ -338,6 +348,12 @@ class Narrator(QObject):
 
     @Slot(object)
     def _on_speech_finished(self, rec: SpokenRecord) -> None:
+        if self._follow and not rec.interrupted and not self._speech.speaking:
+            desc = self._follow.pop(0)
+            voice = self.voice()
+            self._deliver(desc, self._speech.clip_for(desc.text, voice),
+                          pause=self._settings.mode == "pause")
+            return
         if not self._speech.speaking:
             self._speaking = None
             self._restore(resume=not rec.interrupted or rec.source != "track")

@@ -75,18 +75,33 @@ def frame_array(frame: tuple[int, int, bytes], width: int = FRAME_WIDTH) -> np.n
     return np.ascontiguousarray(image)
 
 
+def crop_box(image: np.ndarray, box: Sequence[float], margin: float = 0.1,
+             min_side: int = 24) -> np.ndarray | None:
+    """The part of ``image`` inside ``box`` ((x0, y0, x1, y1) as fractions of the frame), with a
+    margin around it; None when it is too small to show anything."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    left, right = int(max(0.0, x0 - mx) * w), int(min(1.0, x1 + mx) * w)
+    top, bottom = int(max(0.0, y0 - my) * h), int(min(1.0, y1 + my) * h)
+    if right - left < min_side or bottom - top < min_side:
+        return None
+    return np.ascontiguousarray(image[top:bottom, left:right])
+
+
 class Perception(QObject):
     """Runs the analysis for one film at a time; emits descriptions and describe-now answers."""
 
     descriptions = Signal(object)  # list[Description], from the look-ahead
-    answer = Signal(float, str)  # film time, text: the describe-now answer
+    answer = Signal(float, str)  # film time, text: the describe-now answer (its first part)
+    answer_more = Signal(float, str)  # film time, text: the next sentence of a streamed answer
     problem = Signal(str)
     _result = Signal(object)
     _problem = Signal(str, str)
     _problem_text = Signal(str)
     _ready = Signal(object, object)
     _cached = Signal(str, object)  # path, ObservationStore | None
-    _vlm_answer = Signal(float, str, str)  # film time, seen by the detectors, the VLM's text
+    _vlm_loaded = Signal(object, str)  # engine, name
     vlm_ready = Signal(str)  # the model's name, once loaded
 
     def __init__(self, stages_factory: Callable[[], tuple[list[Any], list[str]]] = default_stages,
@@ -110,10 +125,15 @@ class Perception(QObject):
         self._problem_text.connect(self.problem)
         self._ready.connect(self._on_ready)
         self._cached.connect(self._on_cached)
-        self._vlm_answer.connect(self._on_vlm_answer)
-        self._vlm: Any = None
-        self._vlm_name = ""
-        self._vlm_lock = threading.Lock()
+        self._vlm_loaded.connect(self._on_vlm_loaded)
+        self._vlm = ""  # the attached model's name
+        self._vlm_name = ""  # the model asked for
+        self._waiting_vlm: tuple[Any, str] | None = None
+        self._vlm_jobs: dict[int, tuple[str, int, Any]] = {}  # token -> kind, generation, info
+        self._planner: Any = None
+        self._labelled: set[int] = set()
+        self._generation = 0
+        self._built = False
         self._questions: dict[int, str | None] = {}
         self._images: dict[int, np.ndarray] = {}
         self.recent: list[str] = []  # the last descriptions said, for the VLM's context
@@ -144,19 +164,33 @@ class Perception(QObject):
         stages, notes = self._factory()
         for note in notes:
             self._problem_text.emit(note)
-        if not stages:
-            return
         worker = AnalysisWorker(stages, on_result=self._result.emit,
-                                on_problem=self._problem.emit)
+                                on_problem=self._problem.emit) if stages else None
         self._ready.emit(worker, [s.name for s in stages])
+
+    def _make_worker(self, stages: list[Any]) -> None:
+        from models.worker import AnalysisWorker  # noqa: PLC0415
+
+        self._worker = AnalysisWorker(stages, on_result=self._result.emit,
+                                      on_problem=self._problem.emit)
 
     @Slot(object, object)
     def _on_ready(self, worker: Any, names: list[str]) -> None:
+        self._built = True
         if self._closed:
-            worker.stop()
+            if worker is not None:
+                worker.stop()
             return
-        self._worker = worker
+        if worker is None:
+            if self._waiting_vlm is None:
+                return
+            self._make_worker([])
+        else:
+            self._worker = worker
         self.stage_names = list(names)
+        if self._waiting_vlm is not None:
+            self._attach(*self._waiting_vlm)
+            self._waiting_vlm = None
         if self._pending is not None:
             path, at, compose = self._pending
             self._pending = None
@@ -232,6 +266,7 @@ class Perception(QObject):
             self.seek(playhead + 0.5)
 
     def seek(self, t: float) -> None:
+        self._forget_gap_questions()
         if self._lookahead is not None:
             self._lookahead.seek(t)
             self._composer.reset()
@@ -240,7 +275,8 @@ class Perception(QObject):
 
     # ----- vision-language model ----------------------------------------------------------------
     def set_vlm(self, name_or_path: str) -> None:
-        """Load the vision-language model the user chose (on a thread: it takes seconds)."""
+        """Load the vision-language model the user chose (on a thread: it takes seconds); the
+        analysis worker owns it from then on."""
         if not name_or_path or name_or_path == self._vlm_name:
             return
         self._vlm_name = name_or_path
@@ -258,49 +294,140 @@ class Perception(QObject):
             except Exception as exc:  # noqa: BLE001 - the narrator goes on without it
                 self._problem_text.emit(f"The vision-language model could not be used: {exc}")
                 return
-            with self._vlm_lock:
-                old, self._vlm = self._vlm, engine
-            if old is not None:
-                old.close()
-            self.vlm_ready.emit(str(name_or_path))
+            self._vlm_loaded.emit(engine, str(name_or_path))
 
         threading.Thread(target=load, name="vlm-load", daemon=True).start()
 
+    @Slot(object, str)
+    def _on_vlm_loaded(self, engine: Any, name: str) -> None:
+        if self._closed or name != self._vlm_name:
+            engine.close()
+            return
+        for note in getattr(engine, "notes", ()):
+            self.problem.emit(note)
+        if self._worker is None and self._built:
+            self._make_worker([])  # no detectors here, but the model can still answer
+        if self._worker is None:
+            self._waiting_vlm = (engine, name)  # attached once the detectors are loaded
+            return
+        self._attach(engine, name)
+
+    def _attach(self, engine: Any, name: str) -> None:
+        device = str(getattr(engine, "device", "") or "cpu")
+        self._worker.vlm_batch = 8 if device.startswith("cuda") else 1
+        self._worker.attach_vlm(engine)
+        self._vlm = name
+        if self._planner is not None:
+            self._planner.max_outstanding = 4 if device.startswith("cuda") else 1
+        self.vlm_ready.emit(name)
+
     @property
     def has_vlm(self) -> bool:
-        return self._vlm is not None
+        return bool(self._vlm)
 
-    def _ask_vlm(self, t: float, image: np.ndarray, seen: str, question: str | None) -> None:
-        """Run the model on its own thread; the answer comes back through a signal."""
-        from models.vlm import VlmRequest, ask_prompt, describe_prompt  # noqa: PLC0415
+    def use_gaps(self, room_at: Callable[[float], float | None],
+                 gap_at: Callable[[float], Any], next_gap: Callable[[float], Any]) -> None:
+        """Where the pauses in the dialogue are: the model describes a frame for each pause
+        worth filling, ahead of the playhead."""
+        from models.vlm.lookahead import GapPlanner  # noqa: PLC0415
+
+        self._planner = GapPlanner(room_at, gap_at, next_gap)
+
+    def _ask_model(self, kind: str, t: float, image: np.ndarray, prompt: str, *,
+                   priority: Any, stream: bool, max_new_tokens: int, max_words: int | None,
+                   info: Any) -> None:
+        from models.vlm import VlmRequest  # noqa: PLC0415
+        from models.worker import NO_FRAME, VLM, Request  # noqa: PLC0415
+
+        question = VlmRequest(image, prompt, max_new_tokens=max_new_tokens, max_words=max_words)
+        token = self._worker.submit(Request(priority, t, NO_FRAME, kind=VLM, vlm=question,
+                                            stream=stream))
+        self._vlm_jobs[token] = (kind, self._generation, info)
+
+    def _ask_now(self, t: float, image: np.ndarray, seen: str, question: str | None) -> None:
+        from models.vlm import ask_prompt, describe_prompt  # noqa: PLC0415
+        from models.worker import Priority  # noqa: PLC0415
 
         recent = list(self.recent[-3:])
         prompt = (ask_prompt(question, seen, recent) if question
                   else describe_prompt(4.0, self.detail, seen, recent))
+        self._ask_model("now", t, image, prompt, priority=Priority.NOW, stream=True,
+                        max_new_tokens=48, max_words=30, info={"seen": seen, "spoken": 0})
 
-        def run() -> None:
-            with self._vlm_lock:
-                engine = self._vlm
-                try:
-                    text = engine.describe(VlmRequest(image, prompt, max_new_tokens=48,
-                                                      max_words=30)) if engine else ""
-                except Exception as exc:  # noqa: BLE001 - fall back to the detectors
-                    log.warning("VLM failed: %s", exc)
-                    self._problem_text.emit(f"The vision-language model failed: {exc}")
-                    text = ""
-            self._vlm_answer.emit(t, seen, text)
+    def _ask_for_gap(self, t: float, image: np.ndarray, shot_change: bool) -> None:
+        """Look-ahead: a description of this frame from the model, for the pause it falls in."""
+        if self._planner is None or not self.compose:
+            return
+        gap = self._planner.consider(t, shot_change)
+        if gap is None:
+            return
+        from models.vlm import describe_prompt, word_budget  # noqa: PLC0415
+        from models.worker import Priority  # noqa: PLC0415
 
-        threading.Thread(target=run, name="vlm", daemon=True).start()
+        context = [o for o in self._observations if t - 8.0 <= o.t <= t + 0.01]
+        seen = Composer.describe(context, t + 0.05, self.detail)
+        prompt = describe_prompt(gap.seconds, self.detail, seen, list(self.recent[-3:]))
+        budget = word_budget(gap.seconds, self.detail)
+        self._ask_model("gap", t, image, prompt, priority=Priority.GAP, stream=False,
+                        max_new_tokens=min(64, budget * 2 + 8), max_words=budget, info=gap)
 
-    @Slot(float, str, str)
-    def _on_vlm_answer(self, t: float, seen: str, text: str) -> None:
-        self.answer.emit(t, text or seen)
+    def _ask_labels(self, t: float, image: np.ndarray, observations: Sequence[Observation]) -> None:
+        """A new person in the film: ask the model what to call them ("the man in the red
+        coat"), so the narration names them the same way from then on."""
+        from models.vlm import label_prompt  # noqa: PLC0415
+        from models.worker import Priority  # noqa: PLC0415
+
+        for obs in observations:
+            if obs.kind != "people":
+                continue
+            for person in obs.data.get("people", ()):
+                pid, box = person.get("id"), person.get("box")
+                if not person.get("new") or pid is None or box is None or pid in self._labelled:
+                    continue
+                crop = crop_box(image, box)
+                if crop is None:
+                    continue
+                self._labelled.add(pid)
+                self._ask_model("label", t, crop, label_prompt(), priority=Priority.GAP,
+                                stream=False, max_new_tokens=12, max_words=6, info=pid)
+
+    def _on_model_result(self, result: Any) -> None:
+        token = result.request.token
+        job = self._vlm_jobs.get(token)
+        for note in result.notes:
+            self.problem.emit(note)
+        if job is None:
+            return
+        kind, generation, info = job
+        text = " ".join(o.text for o in result.observations if o.kind == "vlm").strip()
+        t = result.request.t
+        if kind == "now":
+            if text:
+                (self.answer if info["spoken"] == 0 else self.answer_more).emit(t, text)
+                info["spoken"] += 1
+            if result.final:
+                del self._vlm_jobs[token]
+                if info["spoken"] == 0:
+                    self.answer.emit(t, info["seen"])
+            return
+        del self._vlm_jobs[token]
+        if kind == "label":
+            if text and hasattr(self._composer, "name_person"):
+                self._composer.name_person(int(info), text)
+            return
+        if self._planner is not None and generation == self._generation:
+            self._planner.answered()
+        if text and generation == self._generation and self.compose:
+            gap = info
+            self.descriptions.emit([Description(start=gap.start, text=text, level=1,
+                                                priority=2, source="vlm",
+                                                end=gap.start + max(gap.seconds, 4.0))])
 
     def describe_now(self, t: float, frame: tuple[int, int, bytes] | None,
                      question: str | None = None) -> bool:
         """Ask about the frame on screen, ahead of everything else: the detectors, then the
-        vision-language model if one is set up. False when analysis is not ready (the caller
-        answers from what it has)."""
+        vision-language model if one is set up (its first sentence is said as soon as it is
+        written). False when analysis is not ready (the caller answers from what it has)."""
         if frame is None or self._worker is None:
             return False
         from models.worker import Priority, Request  # noqa: PLC0415
@@ -314,6 +441,11 @@ class Perception(QObject):
 
     @Slot(object)
     def _on_result(self, result: Any) -> None:
+        from models.worker import VLM  # noqa: PLC0415
+
+        if result.request.kind == VLM:
+            self._on_model_result(result)
+            return
         observations = list(result.observations)
         token = getattr(result.request, "token", None)
         if token in self._now_tokens:
@@ -322,8 +454,8 @@ class Perception(QObject):
             image = self._images.pop(token, None)
             context = [o for o in self._observations if t - 8.0 <= o.t <= t]
             seen = Composer.describe(context + observations, t + 0.05, self.detail)
-            if self._vlm is not None and image is not None:
-                self._ask_vlm(t, image, seen, question)
+            if self.has_vlm and image is not None:
+                self._ask_now(t, image, seen, question)
             else:
                 self.answer.emit(t, seen)
             return
@@ -336,11 +468,28 @@ class Perception(QObject):
             descs: Sequence[Description] = self._composer.feed(observations)
             if descs:
                 self.descriptions.emit(list(descs))
+        image = result.request.frame
+        if self.has_vlm and result.request.kind == "frame" and image.size:
+            self._ask_labels(result.request.t, image, observations)
+            self._ask_for_gap(result.request.t, image,
+                              any(o.kind == "shot" for o in observations))
 
     def observations(self) -> list[Observation]:
         return list(self._observations)
 
+    def _forget_gap_questions(self) -> None:
+        """The look-ahead moves: questions about frames no longer ahead are dropped."""
+        self._generation += 1
+        if self._planner is not None:
+            self._planner.reset()
+        if self._worker is not None:
+            from models.worker import Priority  # noqa: PLC0415
+
+            self._worker.cancel_vlm(Priority.GAP)
+
     def stop_lookahead(self) -> None:
+        self._forget_gap_questions()
+        self._labelled.clear()
         self._pending = None
         if self._lookahead is not None:
             self._lookahead.stop()
@@ -360,10 +509,9 @@ class Perception(QObject):
 
     def close(self) -> None:
         self._closed = True
-        with self._vlm_lock:
-            if self._vlm is not None:
-                self._vlm.close()
-                self._vlm = None
+        if self._waiting_vlm is not None:
+            self._waiting_vlm[0].close()
+            self._waiting_vlm = None
         self.stop_lookahead()
         if self._worker is not None:
             self._worker.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from models.vlm.base import VlmEngine, VlmError, VlmRequest, first_sentence
 from models.vlm.clean import clean
-from models.vlm.prompts import ask_prompt, describe_prompt, word_budget
+from models.vlm.prompts import ask_prompt, describe_prompt, label_prompt, word_budget
 
 __all__ = ["VlmEngine", "VlmError", "VlmRequest", "first_sentence", "clean", "ask_prompt",
-           "describe_prompt", "word_budget"]
+           "describe_prompt", "label_prompt", "word_budget"]

@@ -63,3 +63,15 @@ def ask_prompt(question: str, perception: str = "", recent: Sequence[str] = ()) 
             f"short sentences from what is visible; if it cannot be seen, say so. {STYLE}")
     context = _context(perception, recent)
     return f"{text} {context}".strip()
+
+
+LABEL_WORDS = 6
+
+
+def label_prompt() -> str:
+    """An instruction to name the person in a cropped picture by what can be seen of them, so
+    the narration can call them the same thing all through the film."""
+    return ("This picture shows one person from a video. Give a short label for them, of at "
+            f"most {LABEL_WORDS} words, from what they wear, carry or look like: for example "
+            "\"the man in the red coat\" or \"the person with glasses\". Only the label. Do not "
+            "guess names, emotions or age.")

@@ -1,0 +1,90 @@
+"""Which look-ahead frames the vision-language model describes, and for which pause.
+
+The detectors see every sampled frame; the model is far slower, so it is asked about one frame
+per pause in the dialogue worth filling (and again in a long pause after a shot change, or after
+``min_interval`` seconds), with the word budget of that pause. At most ``max_outstanding``
+questions wait at once, so a slow model never builds a backlog of moments already gone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from models.types import Gap
+
+UNKNOWN_ROOM = 4.0
+"""Seconds assumed free where the dialogue scanner has not been yet."""
+MAX_ROOM = 8.0
+"""A long pause is filled a piece at a time: one description covers at most this much."""
+
+
+@dataclass(frozen=True)
+class GapQuestion:
+    """Ask the model about the frame at ``t``; speak the answer from ``start`` in a pause of
+    ``seconds``."""
+
+    t: float
+    start: float
+    seconds: float
+
+
+class GapPlanner:
+    """Decides, frame by frame, when to ask the model for a look-ahead description.
+
+    ``room_at(t)`` gives the seconds of pause from ``t`` (0 in dialogue, None where unknown);
+    ``gap_at(t)`` the pause that holds ``t``; ``next_gap(t)`` the next pause after ``t``.
+    """
+
+    def __init__(self, room_at: Callable[[float], float | None],
+                 gap_at: Callable[[float], Gap | None],
+                 next_gap: Callable[[float], Gap | None], min_room: float = 1.5,
+                 min_interval: float = 6.0, lead: float = 3.0, max_outstanding: int = 2) -> None:
+        self.room_at = room_at
+        self.gap_at = gap_at
+        self.next_gap = next_gap
+        self.min_room = min_room
+        self.min_interval = min_interval
+        self.lead = lead
+        self.max_outstanding = max_outstanding
+        self.outstanding = 0
+        self._asked_for: set[float] = set()  # starts of the pauses already described
+        self._last_start = -math.inf
+
+    def reset(self) -> None:
+        """After a seek: forget what was asked (the answers still due are dropped)."""
+        self.outstanding = 0
+        self._asked_for.clear()
+        self._last_start = -math.inf
+
+    def answered(self) -> None:
+        self.outstanding = max(0, self.outstanding - 1)
+
+    def consider(self, t: float, shot_change: bool = False) -> GapQuestion | None:
+        """A question for the frame at ``t``, or None when this frame is not worth one."""
+        if self.outstanding >= self.max_outstanding:
+            return None
+        room = self.room_at(t)
+        if room is None:
+            return self._ask(t, t, UNKNOWN_ROOM, key=None, shot_change=shot_change)
+        if room >= self.min_room:
+            gap = self.gap_at(t)
+            return self._ask(t, t, room, key=gap.start if gap else None,
+                             shot_change=shot_change)
+        gap = self.next_gap(t)
+        if gap is None or gap.start - t > self.lead or gap.duration < self.min_room:
+            return None
+        return self._ask(t, gap.start, gap.duration, key=gap.start, shot_change=shot_change)
+
+    def _ask(self, t: float, start: float, room: float, key: float | None,
+             shot_change: bool) -> GapQuestion | None:
+        fresh_pause = key is not None and key not in self._asked_for
+        due = start - self._last_start >= self.min_interval
+        if not (fresh_pause or due or (shot_change and start - self._last_start >= 2.0)):
+            return None
+        if key is not None:
+            self._asked_for.add(key)
+        self._last_start = start
+        self.outstanding += 1
+        return GapQuestion(t=t, start=start, seconds=min(room, MAX_ROOM))
