@@ -298,6 +298,11 @@ class Perception(QObject):
 
         threading.Thread(target=load, name="vlm-load", daemon=True).start()
 
+    def use_engine(self, engine: Any, name: str) -> None:
+        """Use a vision-language engine that is already loaded (``set_vlm`` loads one by name)."""
+        self._vlm_name = name
+        self._on_vlm_loaded(engine, name)
+
     @Slot(object, str)
     def _on_vlm_loaded(self, engine: Any, name: str) -> None:
         if self._closed or name != self._vlm_name:
@@ -402,13 +407,14 @@ class Perception(QObject):
         text = " ".join(o.text for o in result.observations if o.kind == "vlm").strip()
         t = result.request.t
         if kind == "now":
-            if text:
-                (self.answer if info["spoken"] == 0 else self.answer_more).emit(t, text)
-                info["spoken"] += 1
-            if result.final:
-                del self._vlm_jobs[token]
-                if info["spoken"] == 0:
-                    self.answer.emit(t, info["seen"])
+            if not result.final:  # one sentence, said as soon as it is written
+                if text:
+                    (self.answer if info["spoken"] == 0 else self.answer_more).emit(t, text)
+                    info["spoken"] += 1
+                return
+            del self._vlm_jobs[token]
+            if info["spoken"] == 0:  # nothing came (or the model failed): the detectors answer
+                self.answer.emit(t, text or info["seen"])
             return
         del self._vlm_jobs[token]
         if kind == "label":

@@ -13,11 +13,13 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from models.vlm.base import VlmEngine, VlmRequest
+from models.vlm.clean import clean
 
 
 class ScriptedVlm(VlmEngine):
-    """Streams ``pieces`` for every request. When ``gate`` is given, the stream waits for it
-    after the first ``release_after`` pieces (so a test can see what arrived before the rest)."""
+    """Streams ``pieces`` for every request. When ``gate`` is given, a stream waits for it
+    after the first ``release_after`` pieces (so a test can see what arrived before the rest);
+    batched answers are never held."""
 
     name = "scripted"
 
@@ -51,8 +53,13 @@ class ScriptedVlm(VlmEngine):
         self.finished_streams += 1
 
     def describe_batch(self, requests: Sequence[VlmRequest]) -> list[str]:
+        """Batched look-ahead answers: never held by the gate (only streams are)."""
+        self.threads.add(threading.current_thread().name)
         self.batches.append(len(requests))
-        return [self.describe(r) for r in requests]
+        self.prompts.extend(r.prompt for r in requests)
+        if self.fail is not None:
+            raise self.fail
+        return [clean("".join(self.pieces), max_words=r.max_words) for r in requests]
 
     def close(self) -> None:
         self.threads.add(threading.current_thread().name)

@@ -4,6 +4,7 @@ random-weight SmolVLM-architecture model built here, loaded by the real transfor
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,67 @@ def test_a_broken_model_is_reported_and_the_detectors_still_answer(qapp, tmp_pat
         assert not c.perception.has_vlm
     finally:
         c.close()
+
+
+def open_demo(c, tmp_path: Path, at: float = 6.0) -> None:
+    video = tmp_path / "street.mp4"
+    shutil.copy(DEMO, video)
+    c.open(video)
+    wait_for(lambda: c.perception.available, timeout=60)
+    c.playback.seek_absolute(at)
+    wait_for(lambda: abs((c.playback.mpv.time_pos or 0) - at) < 0.5, timeout=5)
+    pump(0.3)
+
+
+def test_the_first_sentence_is_spoken_while_the_model_is_still_writing(make_controller,
+                                                                        tmp_path):
+    """The model's answer streams: speech starts on its first sentence, and the next follows
+    straight after it, without cutting it off."""
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=True, live_analysis=True)
+    open_demo(c, tmp_path)
+    c.playback.pause = True
+    gate = threading.Event()
+    engine = ScriptedVlm(["A man walks to ", "the door. ", "He opens ", "it."], gate,
+                         release_after=2)
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    said = []
+    c.narrator.said.connect(said.append)
+    c.describe_now()
+    wait_for(lambda: said, timeout=20)
+    assert said[0].text.endswith("A man walks to the door.") and said[0].source == "now"
+    assert engine.finished_streams == 0  # the model has not finished its answer
+    gate.set()
+    wait_for(lambda: len(said) == 2, timeout=20)
+    assert said[1].text == "He opens it." and said[1].source == "now"
+    wait_for(lambda: len(c.speech.records) >= 2 and c.speech.records[1].wall_end, timeout=20)
+    first, second = c.speech.records[:2]
+    assert not first.interrupted
+    assert second.wall_start >= first.wall_end - 0.05
+    assert any(p.startswith("Describe this video frame") and "Our detectors found" in p
+               for p in engine.prompts)
+
+
+def test_the_model_describes_upcoming_pauses_during_playback(make_controller, tmp_path):
+    """Look-ahead: the model is asked about frames in the pauses ahead, and its descriptions
+    join the narration, placed in those pauses."""
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=False, live_analysis=True)
+    engine = ScriptedVlm(["A narrow street with parked cars."])
+    open_demo(c, tmp_path, at=0.0)
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    c.playback.pause = False
+    found = lambda: [d for d in c.narrator.timeline.descriptions if d.source == "vlm"]  # noqa: E731
+    wait_for(lambda: len(found()) >= 2, timeout=40)
+    descs = found()
+    assert all(d.text == "A narrow street with parked cars." for d in descs)
+    assert all(d.level == 1 and d.end is not None and d.end > d.start for d in descs)
+    gaps = c.narrator.gaps
+    for d in descs:
+        room = gaps.room_at(d.start)
+        assert room is None or room > 0, f"{d.start} is not in a pause"
+    assert any("at most" in p and "words" in p for p in engine.prompts)
