@@ -36,18 +36,20 @@ def demo_frame(t: float = 6.0) -> np.ndarray:
     raise SystemExit("no frame")
 
 
-def time_engine(engine, image: np.ndarray, runs: int) -> tuple[list[float], list[float]]:
+def time_engine(engine, image: np.ndarray, runs: int,
+                warmup: int = 1) -> tuple[list[float], list[float]]:
+    """Time ``runs`` answers after ``warmup`` untimed ones."""
     request = VlmRequest(image, "Describe this picture in one short sentence.",
                          max_new_tokens=30)
     firsts, totals = [], []
-    for i in range(runs + 1):
+    for i in range(runs + warmup):
         began = time.perf_counter()
         first = None
         for _piece in engine.stream(request):
             if first is None:
                 first = time.perf_counter() - began
         total = time.perf_counter() - began
-        if i:  # the first run warms up
+        if i >= warmup:
             firsts.append(first if first is not None else total)
             totals.append(total)
     return firsts, totals
@@ -66,14 +68,32 @@ def main() -> None:
             from tiny_gguf import build_tiny_gguf  # noqa: PLC0415
 
             from models.vlm.llama import LlamaVlm  # noqa: PLC0415
+            from models.vlm.quantize import quantize_gguf  # noqa: PLC0415
 
             model, mmproj = build_tiny_gguf(Path(tmp) / "gguf", size="smolvlm-256m")
-            engine = LlamaVlm(model, mmproj)
-            engine.load()
-            firsts, totals = time_engine(engine, image, args.runs)
-            engine.close()
-            print(f"llama.cpp (GGUF, f32): first text {statistics.median(firsts):.2f} s, "
-                  f"all 30 tokens {statistics.median(totals):.2f} s")
+            files = {"f32": model}
+            for kind in ("Q8_0", "Q4_K_M"):
+                files[kind] = quantize_gguf(model, kind).path
+            engines = {name: LlamaVlm(path, mmproj) for name, path in files.items()}
+            for engine in engines.values():
+                engine.load()
+            # Side by side: each run times every variant once, in turn.
+            times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in engines}
+            for i in range(args.runs + 1):
+                for name, engine in engines.items():
+                    firsts, totals = time_engine(engine, image, 1 if i else 0,
+                                                 warmup=0 if i else 1)
+                    times[name][0].extend(firsts)
+                    times[name][1].extend(totals)
+            base = statistics.median(times["f32"][1])
+            for name, (firsts, totals) in times.items():
+                size = files[name].stat().st_size / 2**20
+                total = statistics.median(totals)
+                print(f"llama.cpp (GGUF, {name}, {size:.0f} MB): first text "
+                      f"{statistics.median(firsts):.2f} s, all 30 tokens {total:.2f} s "
+                      f"({base / total:.2f}x the speed of f32)")
+            for engine in engines.values():
+                engine.close()
         if args.backend in ("hf", "both"):
             sys.path.insert(0, str(ROOT / "tests"))
             from tiny_vlm import build_tiny_vlm  # noqa: PLC0415

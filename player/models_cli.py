@@ -23,6 +23,15 @@ def parser() -> argparse.ArgumentParser:
     pull.add_argument("name", help="model name, as shown by: narrate models list")
     path = sub.add_parser("path", help="print the models folder, or a model's files")
     path.add_argument("name", nargs="?", help="model name")
+    quant = sub.add_parser(
+        "quantize", help="make a smaller, faster copy of a GGUF model you converted yourself")
+    quant.add_argument("source", help="the float16 or float32 GGUF language model file")
+    quant.add_argument("--type", dest="kind", default="Q4_K_M",
+                       help="Q4_K_M (default, about a quarter of float16), Q5_K_M, Q6_K, Q8_0 "
+                            "or Q4_0")
+    quant.add_argument("--output", help="the file to write (default: beside the source, named "
+                                        "after the type)")
+    quant.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return p
 
 
@@ -41,10 +50,31 @@ def main(argv: list[str]) -> int:
             return _list()
         if args.command == "pull":
             return _pull(args.name)
+        if args.command == "quantize":
+            return _quantize(args.source, args.kind, args.output, args.overwrite)
         return _path(args.name)
     except ModelError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+
+
+def _quantize(source: str, kind: str, output: str | None, overwrite: bool) -> int:
+    from models.vlm.base import VlmError  # noqa: PLC0415
+    from models.vlm.quantize import quantize_gguf  # noqa: PLC0415
+
+    print(f"Quantizing {Path(source).name} to {kind}. This can take a few minutes.", flush=True)
+    try:
+        done = quantize_gguf(source, kind.upper(), output, overwrite=overwrite)
+    except VlmError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Stopped; nothing was written.", file=sys.stderr)
+        return 130
+    print(f"Wrote {done.path}: {done.bytes_after // 2**20} MB, from "
+          f"{done.bytes_before // 2**20} MB, in {done.seconds:.0f} seconds. Use it with: "
+          f"narrate --model {done.path}")
+    return 0
 
 
 def _list() -> int:
