@@ -13,8 +13,9 @@ from player import __version__
 EPILOG = """\
 Commands:
   narrate doctor      report what is installed and working, with a fix for each missing part
-  narrate models list | pull NAME | path [NAME]
-                      the vision-language models that can be downloaded, and where they go
+  narrate models list | pull NAME | path [NAME] | quantize FILE [--type Q4_K_M]
+                      the vision-language models that can be downloaded, where they go, and
+                      smaller copies of a GGUF model you converted yourself
   narrate prepare VIDEO...
                       analyse videos in advance and write a description track beside each
   narrate export VIDEO -o OUT [--vtt FILE]
