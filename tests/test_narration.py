@@ -169,3 +169,29 @@ def test_speech_follows_film_speed_and_holds_when_the_user_pauses(run, clip):
     assert not rec.interrupted
     assert rec.paused_for >= 0.5
     assert rec.wall_end - rec.wall_start == pytest.approx(rec.duration + rec.paused_for, abs=0.3)
+
+
+def test_follow_up_sentences_wait_for_the_one_being_said(run, clip):
+    """A streamed answer's next sentence is said after the first, in pause mode with the film
+    held through both; a new "describe now" drops follow-ups that were still waiting."""
+    from models import Description
+
+    c = run(mode="pause", narration=False)
+    c.open(clip)
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 1.0, timeout=10)
+    c.narrator.deliver(Description(start=1.0, text="A man walks to the door.", source="now"))
+    c.narrator.continue_with(Description(start=1.0, text="He opens it.", source="now"))
+    wait_for(lambda: len(c.speech.records) == 2 and c.speech.records[1].wall_end, timeout=20)
+    first, second = c.speech.records
+    assert [first.text, second.text] == ["A man walks to the door.", "He opens it."]
+    assert not first.interrupted and second.wall_start >= first.wall_end - 0.05
+    # The film stayed paused from the first sentence to the end of the second.
+    assert second.media_end == pytest.approx(first.media_start, abs=0.1)
+    wait_for(lambda: c.playback.mpv.pause is False)
+    c.narrator.deliver(Description(start=2.0, text="A red car.", source="now"))
+    c.narrator.continue_with(Description(start=2.0, text="It drives away.", source="now"))
+    c.narrator.deliver(Description(start=2.0, text="A blue door.", source="now"))
+    wait_for(lambda: c.speech.records[-1].text == "A blue door." and
+             c.speech.records[-1].wall_end, timeout=20)
+    pump(0.5)
+    assert "It drives away." not in [r.text for r in c.speech.records]
