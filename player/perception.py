@@ -134,6 +134,8 @@ class Perception(QObject):
         self._labelled: set[int] = set()
         self._generation = 0
         self._built = False
+        self._playhead = 0.0
+        self.vlm_seconds = 0.0  # how long a look-ahead answer takes (running mean)
         self._questions: dict[int, str | None] = {}
         self._images: dict[int, np.ndarray] = {}
         self.recent: list[str] = []  # the last descriptions said, for the VLM's context
@@ -363,6 +365,10 @@ class Perception(QObject):
         """Look-ahead: a description of this frame from the model, for the pause it falls in."""
         if self._planner is None or not self.compose:
             return
+        if t - self._playhead < self.vlm_seconds + 1.0:
+            return  # the answer would come after its moment
+        # A slow model (a CPU) may take at most about a third of the analysis time.
+        self._planner.min_interval = max(6.0, 3.0 * self.vlm_seconds)
         gap = self._planner.consider(t, shot_change)
         if gap is None:
             return
@@ -423,6 +429,9 @@ class Perception(QObject):
             return
         if self._planner is not None and generation == self._generation:
             self._planner.answered()
+        if kind == "gap" and result.seconds > 0:
+            self.vlm_seconds = (result.seconds if not self.vlm_seconds
+                                else 0.7 * self.vlm_seconds + 0.3 * result.seconds)
         if text and generation == self._generation and self.compose:
             gap = info
             self.descriptions.emit([Description(start=gap.start, text=text, level=1,

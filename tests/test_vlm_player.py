@@ -132,3 +132,4 @@ def test_the_model_describes_upcoming_pauses_during_playback(make_controller, tm
         room = gaps.room_at(d.start)
         assert room is None or room > 0, f"{d.start} is not in a pause"
     assert any("at most" in p and "words" in p for p in engine.prompts)
+    assert c.perception.vlm_seconds > 0  # the pace of the model is measured
