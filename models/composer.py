@@ -1,23 +1,36 @@
 """The composer: turns what the perception stages saw into sentences worth saying.
 
 It follows audio-description practice: present tense, third person, concrete; no guessing of
-emotion, identity or gender (people are "a person", then "the first person", "the person on
-the left"); on-screen text read verbatim; what changed rather than what stayed the same; no
-repeats of what was just said. Each sentence has a level (1 brief, 2 standard, 3 detailed: the
-least verbosity that says it) and a priority (2 high, 1 normal, 0 low) so the scheduler can fit
-it into a pause.
+emotion, identity or gender; on-screen text read verbatim; what changed rather than what stayed
+the same; no repeats of what was just said. Each sentence has a level (1 brief, 2 standard, 3
+detailed: the least verbosity that says it) and a priority (2 high, 1 normal, 0 low) so the
+scheduler can fit it into a pause.
+
+People are named by the stable ids of the people stage, which survive absences and shot changes
+(see :mod:`models.perception.identity`): "a person" when first seen, then "the person" while
+only one is known, else "the first person", "the second person" in the order they came, with
+"on the left" and the like saying where they are now. Someone known who comes back is said to be
+back ("The first person is back, on the left.") rather than introduced again. A
+vision-language model may give a person a label ("the man with glasses") through
+:meth:`Composer.name_person`; the composer itself never infers one.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from models.types import Description, Observation
+from models.vlm.clean import ADVERBS, EMOTIONS, clean
+from models.vlm.prompts import LABEL_WORDS
 
 NUMBERS = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth"]
+ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+            "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+            "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth"]
+WHERE = {"left": "on the left", "right": "on the right", "centre": "in the centre"}
 REPEAT_WINDOW = 12.0  # seconds in which the same sentence is not said again
 SOURCE = "auto"
 
@@ -34,34 +47,109 @@ def sentence(text: str) -> str:
     return text if text[-1] in ".!?" else text + "."
 
 
+def where(p: dict) -> str:
+    """ "on the left", "in the centre", "on the right" or "" for a person's position now."""
+    return WHERE.get(p.get("position", ""), "")
+
+
+def person_detail(p: dict) -> str:
+    """ "standing on the left", "walking in the centre in the distance", "sitting" """
+    bits = []
+    posture = p.get("posture", "unknown")
+    if posture and posture != "unknown":
+        bits.append(posture)
+    gestures = [g for g in p.get("gestures", []) if g != "walking"]
+    if "walking" in p.get("gestures", []) and posture in ("standing", "unknown"):
+        bits = ["walking"]
+    if gestures:
+        bits.append("with " + gestures[0] if gestures[0].startswith("arms") else gestures[0])
+    place = where(p)
+    if p.get("distance") == "far":
+        place = (place + " in the distance").strip()
+    return " ".join(b for b in [*bits, place] if b)
+
+
+def listing(parts: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c" """
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _left_to_right(people: Iterable[dict]) -> list[dict]:
+    return sorted(people, key=lambda p: p.get("box", [0])[0])
+
+
 def people_phrase(people: Sequence[dict]) -> str:
     """ "two people, one standing on the left and one sitting on the right" """
     n = len(people)
     if n == 0:
         return "no one"
-    parts = []
-    for p in sorted(people, key=lambda p: p.get("box", [0])[0]):
-        bits = []
-        posture = p.get("posture", "unknown")
-        if posture and posture != "unknown":
-            bits.append(posture)
-        gestures = [g for g in p.get("gestures", []) if g != "walking"]
-        if "walking" in p.get("gestures", []) and posture in ("standing", "unknown"):
-            bits = ["walking"]
-        if gestures:
-            bits.append("with " + gestures[0] if gestures[0].startswith("arms") else gestures[0])
-        where = {"left": "on the left", "right": "on the right", "centre": "in the centre"}.get(
-            p.get("position", ""), "")
-        if p.get("distance") == "far":
-            where = (where + " in the distance").strip()
-        parts.append(" ".join(b for b in [*bits, where] if b))
+    parts = [person_detail(p) for p in _left_to_right(people)]
     if n == 1:
         detail = parts[0]
         return f"a person {detail}".strip()
     if n <= 3 and all(parts):
-        listed = [f"one {p}" for p in parts]
-        return f"{number(n)} people, " + ", ".join(listed[:-1]) + " and " + listed[-1]
+        return f"{number(n)} people, " + listing([f"one {p}" for p in parts])
     return f"{number(n)} people"
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels from a vision-language model
+
+# Guesses (feelings, names, fame, age), anywhere in the model's answer.
+_GUESSES = re.compile(
+    rf"\b(?:{EMOTIONS}|{ADVERBS})\b"
+    r"|\b(?:appears?|seems?|looks?|looking|probably|possibly|perhaps|maybe|likely|might|could|"
+    r"famous|celebrity|named|called|resembl\w*|like)\b"
+    r"|\b\d+s\b|\byears? old\b|\byear-old\b"
+    r"|\b(?:twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties)\b",
+    re.IGNORECASE)
+# Words that make the label a clause or an answer rather than a noun phrase.
+_NOT_A_NOUN_PHRASE = re.compile(
+    r"\b(?:who|which|that|is|are|was|were|i|you|we|sorry|unknown|unclear|cannot|can't|image|"
+    r"picture|photo|frame|video|label)\b"
+    # Where someone stands changes; the narration says it apart ("on the left").
+    r"|\b(?:left|right|centre|center|middle|foreground|background)\b", re.IGNORECASE)
+_LABEL_PREFIX = re.compile(r"^\s*label\s*:\s*", re.IGNORECASE)
+_ARTICLE = re.compile(r"^(?:the|a|an|this|that)\s+", re.IGNORECASE)
+_PLAIN_WORDS = re.compile(r"^[a-z0-9' -]+$")
+_DEFAULT_NAMES = re.compile(rf"^the (?:(?:{'|'.join(ORDINALS)}) )?(?:person|people|one)$")
+
+
+def person_label(text: str) -> str:
+    """A vision-language model's label for a person made fit for the narration ("the man with
+    glasses"), or "" when it is not one.
+
+    The text is cleaned (framing and speculative clauses go, see :func:`models.vlm.clean.clean`)
+    and must then be a short noun phrase: at most ``LABEL_WORDS`` words after its article, which
+    becomes "the"; plain lower-case words (a capital letter inside means a name, so it is
+    refused); no emotion, mood or guess ("the happy man", "the famous actor", "the man in his
+    thirties"); not a clause ("the man who waves"); no place in the picture ("the man on the
+    left": that changes); not the composer's own "the first person".
+    """
+    raw = _LABEL_PREFIX.sub("", text).strip()
+    # A capital past the first word is a name ("a man, possibly Tom"); guesses go too.
+    if any(w[:1].isupper() for w in raw.split()[1:]) or _GUESSES.search(raw):
+        return ""
+    text = clean(raw).rstrip(".!?").strip()
+    if not text:
+        return ""
+    text = text[0].lower() + text[1:]
+    body = _ARTICLE.sub("", text).strip()
+    words = body.split()
+    if not words or len(words) > LABEL_WORDS:
+        return ""
+    label = "the " + " ".join(words)
+    if not _PLAIN_WORDS.match(label) or _NOT_A_NOUN_PHRASE.search(label):
+        return ""
+    if _DEFAULT_NAMES.match(label) or not re.search(r"[a-z]", body):
+        return ""
+    return label
+
+
+def _indefinite(label: str) -> str:
+    """ "the man with glasses" -> "a man with glasses" """
+    rest = label.removeprefix("the ")
+    return ("an " if rest[:1] in "aeiou" else "a ") + rest
 
 
 @dataclass
@@ -75,19 +163,42 @@ class _Frame:
 
 
 class Composer:
-    """Feeds on observations in time order; returns descriptions as they become worth saying."""
+    """Feeds on observations in time order; returns descriptions as they become worth saying.
+
+    People are known by the ``id`` of the people observations (stable for the whole video, see
+    the module's docstring). ``reset`` forgets the story, the people and their labels; the people
+    stage starts its ids again after a seek too.
+    """
 
     def __init__(self) -> None:
         self._recent: deque[tuple[float, str]] = deque(maxlen=50)
         self._people: dict[int, dict] = {}  # id -> last seen state
-        self._ordinal: dict[int, int] = {}
+        self._ordinal: dict[int, int] = {}  # id -> order of first appearance
+        self._labels: dict[int, str] = {}  # id -> label from a vision-language model
+        self._present: set[int] = set()  # ids in view in the last frame taken in
         self._count = 0
-        self._pending_count: tuple[int, int] | None = None  # (count, frames seen)
+        self._pending: tuple[int, frozenset[int], int] | None = None  # (count, ids, frames)
         self._dark = False
 
     def reset(self) -> None:
         """Forget the story so far (after a seek far away)."""
         self.__init__()  # type: ignore[misc]
+
+    def name_person(self, person_id: int, label: str) -> bool:
+        """Call person ``person_id`` (a people observation's ``id``) by ``label`` from now on,
+        e.g. a vision-language model's answer about a crop of that person: "The man with
+        glasses." becomes "the man with glasses". False, and nothing changes, when the label is
+        refused (see :func:`person_label`) or another person already has it."""
+        clean_label = person_label(label)
+        if not clean_label or any(other == clean_label for pid, other in self._labels.items()
+                                  if pid != person_id):
+            return False
+        self._labels[person_id] = clean_label
+        return True
+
+    def label_of(self, person_id: int) -> str:
+        """The label given to ``person_id`` with :meth:`name_person`, or ""."""
+        return self._labels.get(person_id, "")
 
     # ----- feeding ---------------------------------------------------------------------------
     def feed(self, observations: Iterable[Observation]) -> list[Description]:
@@ -101,19 +212,15 @@ class Composer:
         return out
 
     def _frame(self, f: _Frame) -> list[Description]:
-        out: list[Description] = []
+        out: list[Description | None] = []
         shot = f.first("shot") is not None
         people_obs = f.first("people")
         scene = f.first("scene")
         people = list(people_obs.data.get("people", [])) if people_obs else None
         if shot and people is not None:
-            self._pending_count = None
+            self._pending = None
             self._count = len(people)
-            if people:
-                out.append(self._say(f.t, f"New shot: {people_phrase(people)}.", 1, 2,
-                                     valid=2.5))
-            else:
-                out.append(self._say(f.t, "New shot: no one is in view.", 2, 1))
+            out.append(self._new_shot(f.t, people))
             self._remember(people)
         elif people is not None:
             out += self._people_change(f.t, people)
@@ -126,7 +233,6 @@ class Composer:
         if scene is not None:
             out += self._scene(f.t, scene, shot)
         return [d for d in out if d is not None]
-
     def _scene(self, t: float, scene: Observation, shot: bool) -> list[Description | None]:
         out: list[Description | None] = []
         data = scene.data
@@ -148,46 +254,117 @@ class Composer:
             out.append(self._say(t, f"The camera {_motion_verb(motion)}.", 3, 0))
         return out
 
+    # ----- people ----------------------------------------------------------------------------
+    def _known(self, p: dict) -> bool:
+        return p.get("id") in self._ordinal
+
+    def _name(self, p: dict) -> str:
+        """What to call a known person: their label, "the person" while only one person is
+        known, else "the first person", "the second person"... by order of appearance."""
+        pid = p.get("id", -1)
+        if pid in self._labels:
+            return self._labels[pid]
+        if len(self._ordinal) <= 1:
+            return "the person"
+        ordinal = self._ordinal.get(pid, len(self._ordinal))
+        if ordinal < len(ORDINALS):
+            return f"the {ORDINALS[ordinal]} person"
+        return f"person number {ordinal + 1}"
+
+    def _subject(self, p: dict) -> str:
+        """The person as the subject of a sentence, with where they are when several are in
+        view: "the second person, on the right,"."""
+        name = self._name(p)
+        place = where(p)
+        return f"{name}, {place}," if self._count > 1 and place else name
+
+    def _mention(self, p: dict) -> str:
+        """One person in a list: "the first person on the left" when known, else "a person
+        standing on the right" (or "a man with glasses..." when a label came first)."""
+        if self._known(p):
+            return " ".join(b for b in (self._name(p), where(p)) if b)
+        pid = p.get("id", -1)
+        first = _indefinite(self._labels[pid]) if pid in self._labels else "a person"
+        return " ".join(b for b in (first, person_detail(p)) if b)
+
+    def _group(self, people: Sequence[dict]) -> str:
+        """Several people by name where known: "the first person on the left and a person
+        sitting on the right"; more than three are counted."""
+        if not any(self._known(p) for p in people):
+            return people_phrase(people)
+        if len(people) > 3:
+            return f"{number(len(people))} people"
+        return listing([self._mention(p) for p in _left_to_right(people)])
+
+    def _back(self, people: Sequence[dict]) -> str:
+        """Known people coming back: "the first person is back, on the left"."""
+        ordered = _left_to_right(people)
+        if len(ordered) == 1:
+            place = where(ordered[0])
+            return f"{self._name(ordered[0])} is back" + (f", {place}" if place else "")
+        return listing([self._mention(p) for p in ordered]) + " are back"
+
+    def _new_shot(self, t: float, people: list[dict]) -> Description | None:
+        if not people:
+            return self._say(t, "New shot: no one is in view.", 2, 1)
+        known = [p for p in people if self._known(p)]
+        if known and len(known) == len(people) and len(people) <= 3 and \
+                not any(p.get("id") in self._present for p in people):
+            return self._say(t, self._back(people) + ".", 1, 2, valid=2.5)
+        return self._say(t, f"New shot: {self._group(people)}.", 1, 2, valid=2.5)
+
     def _people_change(self, t: float, people: list[dict]) -> list[Description | None]:
         out: list[Description | None] = []
         n = len(people)
-        if n != self._count:
-            # A change of head-count must hold for two samples before it is said.
-            seen = self._pending_count[1] + 1 if self._pending_count and \
-                self._pending_count[0] == n else 1
-            self._pending_count = (n, seen)
+        ids = frozenset(p["id"] for p in people if p.get("id") is not None)
+        if n != self._count or ids - self._present:
+            # A change of who is in view must hold for two samples before it is said.
+            same = self._pending is not None and self._pending[:2] == (n, ids)
+            seen = self._pending[2] + 1 if same and self._pending else 1
+            self._pending = (n, ids, seen)
             if seen < 2:
                 return out  # not remembered yet: a flicker must not count as known
-            before, self._count = self._count, n
-            self._pending_count = None
-            out.append(self._count_change(t, before, people))
+            self._count = n
+            self._pending = None
+            out.append(self._count_change(t, people))
         else:
-            self._pending_count = None
+            self._pending = None
             for p in people:
                 out += self._person_change(t, p)
         self._remember(people)
         return out
 
-    def _count_change(self, t: float, before: int, people: list[dict]) -> Description | None:
+    def _count_change(self, t: float, people: list[dict]) -> Description | None:
         n = len(people)
-        new = [p for p in people if p.get("id") not in self._people]
-        if n > before and new:
-            p = new[0]
-            where = {"left": "on the left", "right": "on the right",
-                     "centre": "in the centre"}.get(p.get("position", ""), "")
-            who = "someone" if n - before == 1 else f"{number(n - before)} more people"
-            verb = "appears" if n - before == 1 else "appear"
-            return self._say(t, f"{who} {verb} {where}".strip() + ".", 1, 1)
         if n == 0:
             return self._say(t, "Now no one is in view.", 2, 1)
-        return self._say(t, f"Now {people_phrase(people)}.", 2, 1)
+        arrivals = [p for p in _left_to_right(people) if p.get("id") not in self._present]
+        if arrivals:
+            return self._arrivals(t, arrivals)
+        ids = {p.get("id") for p in people}
+        gone = [self._people[pid] for pid in self._present - ids if pid in self._people]
+        if len(gone) == 1 and self._known(gone[0]):
+            return self._say(t, f"{self._name(gone[0])} is out of view.", 2, 1)
+        return self._say(t, f"Now {self._group(people)}.", 2, 1)
+
+    def _arrivals(self, t: float, arrivals: list[dict]) -> Description | None:
+        """People who came into view: known ones are back, others appear."""
+        back = [p for p in arrivals if self._known(p)]
+        new = [p for p in arrivals if not self._known(p)]
+        parts = [self._back(back)] if back else []
+        if len(new) == 1:
+            who = "someone else" if back else "someone"
+            parts.append(f"{who} appears {where(new[0])}".strip())
+        elif new:
+            parts.append(f"{number(len(new))} more people appear")
+        return self._say(t, ", and ".join(parts) + ".", 1, 1)
 
     def _person_change(self, t: float, p: dict) -> list[Description | None]:
         pid = p.get("id")
         old = self._people.get(pid)
         if old is None:
             return []
-        who = self._name(p)
+        who = self._subject(p)
         out: list[Description | None] = []
         posture, before = p.get("posture"), old.get("posture")
         if posture != before and posture in ("sitting", "standing", "lying") and \
@@ -202,18 +379,8 @@ class Composer:
             out.append(self._say(t, f"{who} {phrase}.", 3 if g == "walking" else 2, 1))
         return out
 
-    def _name(self, p: dict) -> str:
-        """The person's stable label: by place when there are several, else "the person"."""
-        if self._count <= 1:
-            return "the person"
-        where = {"left": "on the left", "right": "on the right", "centre": "in the centre"}.get(
-            p.get("position", ""))
-        if where:
-            return f"the person {where}"
-        ordinal = self._ordinal.get(p.get("id", -1), 0)
-        return f"the {ORDINALS[min(ordinal, len(ORDINALS) - 1)]} person"
-
     def _remember(self, people: list[dict]) -> None:
+        self._present = set()
         for p in people:
             pid = p.get("id")
             if pid is None:
@@ -221,6 +388,7 @@ class Composer:
             if pid not in self._ordinal:
                 self._ordinal[pid] = len(self._ordinal)
             self._people[pid] = p
+            self._present.add(pid)
 
     def _say(self, t: float, text: str, level: int, priority: int,
              valid: float = 0.0) -> Description | None:

@@ -25,8 +25,16 @@ log = logging.getLogger(__name__)
 
 LOOKAHEAD_FPS = 2.0
 FRAME_WIDTH = 640
-CACHE_CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 1}
+CACHE_CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 2}
+"""What cached analysis depends on; version 2: people keep their ids across shots."""
 INSTALL_HINT = "pip install 'video-narrator[perception]'"
+
+
+def cache_config(model: str = "") -> dict[str, Any]:
+    """The analysis cache's key settings; with a model, its name (a path: the file name)."""
+    if not model:
+        return dict(CACHE_CONFIG)
+    return {**CACHE_CONFIG, "vlm": Path(model).name}
 
 
 def default_stages() -> tuple[list[Any], list[str]]:
@@ -145,6 +153,12 @@ class Perception(QObject):
         self.from_cache = False
 
     @property
+    def cache_config(self) -> dict[str, Any]:
+        """What the cached analysis depends on: the sampling, and the model asked for (its
+        descriptions are kept with the detectors' findings)."""
+        return cache_config(self._vlm_name)
+
+    @property
     def available(self) -> bool:
         return self._worker is not None
 
@@ -212,7 +226,7 @@ class Perception(QObject):
         self._pending = (str(path), at, compose)
 
         def load(p: str = str(path)) -> None:
-            self._cached.emit(p, ObservationStore.load(p, CACHE_CONFIG))
+            self._cached.emit(p, ObservationStore.load(p, self.cache_config))
 
         threading.Thread(target=load, name="observation-cache", daemon=True).start()
 
@@ -227,7 +241,10 @@ class Perception(QObject):
             self.from_cache = True
             self._observations = list(store)
             if self.compose:
-                descs = Composer().feed(self._observations)
+                from models.vlm.lookahead import cached_descriptions  # noqa: PLC0415
+
+                descs = [*Composer().feed(self._observations),
+                         *cached_descriptions(self._observations)]
                 if descs:
                     self.descriptions.emit(list(descs))
             self.warm_up()  # still needed for "describe now"
@@ -248,6 +265,7 @@ class Perception(QObject):
         from models.reader import ReaderError  # noqa: PLC0415
         from models.worker import LookAhead  # noqa: PLC0415
 
+        self._worker.reset_stages()  # a new film: nobody from the last one is known here
         try:
             self._lookahead = LookAhead(str(path), self._worker, fps=LOOKAHEAD_FPS,
                                         max_width=FRAME_WIDTH, start=at)
@@ -372,15 +390,14 @@ class Perception(QObject):
         gap = self._planner.consider(t, shot_change)
         if gap is None:
             return
-        from models.vlm import describe_prompt, word_budget  # noqa: PLC0415
-        from models.worker import Priority  # noqa: PLC0415
+        from models.vlm.lookahead import gap_request  # noqa: PLC0415
+        from models.worker import NO_FRAME, VLM, Priority, Request  # noqa: PLC0415
 
         context = [o for o in self._observations if t - 8.0 <= o.t <= t + 0.01]
         seen = Composer.describe(context, t + 0.05, self.detail)
-        prompt = describe_prompt(gap.seconds, self.detail, seen, list(self.recent[-3:]))
-        budget = word_budget(gap.seconds, self.detail)
-        self._ask_model("gap", t, image, prompt, priority=Priority.GAP, stream=False,
-                        max_new_tokens=min(64, budget * 2 + 8), max_words=budget, info=gap)
+        question = gap_request(image, gap, self.detail, seen, self.recent)
+        token = self._worker.submit(Request(Priority.GAP, t, NO_FRAME, kind=VLM, vlm=question))
+        self._vlm_jobs[token] = ("gap", self._generation, gap)
 
     def _ask_labels(self, t: float, image: np.ndarray, observations: Sequence[Observation]) -> None:
         """A new person in the film: ask the model what to call them ("the man in the red
@@ -432,11 +449,13 @@ class Perception(QObject):
         if kind == "gap" and result.seconds > 0:
             self.vlm_seconds = (result.seconds if not self.vlm_seconds
                                 else 0.7 * self.vlm_seconds + 0.3 * result.seconds)
-        if text and generation == self._generation and self.compose:
-            gap = info
-            self.descriptions.emit([Description(start=gap.start, text=text, level=1,
-                                                priority=2, source="vlm",
-                                                end=gap.start + max(gap.seconds, 4.0))])
+        if text and generation == self._generation:
+            from models.vlm.lookahead import answer_observation, gap_description  # noqa: PLC0415
+
+            if self._store is not None:
+                self._store.add(answer_observation(info, text))
+            if self.compose:
+                self.descriptions.emit([gap_description(info, text)])
 
     def describe_now(self, t: float, frame: tuple[int, int, bytes] | None,
                      question: str | None = None) -> bool:
@@ -519,7 +538,7 @@ class Perception(QObject):
         if not store.is_covered(min(1.0, self._duration / 2), max(0.0, self._duration - 1.0)):
             return
         self.from_cache = True  # saved once
-        threading.Thread(target=store.save, args=(path, CACHE_CONFIG), name="cache-save",
+        threading.Thread(target=store.save, args=(path, self.cache_config), name="cache-save",
                          daemon=False).start()
 
     def close(self) -> None:

@@ -95,3 +95,117 @@ def test_describe_now_forgets_text_from_before_the_last_cut():
            Observation(4.0, "shot", "shot change"),
            people(5.5, person(1, "centre"))]
     assert Composer.describe(obs, 6.0) == "A person standing in the centre."
+
+
+# ----- people known by their stable ids ------------------------------------------------------
+
+def shot(t, *ps):
+    return [Observation(t, "shot", "shot change"), people(t, *ps)]
+
+
+def texts(descriptions):
+    return [d.text for d in descriptions]
+
+
+def test_someone_known_who_comes_back_after_a_cut_is_back_not_new():
+    c = Composer()
+    assert texts(c.feed(shot(0.0, person(1, "left")))) == [
+        "New shot: a person standing on the left."]
+    assert texts(c.feed(shot(3.0, person(2, "right", "sitting", x0=0.7)))) == [
+        "New shot: a person sitting on the right."]
+    assert texts(c.feed(shot(6.0, person(1, "centre", x0=0.4)))) == [
+        "The first person is back, in the centre."]
+    assert texts(c.feed([people(6.5, person(1, "centre", "sitting", x0=0.4))])) == [
+        "The first person sits down."]
+    # Cut to both: the first person was in view before the cut, so only named.
+    assert texts(c.feed(shot(9.0, person(2, "right", x0=0.7), person(1, "left")))) == [
+        "New shot: the first person on the left and the second person on the right."]
+    c.feed(shot(10.0))
+    assert texts(c.feed(shot(11.0, person(2, "right", x0=0.7), person(1, "left")))) == [
+        "The first person on the left and the second person on the right are back."]
+    # Someone new with someone known.
+    assert texts(c.feed(shot(12.0, person(3, "left"), person(2, "right", x0=0.7)))) == [
+        "New shot: a person standing on the left and the second person on the right."]
+    out = c.feed([people(12.5, person(3, "left"), person(2, "right", "standing", ["waving"],
+                                                         x0=0.7))])
+    assert texts(out) == ["The second person, on the right, waves."]
+
+
+def test_a_lone_person_leaving_and_coming_back_without_a_cut():
+    c = Composer()
+    c.feed(shot(0.0, person(1, "left")))
+    assert c.feed([people(0.5)]) == []  # one sample is not enough
+    assert texts(c.feed([people(1.0)])) == ["Now no one is in view."]
+    assert c.feed([people(5.0, person(1, "right", x0=0.7))]) == []
+    assert texts(c.feed([people(5.5, person(1, "right", x0=0.7))])) == [
+        "The person is back, on the right."]
+    # A second person arrives, then the first goes out of view.
+    c.feed([people(6.0, person(1, "right", x0=0.7), person(2, "left"))])
+    assert texts(c.feed([people(6.5, person(1, "right", x0=0.7), person(2, "left"))])) == [
+        "Someone appears on the left."]
+    c.feed([people(7.0, person(2, "left"))])
+    assert texts(c.feed([people(7.5, person(2, "left"))])) == [
+        "The first person is out of view."]
+
+
+def test_name_person_accepts_short_plain_labels():
+    c = Composer()
+    assert c.name_person(1, "The man with glasses.")
+    assert c.label_of(1) == "the man with glasses"
+    assert c.name_person(2, "woman in the red coat")  # the article is added
+    assert c.label_of(2) == "the woman in the red coat"
+    assert c.name_person(3, "A person with a blue backpack")
+    assert c.label_of(3) == "the person with a blue backpack"
+    assert c.name_person(4, "The image shows a cyclist in a helmet.")  # framing is cleaned
+    assert c.label_of(4) == "the cyclist in a helmet"
+    assert c.name_person(1, "the man in the grey suit")  # a better label replaces the old one
+    assert c.label_of(1) == "the man in the grey suit"
+
+
+def test_name_person_refuses_names_feelings_guesses_and_long_answers():
+    c = Composer()
+    refused = [
+        "", "   ", "...",
+        "John Smith",
+        "the man named John",
+        "the woman from NASA",
+        "The Man With Glasses",
+        "the happy woman",
+        "the angry man in red",
+        "the famous actor",
+        "the man who resembles a singer",
+        "the man in his thirties",
+        "a 40-year-old man",
+        "the first person",
+        "the person",
+        "the man with the red hat and the long grey coat",
+        "the man, smiling",
+        "I cannot tell who this is.",
+        "the man (probably a doctor)",
+        "A man, possibly Tom Hanks.",
+        "the man who looks like a pilot",
+        "the woman on the left",
+    ]
+    for label in refused:
+        assert c.name_person(1, label) is False, label
+        assert c.label_of(1) == "", label
+    assert c.name_person(1, "the man with glasses")
+    assert c.name_person(2, "The man with glasses.") is False  # already someone else's
+    assert c.label_of(2) == ""
+
+
+def test_sentences_use_the_label_from_then_on():
+    c = Composer()
+    c.feed(shot(0.0, person(1, "left"), person(2, "right", x0=0.7)))
+    assert c.name_person(2, "the woman in the red coat")
+    out = c.feed([people(0.5, person(1, "left"), person(2, "right", "sitting", x0=0.7))])
+    assert texts(out) == ["The woman in the red coat, on the right, sits down."]
+    c.feed(shot(4.0, person(3, "centre", x0=0.4)))
+    assert texts(c.feed(shot(8.0, person(2, "centre", x0=0.4)))) == [
+        "The woman in the red coat is back, in the centre."]
+    # A label given before a person is first described: "a", not "the".
+    assert c.name_person(5, "the man with a dog")
+    assert texts(c.feed(shot(12.0, person(5, "left"), person(1, "right", x0=0.7)))) == [
+        "New shot: a man with a dog standing on the left and the first person on the right."]
+    c.reset()
+    assert c.label_of(2) == ""

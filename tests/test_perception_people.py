@@ -86,13 +86,15 @@ def test_the_man_in_the_car_is_one_person_with_one_face_towards_the_camera(
     data = people(pose, 5.0, media.frame_at(5.0))
     assert data["count"] == 1
     [man] = data["people"]
-    assert set(man) == {"id", "position", "distance", "posture", "gestures", "box", "visibility"}
+    assert set(man) == {"id", "new", "position", "distance", "posture", "gestures", "box",
+                        "visibility"}
+    assert man["new"] is True
     assert man["position"] == "centre" and man["distance"] == "near"
     assert all(0 <= v <= 1 for v in man["box"]) and 0 < man["visibility"] <= 1
     [obs] = faces.process(5.0, media.frame_at(5.0))
     assert obs.kind == "faces" and obs.text == "1 face"
     [face] = obs.data["faces"]
-    assert set(face) == {"id", "facing", "box", "score"}
+    assert set(face) == {"id", "new", "facing", "box", "score"}
     assert face["facing"] == "camera" and face["score"] > 0.7
 
 

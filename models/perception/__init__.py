@@ -10,10 +10,13 @@ Observation kinds and their ``data`` (all boxes are (x0, y0, x1, y1) as fraction
 - ``"people"``: {"count": int, "people": [{"id": int, "position": "left"|"centre"|"right",
   "distance": "near"|"middle"|"far", "posture": "standing"|"sitting"|"lying"|"unknown",
   "gestures": [str, ...] (e.g. "walking", "arms raised", "pointing", "hands on head",
-  "waving"), "box": [x0, y0, x1, y1], "visibility": float}]}. ``id`` is stable across frames
-  for the same person (tracking). ``text`` is a plain summary, e.g. "2 people".
+  "waving"), "box": [x0, y0, x1, y1], "visibility": float, "new": bool}]}. ``id`` is stable
+  for the whole video, through absences and shot changes (tracking, then appearance: see
+  :mod:`models.perception.identity`); ``new`` is true on the first frame a person is seen.
+  ``text`` is a plain summary, e.g. "2 people".
 - ``"faces"``: {"count": int, "faces": [{"id": int, "facing": "camera"|"left"|"right"|"away",
-  "box": [...], "score": float}]}; ``id`` stable across frames.
+  "box": [...], "score": float, "new": bool}]}; ``id`` stable for the whole video (the face
+  stage's own ids, not the people's).
 - ``"text"``: {"lines": [str, ...], "new": bool, "box": [...]} for on-screen text; emitted when
   text appears or changes (read once), ``text`` is the lines joined with ", ".
 - ``"shot"``: {"score": float} at a shot change (cut or fade end); ``text`` "shot change".

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from models.perception.identity import Identities, face_regions, signature
+from models.perception.shots import ShotStage
 from models.perception.tracking import Tracker, iou
 from models.types import Observation
 
@@ -150,6 +152,18 @@ def _inside(a: Sequence[float], b: Sequence[float]) -> float:
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
     return ix * iy / smaller if smaller > 0 else 0.0
+
+
+def follows_on(cuts: ShotStage, last: tuple[float, tuple[int, ...]] | None, t: float,
+               rgb: np.ndarray) -> bool | None:
+    """Whether the frame at ``t`` follows on from the ``last`` one (its time and shape), so the
+    tracks of moving boxes can go on: False at a cut (``cuts`` sees every frame), at a frame
+    earlier than the last, after a hole of more than ``cuts.options.max_gap`` seconds or at a
+    change of frame size; None for the first frame."""
+    cut = bool(cuts.process(t, rgb))
+    if last is None:
+        return None
+    return not (cut or rgb.shape != last[1] or not 0 <= t - last[0] <= cuts.options.max_gap)
 
 
 def clip_box(box: Sequence[float]) -> tuple[float, float, float, float]:
@@ -298,10 +312,13 @@ def model_folder(model_root: str | Path | None, models: Sequence[str],
 
 
 class FaceStage:
-    """Counts faces and says which way each looks, with ids that last across frames.
+    """Counts faces and says which way each looks, with ids that last for the whole video.
 
     Emits one ``"faces"`` observation per frame (``count`` 0 included), see
-    :mod:`models.perception` for the data.
+    :mod:`models.perception` for the data. Ids come from the tracker and, across absences and
+    shot changes, from the colours of the hair and the clothes just below the face (see
+    :mod:`models.perception.identity`); ``new`` is True on a face's first frame. They are the
+    face stage's own ids, not those of the people stage.
     """
 
     name = "faces"
@@ -310,6 +327,9 @@ class FaceStage:
         self.options = options or FaceOptions()
         self._detector = FaceDetector(self.options)
         self._tracker = Tracker(max_missed=2)
+        self._identities = Identities()
+        self._cuts = ShotStage()
+        self._last: tuple[float, tuple[int, ...]] | None = None
 
     def problem(self) -> str:
         return self._detector.problem()
@@ -328,10 +348,19 @@ class FaceStage:
             log.warning("face detection failed at %.2f s", t, exc_info=True)
             return []
         faces.sort(key=lambda f: (f.box[0] + f.box[2]) / 2)
-        ids = self._tracker.update([f.box for f in faces], t)
-        items = [{"id": fid, "facing": facing(f.keypoints),
+        if follows_on(self._cuts, self._last, t, rgb) is False:
+            self._tracker.reset()  # a cut, an earlier frame or a hole: new tracks, same faces
+            self._identities.drop_tracks()
+        self._last = (t, rgb.shape)
+        tracks = self._tracker.update([f.box for f in faces], t)
+        h, w = rgb.shape[:2]
+        signatures = [signature(rgb, face_regions((f.box[0] * w, f.box[1] * h, f.box[2] * w,
+                                                   f.box[3] * h), w, h)) for f in faces]
+        found = self._identities.assign(t, list(zip(tracks, signatures, strict=True)),
+                                        live={tr.id for tr in self._tracker.tracks})
+        items = [{"id": a.id, "new": a.new, "facing": facing(f.keypoints),
                   "box": [round(v, 4) for v in f.box], "score": round(f.score, 3)}
-                 for fid, f in zip(ids, faces, strict=True)]
+                 for a, f in zip(found, faces, strict=True)]
         n = len(items)
         text = "no faces" if n == 0 else "1 face" if n == 1 else f"{n} faces"
         conf = float(np.mean([f.score for f in faces])) if faces else 1.0
@@ -341,4 +370,8 @@ class FaceStage:
         return []
 
     def reset(self) -> None:
+        """Forget the stream and every face in it: ids start again at 1."""
         self._tracker.reset()
+        self._identities.reset()
+        self._cuts.reset()
+        self._last = None

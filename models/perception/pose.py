@@ -25,6 +25,11 @@ Everything read from the landmarks is this module's own geometry: posture from t
 and the thighs and knees, gestures from wrists, elbows and shoulders, and, across frames of the same
 tracked person, waving (the wrist swinging while raised) and walking (the ankles swapping places or
 the body moving across the frame).
+
+Ids: the tracker follows each person from frame to frame, and :mod:`models.perception.identity`
+turns its short-lived tracks into stable ids for the whole video with a colour signature of the
+person's clothes and hair, so someone who leaves the picture or is cut away from keeps their id
+when they come back (and someone else standing where they stood gets another one).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +50,20 @@ from models.perception.faces import (
     FaceOptions,
     as_rgb,
     clip_box,
+    follows_on,
     model_folder,
     open_graph,
     position_of,
     square_tiles,
 )
+from models.perception.identity import (
+    Assignment,
+    Identities,
+    IdentityOptions,
+    body_regions,
+    signature,
+)
+from models.perception.shots import ShotStage
 from models.perception.tracking import Tracker, iou
 from models.types import Observation
 
@@ -290,6 +304,7 @@ class PoseOptions:
     ``max_side``: frames are scaled down to this many pixels on the long side first.
     ``tiles``: also look at square tiles of wide frames. ``faces``: use faces as extra proposals.
     ``history``: seconds of each person's past used for waving and walking.
+    ``identity``: the thresholds for knowing people again (see :class:`IdentityOptions`).
     """
 
     model_root: Path | None = None
@@ -299,6 +314,7 @@ class PoseOptions:
     tiles: bool = True
     faces: bool = True
     history: float = 2.5
+    identity: IdentityOptions = field(default_factory=IdentityOptions)
 
 
 @dataclass
@@ -311,8 +327,11 @@ class _Person:
 class PoseStage:
     """Counts people and describes each one's place, distance, posture and gestures.
 
-    Emits one ``"people"`` observation per frame (``count`` 0 included); ``id`` values stay with
-    the same person across frames, through a missed frame or two.
+    Emits one ``"people"`` observation per frame (``count`` 0 included). ``id`` values stay with
+    the same person for the whole video: through missed frames, absences and shot changes (see
+    :mod:`models.perception.identity`); ``new`` is True on the first frame a person is seen.
+    ``reset`` forgets everyone; a frame earlier than the last one (a describe-now frame, or a
+    seek without a reset) drops the tracks but keeps the people known so far.
     """
 
     name = "pose"
@@ -323,8 +342,10 @@ class PoseStage:
         self._faces = FaceDetector(FaceOptions(model_root=self.options.model_root, tiles=False))
         self._problem: str | None = None
         self._tracker = Tracker(max_missed=2)
+        self._identities = Identities(self.options.identity)
+        self._cuts = ShotStage()  # cuts end the tracks: across one, appearance alone decides
         self._history: dict[int, deque[Sample]] = {}
-        self._last_t: float | None = None
+        self._last: tuple[float, tuple[int, ...]] | None = None  # time, shape of the last frame
 
     # -- loading --------------------------------------------------------------------------
 
@@ -490,9 +511,7 @@ class PoseStage:
             log.warning("pose: skipped a frame that is not an image array (%r)",
                         getattr(frame, "shape", type(frame)))
             return []
-        if self._last_t is not None and t < self._last_t:
-            self.reset()  # a seek backwards: the tracks no longer apply
-        self._last_t = t
+        self._check_continuity(t, rgb)
         h, w = rgb.shape[:2]
         try:
             people = self._people(rgb) if min(h, w) >= MIN_SIDE else []
@@ -500,20 +519,44 @@ class PoseStage:
             log.warning("pose estimation failed at %.2f s", t, exc_info=True)
             return []
         people.sort(key=lambda p: (p.box[0] + p.box[2]) / 2)
-        ids = self._tracker.update([(p.box[0] / w, p.box[1] / h, p.box[2] / w, p.box[3] / h)
-                                    for p in people], t)
-        live = {tr.id for tr in self._tracker.tracks}
-        self._history = {k: v for k, v in self._history.items() if k in live}
-        items = [self._describe(pid, p, t, w, h) for pid, p in zip(ids, people, strict=True)]
+        found = self._identify(t, rgb, people)
+        self._history = {k: v for k, v in self._history.items()
+                         if v and t - v[-1].t <= self.options.history}
+        items = [self._describe(a.id, p, t, w, h) | {"new": a.new}
+                 for a, p in zip(found, people, strict=True)]
         n = len(items)
         text = "no people" if n == 0 else "1 person" if n == 1 else f"{n} people"
         conf = float(np.mean([p.score for p in people])) if people else 1.0
         return [Observation(t, "people", text, conf, {"count": n, "people": items})]
 
+    def _identify(self, t: float, rgb: np.ndarray, people: list[_Person]) -> list[Assignment]:
+        """Stable ids for this frame's people: tracks, then appearance."""
+        h, w = rgb.shape[:2]
+        tracks = self._tracker.update([(p.box[0] / w, p.box[1] / h, p.box[2] / w, p.box[3] / h)
+                                       for p in people], t)
+        signatures = [signature(rgb, body_regions(p.landmarks, p.box, w, h)) for p in people]
+        return self._identities.assign(t, list(zip(tracks, signatures, strict=True)),
+                                       live={tr.id for tr in self._tracker.tracks})
+
+    def _check_continuity(self, t: float, rgb: np.ndarray) -> None:
+        """Drop the tracks where the picture does not follow on from the last frame: a cut, a
+        frame earlier than the last (describe now, a seek), a long hole or another frame size.
+        Who is who is then decided by appearance alone; the people known so far stay known."""
+        if follows_on(self._cuts, self._last, t, rgb) is False:
+            self._drop_tracks()
+        self._last = (t, rgb.shape)
+
+    def _drop_tracks(self) -> None:
+        self._tracker.reset()
+        self._identities.drop_tracks()
+        self._history.clear()
+
     def flush(self) -> list[Observation]:
         return []
 
     def reset(self) -> None:
-        self._tracker.reset()
-        self._history.clear()
-        self._last_t = None
+        """Forget the stream and everyone in it: ids start again at 1."""
+        self._drop_tracks()
+        self._identities.reset()
+        self._cuts.reset()
+        self._last = None
