@@ -287,6 +287,7 @@ class Perception(QObject):
 
     def seek(self, t: float) -> None:
         self._forget_gap_questions()
+        self._labelled.clear()  # the stages start over: people are new again, and re-labelled
         if self._lookahead is not None:
             self._lookahead.seek(t)
             self._composer.reset()

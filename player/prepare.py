@@ -1,9 +1,11 @@
 """``narrate prepare VIDEO...``: analyse films in advance and write their description tracks.
 
-For each film: dialogue detection, then every sampled frame through the perception stages, the
-composer's descriptions written as a WebVTT track beside the film (so the player finds it and
-narrates from the first instant), and the observations cached for "describe now". Progress is
-printed as plain lines, every 10 percent, which a screen reader reads well.
+For each film: every sampled frame through the perception stages, the composer's descriptions
+written as a WebVTT track beside the film (so the player finds it and narrates from the first
+instant), and the observations cached for "describe now". With ``--model``, the dialogue is
+found first and a vision-language model describes a frame for each pause worth filling, in
+batches, and names each new person once. Progress is printed as plain lines, every 10 percent,
+which a screen reader reads well.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from models.composer import Composer
 from models.types import Description
 from player.media_check import check_path
-from player.perception import CACHE_CONFIG as CONFIG
-from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, default_stages
+from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, crop_box, default_stages
 
 
 def parser() -> argparse.ArgumentParser:
@@ -31,7 +33,93 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=LOOKAHEAD_FPS,
                    help=f"frames analysed per second (default {LOOKAHEAD_FPS:g})")
     p.add_argument("--vtt", metavar="FILE", help="where to write the track (one video only)")
+    p.add_argument("--model", metavar="NAME",
+                   help="a vision-language model to describe the pauses with: a name from "
+                        "`narrate models list`, a GGUF file or a model folder")
+    p.add_argument("--verbosity", type=int, choices=(1, 2, 3), default=2,
+                   help="how much the model says in each pause: 1 brief, 2 standard, "
+                        "3 detailed")
     return p
+
+
+class ModelWriter:
+    """Asks the model about the frames in the pauses, in batches, and names new people."""
+
+    def __init__(self, engine: Any, name: str, video: Path, verbosity: int,
+                 say: Callable[[str], None]) -> None:
+        from models.gaps import analyse  # noqa: PLC0415
+        from models.schedule import GapMap  # noqa: PLC0415
+        from models.vlm.lookahead import GapPlanner  # noqa: PLC0415
+
+        self.engine, self.name, self.verbosity, self.say = engine, name, verbosity, say
+        device = str(getattr(engine, "device", "") or "cpu")
+        self.batch = 8 if device.startswith("cuda") else 1
+        found = analyse(video)
+        for note in found.notes:
+            say(note)
+        self.gaps = GapMap()
+        self.gaps.update(found.gaps, [(0.0, found.duration)], found.has_audio, complete=True)
+        self.planner = GapPlanner(self.gaps.room_at, self.gaps.gap_at, self.gaps.next_gap,
+                                  max_outstanding=1 << 30)
+        self.pending: list[tuple[Any, Any]] = []
+        self.recent: list[str] = []
+        self.labelled: set[int] = set()
+        self.failed = False
+
+    def frame(self, t: float, image: Any, observations: list[Any], composer: Composer,
+              context: list[Any]) -> list[Description]:
+        """Look at one analysed frame; returns the descriptions that are ready."""
+        from models.vlm.lookahead import gap_request  # noqa: PLC0415
+
+        if self.failed:
+            return []
+        self._labels(image, observations, composer)
+        question = self.planner.consider(t, any(o.kind == "shot" for o in observations))
+        if question is None:
+            return []
+        seen = Composer.describe(context, t + 0.05, self.verbosity)
+        self.pending.append((question, gap_request(image, question, self.verbosity, seen,
+                                                   self.recent)))
+        return self.flush() if len(self.pending) >= self.batch else []
+
+    def flush(self) -> list[Description]:
+        from models.vlm.lookahead import gap_description  # noqa: PLC0415
+
+        batch, self.pending = self.pending, []
+        if not batch or self.failed:
+            return []
+        try:
+            texts = self.engine.describe_batch([request for _, request in batch])
+        except Exception as exc:  # noqa: BLE001 - the detectors' track is still written
+            self.failed = True
+            self.say(f"The vision-language model failed ({exc}); the track has the "
+                     f"detectors' descriptions only from here on.")
+            return []
+        out = [gap_description(q, text) for (q, _), text in zip(batch, texts, strict=True)
+               if text]
+        self.recent = [*self.recent, *(d.text for d in out)][-3:]
+        return out
+
+    def _labels(self, image: Any, observations: list[Any], composer: Composer) -> None:
+        from models.vlm import VlmRequest, label_prompt  # noqa: PLC0415
+
+        for obs in observations:
+            for person in obs.data.get("people", ()) if obs.kind == "people" else ():
+                pid, box = person.get("id"), person.get("box")
+                if not person.get("new") or pid is None or box is None or pid in self.labelled:
+                    continue
+                self.labelled.add(pid)
+                crop = crop_box(image, box)
+                if crop is None or not hasattr(composer, "name_person"):
+                    continue
+                try:
+                    label = self.engine.describe(VlmRequest(crop, label_prompt(),
+                                                            max_new_tokens=12, max_words=6))
+                except Exception as exc:  # noqa: BLE001
+                    self.say(f"The model could not label a person: {exc}")
+                    continue
+                if label:
+                    composer.name_person(int(pid), label)
 
 
 def track_path(video: Path) -> Path:
@@ -40,7 +128,7 @@ def track_path(video: Path) -> Path:
 
 
 def prepare(video: Path, out: Path, fps: float, stages: list,
-            say: Callable[[str], None]) -> list[Description]:
+            say: Callable[[str], None], model: ModelWriter | None = None) -> list[Description]:
     from models.observations import ObservationStore  # noqa: PLC0415
     from models.reader import FrameReader  # noqa: PLC0415
     from models.webvtt import write_vtt  # noqa: PLC0415
@@ -62,6 +150,11 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
                 except Exception as exc:  # noqa: BLE001 - one stage failing must not stop us
                     say(f"{stage.name} failed at {frame.t:.1f} s: {exc}")
             store.record(frame.t, observations, 1.0 / fps)
+            if model is not None:
+                recent = store.between(frame.t - 8.0, frame.t + 0.01)
+                found = model.frame(frame.t, frame.image, observations, composer, recent)
+                descriptions += found
+                _keep(store, found)
             descriptions += composer.feed(observations)
             if duration > 0:
                 tenth = int(frame.t / duration * 10)
@@ -76,9 +169,14 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
             stage.reset()
         except Exception:  # noqa: BLE001, S110 - flushing is best effort
             pass
+    if model is not None:
+        found = model.flush()
+        descriptions += found
+        _keep(store, found)
+    descriptions.sort(key=lambda d: d.start)
     write_vtt(out, descriptions)
     try:
-        store.save(video, {**CONFIG, "fps": fps})
+        store.save(video, {**cache_config(model.name if model else ""), "fps": fps})
     except Exception as exc:  # noqa: BLE001 - the track matters, the cache is a bonus
         say(f"The analysis cache could not be written: {exc}")
     took = time.monotonic() - began
@@ -86,6 +184,35 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
     say(f"{video.name}: 100 percent. {len(descriptions)} descriptions written to {out.name} "
         f"in {took:.0f} seconds{speed}.")
     return descriptions
+
+
+def _keep(store: Any, found: list[Description]) -> None:
+    """The model's descriptions go into the analysis cache too."""
+    from models.types import Observation  # noqa: PLC0415
+
+    for d in found:
+        seconds = (d.end - d.start) if d.end is not None else 4.0
+        store.add(Observation(d.start, "vlm", d.text, data={"t": d.start, "seconds": seconds}))
+
+
+def _load_model(name: str, say: Callable[[str], None]) -> Any:
+    """The model, loaded; None (after saying why) when it cannot be used."""
+    from models.vlm import VlmError  # noqa: PLC0415
+    from models.vlm.loader import open_vlm  # noqa: PLC0415
+
+    say(f"Loading the vision-language model {name}.")
+    try:
+        engine = open_vlm(name)
+        problem = engine.problem()
+        if problem:
+            raise VlmError(problem)
+        engine.load()
+    except Exception as exc:  # noqa: BLE001 - the message says what to do
+        say(f"The vision-language model could not be used: {exc}")
+        return None
+    for note in getattr(engine, "notes", ()):
+        say(note)
+    return engine
 
 
 def main(argv: list[str]) -> int:
@@ -103,6 +230,9 @@ def main(argv: list[str]) -> int:
     if not stages:
         say("No analysis stage works here, so nothing can be prepared.")
         return 1
+    engine = _load_model(args.model, say) if args.model else None
+    if args.model and engine is None:
+        return 1
     failed = 0
     for name in args.videos:
         video = Path(name)
@@ -113,10 +243,14 @@ def main(argv: list[str]) -> int:
             continue
         out = Path(args.vtt) if args.vtt else track_path(video)
         try:
-            prepare(video, out, args.fps, stages, say)
+            writer = (ModelWriter(engine, args.model, video, args.verbosity, say)
+                      if engine is not None else None)
+            prepare(video, out, args.fps, stages, say, writer)
         except Exception as exc:  # noqa: BLE001 - go on with the next video
             say(f"{video.name} could not be prepared: {exc}")
             failed += 1
         for stage in stages:
             stage.reset()
+    if engine is not None:
+        engine.close()
     return 1 if failed else 0

@@ -25,8 +25,9 @@ class ScriptedVlm(VlmEngine):
 
     def __init__(self, pieces: Sequence[str], gate: threading.Event | None = None,
                  release_after: int = 1, fail: BaseException | None = None,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", label: str = "") -> None:
         self.pieces = list(pieces)
+        self.label = label
         self.gate = gate
         self.release_after = release_after
         self.fail = fail
@@ -41,12 +42,18 @@ class ScriptedVlm(VlmEngine):
     def load(self) -> None:
         return None
 
+    def _pieces(self, request: VlmRequest) -> list[str]:
+        """``label`` answers the question for a person's label; ``pieces`` everything else."""
+        if self.label and request.prompt.startswith("This picture shows one person"):
+            return [self.label]
+        return self.pieces
+
     def stream(self, request: VlmRequest) -> Iterator[str]:
         self.threads.add(threading.current_thread().name)
         self.prompts.append(request.prompt)
         if self.fail is not None:
             raise self.fail
-        for i, piece in enumerate(self.pieces):
+        for i, piece in enumerate(self._pieces(request)):
             if self.gate is not None and i == self.release_after:
                 self.gate.wait(30)
             yield piece
@@ -59,7 +66,7 @@ class ScriptedVlm(VlmEngine):
         self.prompts.extend(r.prompt for r in requests)
         if self.fail is not None:
             raise self.fail
-        return [clean("".join(self.pieces), max_words=r.max_words) for r in requests]
+        return [clean("".join(self._pieces(r)), max_words=r.max_words) for r in requests]
 
     def close(self) -> None:
         self.threads.add(threading.current_thread().name)

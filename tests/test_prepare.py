@@ -54,3 +54,65 @@ def test_prepare_reports_bad_files_and_goes_on(tmp_path):
     assert "broken.mp4 could not be prepared" in result.stderr
     assert "no video track" in result.stderr
     assert "No file named missing.mp4" in result.stderr
+
+
+def test_prepare_with_a_model_fills_the_pauses(tmp_path, monkeypatch):
+    """With a model, each pause worth filling gets the model's description of a frame in it,
+    written to the track and kept in the analysis cache with the model's name."""
+    from models.observations import ObservationStore
+    from models.vlm.lookahead import cached_descriptions
+    from player.perception import cache_config, default_stages
+    from player.prepare import ModelWriter, prepare
+    from tests.scripted_vlm import ScriptedVlm
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    video = tmp_path / "street.mp4"
+    shutil.copy(DEMO, video)
+    said: list[str] = []
+    engine = ScriptedVlm(["A quiet street with parked cars."])
+    writer = ModelWriter(engine, "scripted", video, 2, said.append)
+    stages, _notes = default_stages()
+    out = tmp_path / "street.descriptions.vtt"
+    descs = prepare(video, out, 2.0, stages, said.append, writer)
+    ours = [d for d in descs if d.source == "vlm"]
+    full = "A quiet street with parked cars."
+    # Each answer is cut to the word budget of its pause.
+    assert ours and all(full.startswith(d.text.rstrip(".")) for d in ours)
+    assert any(d.text == full for d in ours)
+    assert writer.gaps.gaps, "the demo has pauses in its dialogue"
+    for d in ours:
+        room = writer.gaps.room_at(d.start)
+        assert room is not None and room > 0, f"{d.start} is not in a pause"
+    starts = [d.start for d in ours]
+    assert all(b - a >= 2.0 for a, b in zip(starts, starts[1:], strict=False)), starts
+    for gap in writer.gaps.gaps:  # every pause long enough is described
+        if gap.duration >= writer.planner.min_room:
+            assert any(gap.start <= s < gap.end for s in starts), (gap, starts)
+    asked = [p for p in engine.prompts if p.startswith("Describe this video frame")]
+    assert len(asked) == len(ours) and engine.batches == [1] * len(ours)  # CPU: one at a time
+    assert any("Our detectors found" in p for p in engine.prompts)
+    track = [d.text for d in read_vtt(out).timeline.descriptions]
+    assert sum(t in {d.text for d in ours} for t in track) >= len(ours)
+    assert any("MAIN STREET" in t for t in track)  # the detectors' findings are there too
+    store = ObservationStore.load(video, {**cache_config("scripted"), "fps": 2.0})
+    assert store is not None
+    assert [d.start for d in cached_descriptions(store)] == [d.start for d in ours]
+    assert ObservationStore.load(video, {**cache_config(), "fps": 2.0}) is None
+
+
+def test_prepare_with_a_real_tiny_model_and_a_missing_one(tmp_path):
+    from tests.tiny_vlm import build_tiny_vlm
+
+    model = build_tiny_vlm(tmp_path / "tiny")
+    video = tmp_path / "street.mp4"
+    shutil.copy(DEMO, video)
+    out = tmp_path / "mine.vtt"
+    result = narrate("prepare", str(video), "--model", str(model), "--vtt", str(out),
+                     tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Loading the vision-language model {model}" in result.stderr
+    assert read_vtt(out).timeline.descriptions
+    missing = narrate("prepare", str(video), "--model", str(tmp_path / "nowhere"),
+                      tmp_path=tmp_path)
+    assert missing.returncode == 1
+    assert "The vision-language model could not be used" in missing.stderr

@@ -133,3 +133,26 @@ def test_the_model_describes_upcoming_pauses_during_playback(make_controller, tm
         assert room is None or room > 0, f"{d.start} is not in a pause"
     assert any("at most" in p and "words" in p for p in engine.prompts)
     assert c.perception.vlm_seconds > 0  # the pace of the model is measured
+
+
+def test_new_people_get_a_label_from_the_model(make_controller, tmp_path):
+    """A person the detectors see for the first time is cropped and shown to the model, once,
+    and the composer (tests/test_composer.py checks the sentences) calls them by its answer."""
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=False, live_analysis=True)
+    engine = ScriptedVlm(["A street."], label="The man in the grey jacket.")
+    open_demo(c, tmp_path, at=0.0)
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    c.playback.pause = False
+    composer = c.perception._composer
+    wait_for(lambda: composer.label_of(1), timeout=40)
+    assert composer.label_of(1) == "the man in the grey jacket"
+    asked = [p for p in engine.prompts if p.startswith("This picture shows one person")]
+    assert asked and len(asked) == len(set(c.perception._labelled))
+    # The model gives everyone the same label here: the composer keeps labels unique, so the
+    # next person's is refused and they stay "the second person".
+    wait_for(lambda: 2 in c.perception._labelled, timeout=40)
+    assert composer.label_of(2) == ""
+    assert len(asked) >= 1 and all(p == asked[0] for p in asked)

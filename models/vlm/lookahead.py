@@ -9,10 +9,14 @@ questions wait at once, so a slow model never builds a backlog of moments alread
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from models.types import Gap
+import numpy as np
+
+from models.types import Description, Gap, Observation
+from models.vlm.base import VlmRequest
+from models.vlm.prompts import describe_prompt, word_budget
 
 UNKNOWN_ROOM = 4.0
 """Seconds assumed free where the dialogue scanner has not been yet."""
@@ -88,3 +92,36 @@ class GapPlanner:
         self._last_start = start
         self.outstanding += 1
         return GapQuestion(t=t, start=start, seconds=min(room, MAX_ROOM))
+
+
+def gap_request(image: np.ndarray, question: GapQuestion, verbosity: int, seen: str = "",
+                recent: Sequence[str] = ()) -> VlmRequest:
+    """The model request for ``question``: the frame, a prompt with the pause's word budget,
+    what the detectors saw and what was said last."""
+    budget = word_budget(question.seconds, verbosity)
+    prompt = describe_prompt(question.seconds, verbosity, seen, list(recent)[-3:])
+    return VlmRequest(image, prompt, max_new_tokens=min(64, budget * 2 + 8), max_words=budget)
+
+
+def gap_description(question: GapQuestion, text: str) -> Description:
+    """The model's answer as a description for the pause: important (said at every verbosity,
+    before the detectors' sentences), and still true for the length of the pause."""
+    return Description(start=question.start, text=text, level=1, priority=2, source="vlm",
+                       end=question.start + max(question.seconds, 4.0))
+
+
+def answer_observation(question: GapQuestion, text: str) -> Observation:
+    """The answer as an observation, so the analysis cache keeps it for the next viewing."""
+    return Observation(question.start, "vlm", text,
+                       data={"t": question.t, "seconds": question.seconds})
+
+
+def cached_descriptions(observations: Iterable[Observation]) -> list[Description]:
+    """The model's answers kept in the analysis cache, as descriptions again."""
+    out = []
+    for obs in observations:
+        if obs.kind == "vlm" and obs.text.strip():
+            seconds = float(obs.data.get("seconds", 4.0))
+            q = GapQuestion(t=float(obs.data.get("t", obs.t)), start=obs.t, seconds=seconds)
+            out.append(gap_description(q, obs.text))
+    return out
