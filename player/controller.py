@@ -350,7 +350,13 @@ class Controller(QObject):
         self.message.emit(text, "state")
 
     def apply_settings(self, settings: Settings) -> None:
+        old_model = self.settings.vlm_model
         self.settings = settings.normalized()
+        if self.settings.vlm_model != old_model:
+            self.perception.set_vlm(self.settings.vlm_model)
+            if not self.settings.vlm_model:
+                self.message.emit("No vision-language model: descriptions come from people "
+                                  "and text detection.", "info")
         self.narrator.set_settings(self.settings)
         self.settings_changed.emit(self.settings)
         if self._save is not None:

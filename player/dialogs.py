@@ -27,6 +27,18 @@ from player.a11y import name
 from player.commands import COMMANDS, KeymapError, effective_keys, help_text, validate_keymap
 from player.settings import SPEECH_ENGINES, SPEECH_OUTPUTS, Settings
 
+NO_MODEL = "None: people and text detection only"
+
+
+def installed_models() -> list[str]:
+    """Names of the catalog models downloaded here (narrate models pull)."""
+    try:
+        from models.catalog import CATALOG, models_dir, read_manifest  # noqa: PLC0415
+    except ImportError:
+        return []
+    root = models_dir()
+    return [e.name for e in CATALOG if read_manifest(root / e.name) is not None]
+
 ROUTE_LABELS = {
     "voice": "The narrator's own voice",
     "screen_reader": "My screen reader (speech and braille)",
@@ -89,6 +101,17 @@ class SettingsDialog(QDialog):
                              "Finds people, poses, faces and on-screen text as the film plays. "
                              "Off: only description tracks are spoken.")
         self.analysis.setChecked(settings.live_analysis)
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.addItem(NO_MODEL, "")
+        for model_name in installed_models():
+            self.model.addItem(model_name, model_name)
+        if settings.vlm_model and self.model.findData(settings.vlm_model) < 0:
+            self.model.addItem(settings.vlm_model, settings.vlm_model)
+        self.model.setCurrentIndex(max(0, self.model.findData(settings.vlm_model)))
+        name(self.model, "Vision-language model",
+             "Describes scenes and answers questions. Choose a downloaded model (narrate models "
+             "pull), or type the path of a GGUF file or a model folder.")
         self.voice = name(QLineEdit(settings.voice), "Voice",
                           "An espeak-ng voice name, for example en-us or en-gb.")
         self.rate = QSpinBox()
@@ -111,7 +134,8 @@ class SettingsDialog(QDialog):
         for label, widget in (("Speak descriptions with", self.route),
                               ("Voice engine", self.engine), ("Voice", self.voice),
                               ("Speech rate", self.rate), ("Narration volume", self.speech_volume),
-                              ("Film level under narration", self.duck)):
+                              ("Film level under narration", self.duck),
+                              ("Vision-language model", self.model)):
             lab = QLabel(label)
             lab.setBuddy(widget)
             form.addRow(lab, widget)
@@ -177,5 +201,14 @@ class SettingsDialog(QDialog):
             live_analysis=self.analysis.isChecked(),
             voice=self.voice.text().strip() or "en-us", speech_rate=self.rate.value(),
             speech_volume=float(self.speech_volume.value()), duck_db=self.duck.value(),
-            keymap=overrides)
+            vlm_model=self.model_choice(), keymap=overrides)
         self.accept()
+
+    def model_choice(self) -> str:
+        """The model chosen or typed: "" for none."""
+        text = self.model.currentText().strip()
+        if not text or text == NO_MODEL:
+            return ""
+        index = self.model.findText(text)
+        data = self.model.itemData(index) if index >= 0 else None
+        return str(data) if data is not None else text

@@ -298,9 +298,17 @@ class Perception(QObject):
     def set_vlm(self, name_or_path: str) -> None:
         """Load the vision-language model the user chose (on a thread: it takes seconds); the
         analysis worker owns it from then on."""
-        if not name_or_path or name_or_path == self._vlm_name:
+        if name_or_path == self._vlm_name:
             return
         self._vlm_name = name_or_path
+        if not name_or_path:  # none: the detectors alone
+            self._vlm = ""
+            if self._waiting_vlm is not None:
+                self._waiting_vlm[0].close()
+                self._waiting_vlm = None
+            if self._worker is not None:
+                self._worker.attach_vlm(None)
+            return
 
         def load() -> None:
             from models.vlm import VlmError  # noqa: PLC0415

@@ -156,3 +156,19 @@ def test_new_people_get_a_label_from_the_model(make_controller, tmp_path):
     wait_for(lambda: 2 in c.perception._labelled, timeout=40)
     assert composer.label_of(2) == ""
     assert len(asked) >= 1 and all(p == asked[0] for p in asked)
+
+
+def test_the_model_can_be_turned_off_in_the_settings(controller):
+    from dataclasses import replace
+
+    c = controller
+    messages = []
+    c.message.connect(lambda text, kind: messages.append(text))
+    c.apply_settings(replace(c.settings, vlm_model=""))
+    assert not c.perception.has_vlm
+    assert any("No vision-language model" in m for m in messages)
+    said = []
+    c.narrator.said.connect(said.append)
+    c.ask("What is on the table?")
+    wait_for(lambda: said, timeout=30)
+    assert "can't answer free questions" in said[0].text

@@ -256,3 +256,18 @@ def test_non_ascii_path_with_spaces_plays(window, clip, tmp_path):
     open_and_wait(window, odd)
     assert odd.name in window.windowTitle()
     wait_for(lambda: mpv(window).time_pos > 0.2)
+
+
+def test_settings_dialog_chooses_a_vision_language_model(qapp, tmp_path):
+    dlg = SettingsDialog(Settings())
+    assert dlg.model.accessibleName() == "Vision-language model"
+    assert dlg.model_choice() == ""  # none by default
+    model = tmp_path / "SmolVLM-Q4_K_M.gguf"
+    dlg.model.setEditText(str(model))
+    dlg._accept()
+    assert dlg.result_settings is not None and dlg.result_settings.vlm_model == str(model)
+    again = SettingsDialog(dlg.result_settings)
+    assert again.model.currentText() == str(model)  # the typed path is offered again
+    again.model.setCurrentIndex(0)
+    again._accept()
+    assert again.result_settings.vlm_model == ""
