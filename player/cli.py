@@ -55,8 +55,9 @@ def parser() -> argparse.ArgumentParser:
                         "natural piper voice")
     p.add_argument("--no-narration", action="store_true", help="start with narration off")
     p.add_argument("--model", metavar="NAME_OR_PATH",
-                   help="a vision-language model for describe now and questions: a name from "
-                        "`narrate models list` or a GGUF file or model folder")
+                   help="a vision-language model that describes the pauses, describe now and "
+                        "questions: a name from `narrate models list` or a GGUF file or model "
+                        "folder")
     p.add_argument("--no-analysis", action="store_true",
                    help="no live scene analysis: speak only description tracks")
     p.add_argument("--vo", help="mpv video output for the film (for example gpu, x11, null, tct)")

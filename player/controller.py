@@ -285,13 +285,20 @@ class Controller(QObject):
             parts.append(seen)
         text = " ".join(parts) or "I can't make out any people or text in this picture."
         vlm = self.perception.has_vlm
-        if not self._told_source and not vlm:
+        loading = not vlm and self.perception.vlm_loading
+        if loading and question is None:
+            text += " (The vision-language model is still loading; this is from people and text " \
+                    "detection.)"
+        elif not self._told_source and not vlm:
             self._told_source = True
             text += " (From people and text detection; no vision-language model is set up.)"
         self.message.emit("Described.", "quiet")
         self._answer_source = "now" if question is None else "answer"
         if question is not None:
-            if not vlm:
+            if loading:
+                text = (f"The vision-language model is still loading; ask again in a moment. "
+                        f"What I can detect: {text}")
+            elif not vlm:
                 text = (f"I can't answer free questions yet: no vision-language model is set "
                         f"up. What I can detect: {text}")
             self.narrator.deliver(Description(start=t, text=text, source="answer"))
@@ -320,8 +327,10 @@ class Controller(QObject):
             self.message.emit("Looking...", "state")
             return ""
         now = self.narrator.describe_now(t)
-        answer = ("I can't look at the picture to answer questions yet: no vision-language model "
-                  f"is set up. The description for this moment is: {now.text}")
+        why = ("the vision-language model is still loading; ask again in a moment"
+               if self.perception.vlm_loading else "no vision-language model is set up")
+        answer = (f"I can't look at the picture to answer questions yet: {why}. The description "
+                  f"for this moment is: {now.text}")
         self.narrator.deliver(replace(now, text=answer, source="answer"))
         return answer
 

@@ -110,6 +110,7 @@ class Perception(QObject):
     _ready = Signal(object, object)
     _cached = Signal(str, object)  # path, ObservationStore | None
     _vlm_loaded = Signal(object, str)  # engine, name
+    _vlm_failed = Signal(str)  # name
     vlm_ready = Signal(str)  # the model's name, once loaded
 
     def __init__(self, stages_factory: Callable[[], tuple[list[Any], list[str]]] = default_stages,
@@ -134,6 +135,7 @@ class Perception(QObject):
         self._ready.connect(self._on_ready)
         self._cached.connect(self._on_cached)
         self._vlm_loaded.connect(self._on_vlm_loaded)
+        self._vlm_failed.connect(self._on_vlm_failed)
         self._vlm = ""  # the attached model's name
         self._vlm_name = ""  # the model asked for
         self._waiting_vlm: tuple[Any, str] | None = None
@@ -322,6 +324,7 @@ class Perception(QObject):
                 engine.load()
             except Exception as exc:  # noqa: BLE001 - the narrator goes on without it
                 self._problem_text.emit(f"The vision-language model could not be used: {exc}")
+                self._vlm_failed.emit(str(name_or_path))
                 return
             self._vlm_loaded.emit(engine, str(name_or_path))
 
@@ -355,9 +358,19 @@ class Perception(QObject):
             self._planner.max_outstanding = 4 if device.startswith("cuda") else 1
         self.vlm_ready.emit(name)
 
+    @Slot(str)
+    def _on_vlm_failed(self, name: str) -> None:
+        if name == self._vlm_name and not self._vlm:
+            self._vlm_name = ""
+
     @property
     def has_vlm(self) -> bool:
         return bool(self._vlm)
+
+    @property
+    def vlm_loading(self) -> bool:
+        """A model was asked for and is still loading."""
+        return bool(self._vlm_name) and not self._vlm
 
     def use_gaps(self, room_at: Callable[[float], float | None],
                  gap_at: Callable[[float], Any], next_gap: Callable[[float], Any]) -> None:

@@ -172,3 +172,40 @@ def test_the_model_can_be_turned_off_in_the_settings(controller):
     c.ask("What is on the table?")
     wait_for(lambda: said, timeout=30)
     assert "can't answer free questions" in said[0].text
+
+
+def test_while_the_model_loads_the_answer_says_so(make_controller, tmp_path, tiny_model,
+                                                  monkeypatch):
+    """Describe now before the model has loaded: the detectors answer, and the listener is
+    told the model is still loading (not that there is none)."""
+    import models.vlm.loader as loader
+
+    gate = threading.Event()
+    real_open = loader.open_vlm
+
+    def slow_open(name):  # the real loader, held back until the test lets it go
+        gate.wait(30)
+        return real_open(name)
+
+    monkeypatch.setattr(loader, "open_vlm", slow_open)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    c = make_controller(narration=True, live_analysis=True, vlm_model=str(tiny_model))
+    try:
+        open_demo(c, tmp_path)
+        assert c.perception.vlm_loading and not c.perception.has_vlm
+        said = []
+        c.narrator.said.connect(said.append)
+        c.describe_now()
+        wait_for(lambda: said, timeout=20)
+        assert "still loading" in said[0].text
+        assert "no vision-language model is set up" not in said[0].text
+    finally:
+        gate.set()
+    wait_for(lambda: c.perception.has_vlm, timeout=60)
+    assert not c.perception.vlm_loading
+
+
+def test_a_model_that_fails_to_load_is_not_said_to_be_loading(make_controller, tmp_path):
+    c = make_controller(narration=False, live_analysis=True, vlm_model=str(tmp_path / "none"))
+    wait_for(lambda: not c.perception.vlm_loading, timeout=30)
+    assert not c.perception.has_vlm
