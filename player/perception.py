@@ -312,10 +312,14 @@ class Perception(QObject):
                 self._worker.attach_vlm(None)
             return
 
+        building = self._building
+
         def load() -> None:
             from models.vlm import VlmError  # noqa: PLC0415
             from models.vlm.loader import open_vlm  # noqa: PLC0415
 
+            if building is not None:  # the detectors first: on two cores, loading both at once
+                building.join()       # made the look-ahead miss the film's first seconds
             try:
                 engine = open_vlm(name_or_path)
                 problem = engine.problem()

@@ -151,7 +151,7 @@ def test_real_available_memory_is_plausible() -> None:
     assert free is None or free > 2**20
 
 
-def test_quantize_needs_bitsandbytes_or_gpu(tmp_path) -> None:
+def test_quantize_must_be_8bit_or_4bit(tmp_path) -> None:
     with pytest.raises(ValueError):
         hf.HfVlm(tmp_path, quantize="2bit")
 

@@ -70,10 +70,15 @@ def test_a_broken_model_is_reported_and_the_detectors_still_answer(qapp, tmp_pat
         c.close()
 
 
-def open_demo(c, tmp_path: Path, at: float = 6.0) -> None:
+def open_demo(c, tmp_path: Path, at: float = 6.0, paused: bool = False) -> None:
+    """Open a copy of the demo (no description track beside it) and go to ``at``. ``paused``:
+    the film stands still from the start while the look-ahead works ahead (on a loaded machine,
+    a playing film could outrun it and make it jump)."""
     video = tmp_path / "street.mp4"
     shutil.copy(DEMO, video)
     c.open(video)
+    if paused:
+        c.playback.pause = True
     wait_for(lambda: c.perception.available, timeout=60)
     c.playback.seek_absolute(at)
     wait_for(lambda: abs((c.playback.mpv.time_pos or 0) - at) < 0.5, timeout=5)
@@ -111,17 +116,16 @@ def test_the_first_sentence_is_spoken_while_the_model_is_still_writing(make_cont
                for p in engine.prompts)
 
 
-def test_the_model_describes_upcoming_pauses_during_playback(make_controller, tmp_path):
+def test_the_model_describes_the_pauses_ahead_of_the_playhead(make_controller, tmp_path):
     """Look-ahead: the model is asked about frames in the pauses ahead, and its descriptions
     join the narration, placed in those pauses."""
     from tests.scripted_vlm import ScriptedVlm
 
     c = make_controller(narration=False, live_analysis=True)
     engine = ScriptedVlm(["A narrow street with parked cars."])
-    open_demo(c, tmp_path, at=0.0)
+    open_demo(c, tmp_path, at=0.0, paused=True)
     c.perception.use_engine(engine, "scripted")
     wait_for(lambda: c.perception.has_vlm, timeout=10)
-    c.playback.pause = False
     found = lambda: [d for d in c.narrator.timeline.descriptions if d.source == "vlm"]  # noqa: E731
     wait_for(lambda: len(found()) >= 2, timeout=40)
     descs = found()
@@ -142,10 +146,9 @@ def test_new_people_get_a_label_from_the_model(make_controller, tmp_path):
 
     c = make_controller(narration=False, live_analysis=True)
     engine = ScriptedVlm(["A street."], label="The man in the grey jacket.")
-    open_demo(c, tmp_path, at=0.0)
+    open_demo(c, tmp_path, at=0.0, paused=True)
     c.perception.use_engine(engine, "scripted")
     wait_for(lambda: c.perception.has_vlm, timeout=10)
-    c.playback.pause = False
     composer = c.perception._composer
     wait_for(lambda: composer.label_of(1), timeout=40)
     assert composer.label_of(1) == "the man in the grey jacket"

@@ -6,7 +6,10 @@ and everything is written with ``save_pretrained(safe_serialization=True)`` into
 whole pipeline (chat template, image processor, vision encoder, generate, streaming) runs.
 
 ``build_tiny_vlm(folder, size="smolvlm-256m")`` builds a model of SmolVLM-256M's shape instead
-(about 1 GB of float32 weights) for timing; never commit what it writes.
+(about 1 GB of float32 weights) for timing, and ``size="smolvlm-2.2b"`` one of SmolVLM-Instruct's
+(2.2 billion parameters: pass ``dtype="bfloat16"`` to write 4.5 GB instead of 9); never commit
+what they write. These sizes keep the real vocabulary size (the rows the small tokenizer does not
+use are silenced), so the output layer costs what it really costs.
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ SIZES = {
                      dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                           num_attention_heads=12, image_size=512, patch_size=16),
                      4, 512, 49280),
+    # SmolVLM-Instruct: SmolLM2-1.7B text model and a SigLIP so400m vision encoder
+    "smolvlm-2.2b": (dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
+                          num_attention_heads=32, num_key_value_heads=32),
+                     dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27,
+                          num_attention_heads=16, image_size=384, patch_size=14),
+                     3, 384, 49155),
 }
 
 
@@ -74,8 +83,10 @@ def build_tokenizer(vocab_size: int = 400):
     return fast
 
 
-def build_tiny_vlm(folder: str | Path, size: str = "tiny", seed: int = 0) -> Path:
-    """Write a random-weight Idefics3 model, its processor and tokenizer into ``folder``."""
+def build_tiny_vlm(folder: str | Path, size: str = "tiny", seed: int = 0,
+                   dtype: str = "float32") -> Path:
+    """Write a random-weight Idefics3 model, its processor and tokenizer into ``folder``, with
+    weights stored in ``dtype``."""
     import torch
     from transformers import (
         Idefics3Config,
@@ -99,7 +110,8 @@ def build_tiny_vlm(folder: str | Path, size: str = "tiny", seed: int = 0) -> Pat
     image_seq_len = (patches * patches) // (scale * scale)
     processor = Idefics3Processor(image_processor, tokenizer, image_seq_len=image_seq_len,
                                   chat_template=CHAT_TEMPLATE)
-    vocab_size = len(tokenizer)
+    # The tiny model keeps the tokenizer's few hundred tokens; the others the real vocabulary.
+    vocab_size = len(tokenizer) if size == "tiny" else max(len(tokenizer), vocab)
     eos = tokenizer.convert_tokens_to_ids("<end_of_utterance>")
     pad = tokenizer.convert_tokens_to_ids("<pad>")
     config = Idefics3Config(
@@ -114,6 +126,8 @@ def build_tiny_vlm(folder: str | Path, size: str = "tiny", seed: int = 0) -> Pat
     # the tiny model writes (gibberish) text the pipeline can stream.
     with torch.no_grad():
         model.lm_head.weight[tokenizer.convert_tokens_to_ids(SPECIAL)] = 0.0
+        model.lm_head.weight[len(tokenizer):] = 0.0  # ids the tokenizer cannot write
+    model = model.to(getattr(torch, dtype))
     model.generation_config.eos_token_id = eos
     model.generation_config.pad_token_id = pad
     model.save_pretrained(folder, safe_serialization=True)
@@ -121,7 +135,7 @@ def build_tiny_vlm(folder: str | Path, size: str = "tiny", seed: int = 0) -> Pat
     return folder
 
 
-if __name__ == "__main__":  # python -m tests.tiny_vlm FOLDER [tiny|smolvlm-256m]
+if __name__ == "__main__":  # python -m tests.tiny_vlm FOLDER [tiny|smolvlm-256m|smolvlm-2.2b]
     import sys
 
     print(build_tiny_vlm(sys.argv[1], *sys.argv[2:3]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,7 +48,8 @@ class VlmEngine(ABC):
 
     ``problem()`` says, without loading anything heavy, why the engine cannot work here ("" when
     it can); ``load()`` does the slow part once; ``stream()`` yields text pieces as they are
-    generated; ``describe()`` returns the whole answer, cleaned for speech.
+    generated; ``describe()`` returns the whole answer, cleaned for speech, and
+    ``describe_batch()`` the answers to several requests at once.
     """
 
     name: str = "vlm"
@@ -64,6 +65,14 @@ class VlmEngine(ABC):
 
     def describe(self, request: VlmRequest) -> str:
         return clean("".join(self.stream(request)), max_words=request.max_words)
+
+    def describe_batch(self, requests: Sequence[VlmRequest]) -> list[str]:
+        """One cleaned answer per request, in order ([] for no requests).
+
+        This answers them one by one; engines that can run several requests at once (for the
+        look-ahead) override it, with the same answers as :meth:`describe` would give.
+        """
+        return [self.describe(request) for request in requests]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free the model; the engine may be loaded again later."""

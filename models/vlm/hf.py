@@ -12,13 +12,16 @@ import importlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from models.vlm.base import VlmEngine, VlmError, VlmRequest
+from models.vlm.clean import clean
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,12 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 OVERHEAD = 1.25
 """Activations, caches and the framework itself, as a share of the weights."""
 BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "8bit": 1, "4bit": 0.5}
+QUANTIZERS = {"cuda": ("bitsandbytes", "accelerate"), "cpu": ("torchao",)}
+"""The packages 8bit/4bit quantization needs on a CUDA GPU and on the CPU. On the CPU, torchao's
+int8 weight-only layers run about as fast as float32 in less than half the memory, with no
+accelerate needed; bitsandbytes and optimum-quanto also run there but 4 to 6 times slower (with
+SmolVLM-256M's shape). torchao's 4-bit layers need a GPU kernel library and bitsandbytes' 4-bit
+ran 8 times slower than float32 on the CPU, so 4bit is for GPUs only."""
 
 
 def safetensors_files(folder: Path) -> list[Path]:
@@ -58,11 +67,57 @@ def stored_dtype(folder: Path) -> str:
     return dtype if dtype in BYTES else "float32"
 
 
+def tensor_shapes(files: list[Path]) -> list[tuple[str, list[int]]] | None:
+    """Name and shape of every tensor, read from the safetensors headers (None if unreadable)."""
+    shapes: list[tuple[str, list[int]]] = []
+    for path in files:
+        try:
+            with path.open("rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                if not 0 < size < 2**28:
+                    return None
+                header = json.loads(f.read(size))
+            shapes += [(name, [int(n) for n in info["shape"]]) for name, info in header.items()
+                       if name != "__metadata__"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+    return shapes
+
+
+def is_quantized(name: str, shape: list[int]) -> bool:
+    """Whether quantization shrinks this tensor: weights of linear layers do; embeddings, the
+    output head, norms, biases and convolutions keep the model's dtype."""
+    return (len(shape) == 2 and name.endswith(".weight") and "embed" not in name
+            and "lm_head" not in name)
+
+
 def estimate_bytes(folder: Path, dtype: str, quantize: str | None = None) -> int:
     """Memory the model needs once loaded in ``dtype`` (or quantized), with some overhead."""
-    on_disk = sum(p.stat().st_size for p in safetensors_files(folder))
-    target = BYTES[quantize] if quantize else BYTES.get(dtype, 4)
-    return int(on_disk * target / BYTES[stored_dtype(folder)] * OVERHEAD)
+    files = safetensors_files(folder)
+    shapes = tensor_shapes(files) if quantize else None
+    if shapes is None:
+        on_disk = sum(p.stat().st_size for p in files)
+        target = BYTES[quantize] if quantize else BYTES.get(dtype, 4)
+        return int(on_disk * target / BYTES[stored_dtype(folder)] * OVERHEAD)
+    total = 0.0
+    for name, shape in shapes:
+        count = math.prod(shape)
+        total += count * (BYTES[quantize] if is_quantized(name, shape) else BYTES.get(dtype, 4))
+    return int(total * OVERHEAD)
+
+
+def quantization_problem(quantize: str, on_gpu: bool) -> str:
+    """Why ``quantize`` ("8bit" or "4bit") cannot run here on a GPU or the CPU ("" when it can)."""
+    if quantize == "4bit" and not on_gpu:
+        return ("4bit quantization needs a CUDA GPU; on the CPU choose 8bit (it needs "
+                "pip install torchao) or turn quantization off.")
+    missing = [p for p in QUANTIZERS["cuda" if on_gpu else "cpu"]
+               if importlib.util.find_spec(p) is None]
+    if not missing:
+        return ""
+    where = "a GPU" if on_gpu else "the CPU"
+    return (f"{quantize} quantization on {where} needs {' and '.join(missing)}: "
+            f"pip install {' '.join(missing)} (or turn quantization off).")
 
 
 def available_memory(device: str) -> int | None:
@@ -96,7 +151,7 @@ def check_fits(folder: Path, device: str, dtype: str, quantize: str | None = Non
         where = "GPU memory" if device.startswith("cuda") else "RAM"
         raise VlmError(f"The model in {folder} needs about {needed / 2**30:.1f} GiB but only "
                        f"{free / 2**30:.1f} GiB of {where} is free. Close other programs, choose "
-                       f"a smaller model, or try 8bit/4bit quantization on a GPU.")
+                       f"a smaller model, or try 8bit quantization (4bit on a GPU).")
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -108,8 +163,9 @@ class HfVlm(VlmEngine):
     """An image-text-to-text model from a local folder, run with transformers.
 
     ``device`` is "auto" (CUDA when there is one, else the CPU), "cpu" or "cuda[:n]"; ``dtype``
-    "auto" means bfloat16 on CUDA and float32 on the CPU; ``quantize`` is None, "8bit" or "4bit"
-    (needs bitsandbytes and a GPU). ``notes`` collects things the user should hear about, such as
+    "auto" means bfloat16 on CUDA and float32 on the CPU; ``quantize`` is None, "8bit" or "4bit":
+    on a GPU with bitsandbytes, on the CPU (8bit only) with torchao's int8 weight-only
+    kernels (see :data:`QUANTIZERS`). ``notes`` collects things the user should hear about, such as
     a fall back to the CPU after the GPU ran out of memory.
     """
 
@@ -131,21 +187,35 @@ class HfVlm(VlmEngine):
         self._model: Any = None
         self._processor: Any = None
         self._lock = threading.Lock()
+        self._generator: ThreadPoolExecutor | None = None
+        self._batch_limit: int | None = None
+        self.generate_options: dict[str, Any] = {}
+        """Extra keyword arguments for every generate() call, such as
+        ``cache_implementation="static"``; the arguments the engine sets itself win."""
 
     # ----- availability ----------------------------------------------------------------------
     def problem(self) -> str:
         for package in ("torch", "transformers"):
             if importlib.util.find_spec(package) is None:
                 return f"The {package} package is not installed. {INSTALL_HINT}"
-        if self.quantize and importlib.util.find_spec("bitsandbytes") is None:
-            return (f"{self.quantize} quantization needs the bitsandbytes package: "
-                    f"pip install bitsandbytes (or turn quantization off).")
+        if self.quantize:
+            problem = quantization_problem(self.quantize, self._wants_gpu())
+            if problem:
+                return problem
         try:
             safetensors_files(self.path)
             stored_dtype(self.path)
         except VlmError as exc:
             return str(exc)
         return ""
+
+    def _wants_gpu(self) -> bool:
+        """Whether the model will run on a CUDA GPU (for "auto" this imports torch to ask)."""
+        if self.device_request != "auto":
+            return self.device_request.startswith("cuda")
+        import torch
+
+        return bool(torch.cuda.is_available())
 
     # ----- loading ---------------------------------------------------------------------------
     def _pick_device(self, torch: Any) -> tuple[str, str]:
@@ -166,13 +236,13 @@ class HfVlm(VlmEngine):
         problem = self.problem()
         if problem:
             raise VlmError(problem)
+        # transformers imports torchao when it is installed; torchao then warns about optional
+        # GPU kernels it cannot load on this machine, which is noise for the user.
+        logging.getLogger("torchao").setLevel(logging.ERROR)
         import torch
         import transformers
 
         device, dtype = self._pick_device(torch)
-        if self.quantize and not device.startswith("cuda"):
-            raise VlmError(f"{self.quantize} quantization needs a CUDA GPU; this machine runs "
-                           f"on the CPU. Turn quantization off.")
         check_fits(self.path, device, dtype, self.quantize)
         try:
             transformers.AutoConfig.from_pretrained(self.path, local_files_only=True)
@@ -182,10 +252,7 @@ class HfVlm(VlmEngine):
         kwargs: dict[str, Any] = dict(local_files_only=True, use_safetensors=True,
                                       dtype=getattr(torch, dtype))
         if self.quantize:
-            kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
-                load_in_8bit=self.quantize == "8bit", load_in_4bit=self.quantize == "4bit",
-                bnb_4bit_compute_dtype=getattr(torch, dtype))
-            kwargs["device_map"] = device
+            kwargs.update(self._quantization(transformers, device, getattr(torch, dtype)))
         try:
             model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
             if not self.quantize:
@@ -198,6 +265,18 @@ class HfVlm(VlmEngine):
         self._model, self._processor = model.eval(), processor
         self.device, self.dtype = device, dtype
         log.info("Loaded %s on %s as %s", self.path, device, self.quantize or dtype)
+
+    def _quantization(self, transformers: Any, device: str, dtype: Any) -> dict[str, Any]:
+        """from_pretrained() arguments that quantize the model: bitsandbytes on a GPU, torchao
+        int8 weight-only on the CPU."""
+        if device.startswith("cuda"):
+            config = transformers.BitsAndBytesConfig(
+                load_in_8bit=self.quantize == "8bit", load_in_4bit=self.quantize == "4bit",
+                bnb_4bit_compute_dtype=dtype)
+            return {"quantization_config": config, "device_map": device}
+        from torchao.quantization import Int8WeightOnlyConfig
+
+        return {"quantization_config": transformers.TorchAoConfig(Int8WeightOnlyConfig())}
 
     def _load_processor(self, transformers: Any) -> Any:
         try:
@@ -217,20 +296,21 @@ class HfVlm(VlmEngine):
         with self._lock:
             self._model = None
             self._processor = None
+            if self._generator is not None:
+                self._generator.shutdown()
+                self._generator = None
         if self.device.startswith("cuda"):
             import torch
 
             torch.cuda.empty_cache()
 
     # ----- answering -------------------------------------------------------------------------
-    def _inputs(self, request: VlmRequest) -> Any:
-        from PIL import Image
-
+    def _chat_text(self, prompt: str) -> str:
         messages = [{"role": "user", "content": [{"type": "image"},
-                                                 {"type": "text", "text": request.prompt}]}]
-        text = self._processor.apply_chat_template(messages, add_generation_prompt=True)
-        inputs = self._processor(text=text, images=[Image.fromarray(request.image)],
-                                 return_tensors="pt")
+                                                 {"type": "text", "text": prompt}]}]
+        return self._processor.apply_chat_template(messages, add_generation_prompt=True)
+
+    def _on_device(self, inputs: Any) -> Any:
         inputs = inputs.to(self._model.device)
         if "pixel_values" in inputs and self.dtype:
             import torch
@@ -238,9 +318,32 @@ class HfVlm(VlmEngine):
             inputs["pixel_values"] = inputs["pixel_values"].to(getattr(torch, self.dtype))
         return inputs
 
+    def _inputs(self, request: VlmRequest) -> Any:
+        from PIL import Image
+
+        inputs = self._processor(text=self._chat_text(request.prompt),
+                                 images=[Image.fromarray(request.image)], return_tensors="pt")
+        return self._on_device(inputs)
+
+    def _batch_inputs(self, requests: Sequence[VlmRequest]) -> Any:
+        """One padded batch for several requests, padded on the left so that every row's answer
+        starts right after its own prompt."""
+        from PIL import Image
+
+        tokenizer = self._processor.tokenizer
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            inputs = self._processor(text=[self._chat_text(r.prompt) for r in requests],
+                                     images=[[Image.fromarray(r.image)] for r in requests],
+                                     padding=True, return_tensors="pt")
+        finally:
+            tokenizer.padding_side = side
+        return self._on_device(inputs)
+
     def _generate(self, **kwargs: Any) -> Any:
         """One call of the model's generate(); a seam for tests."""
-        return self._model.generate(**kwargs)
+        return self._model.generate(**{**self.generate_options, **kwargs})
 
     def _fall_back_to_cpu(self, exc: BaseException) -> None:
         import torch
@@ -251,6 +354,7 @@ class HfVlm(VlmEngine):
         self.notes.append(note)
         self._model = self._model.to("cpu", dtype=torch.float32)
         self.device, self.dtype = "cpu", "float32"
+        self._batch_limit = None  # the limit was the GPU's
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -272,6 +376,76 @@ class HfVlm(VlmEngine):
                             raise
                         raise VlmError(f"The model failed while describing: {exc}") from exc
                     self._fall_back_to_cpu(exc)
+
+    def describe_batch(self, requests: Sequence[VlmRequest]) -> list[str]:
+        """The answers to several requests from batched generate() calls (greedy), equal to what
+        :meth:`describe` gives for each alone.
+
+        When the GPU runs out of memory the batch is split in halves and each half retried, down
+        to one request, and later batches keep to the size that fitted; only a single request
+        that still does not fit moves the model to the CPU, as :meth:`stream` does. ``notes``
+        says when either happened.
+        """
+        rest = list(requests)
+        if not rest:
+            return []
+        if self._model is None:
+            self.load()
+        answers: list[str] = []
+        with self._lock:
+            while rest:
+                size = self._batch_limit or len(rest)
+                answers += self._answer_batch(rest[:size])
+                rest = rest[size:]
+        return answers
+
+    def _answer_batch(self, requests: list[VlmRequest]) -> list[str]:
+        try:
+            return self._generate_batch(requests)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                _raise_vlm_error(exc)
+            if len(requests) > 1:
+                return self._split_batch(requests, exc)
+            if self.device == "cpu" or self.quantize:
+                _raise_vlm_error(exc)
+            self._fall_back_to_cpu(exc)
+        try:
+            return self._generate_batch(requests)
+        except Exception as exc:
+            _raise_vlm_error(exc)
+
+    def _split_batch(self, requests: list[VlmRequest], exc: BaseException) -> list[str]:
+        half = (len(requests) + 1) // 2
+        if self._batch_limit is None or half < self._batch_limit:
+            where = "GPU" if self.device.startswith("cuda") else "computer"
+            note = (f"The {where} ran out of memory describing {len(requests)} frames at once "
+                    f"({exc}); frames are now described {half} at a time.")
+            log.warning(note)
+            self.notes.append(note)
+            self._batch_limit = half
+        return self._answer_batch(requests[:half]) + self._answer_batch(requests[half:])
+
+    def _generate_batch(self, requests: list[VlmRequest]) -> list[str]:
+        import torch
+
+        inputs = self._batch_inputs(requests)
+        with torch.inference_mode():
+            out = self._generate(**inputs, do_sample=False,
+                                 max_new_tokens=max(r.max_new_tokens for r in requests))
+        new = out[:, inputs["input_ids"].shape[1]:]
+        rows = [row[:r.max_new_tokens] for row, r in zip(new, requests, strict=True)]
+        texts = self._processor.tokenizer.batch_decode(rows, skip_special_tokens=True)
+        return [clean(text, max_words=r.max_words)
+                for text, r in zip(texts, requests, strict=True)]
+
+    def _generation_thread(self) -> ThreadPoolExecutor:
+        """The one thread stream() generates on. It lives as long as the model, because CUDA
+        graphs recorded for a compiled forward (a static cache) belong to the thread that
+        recorded them; a new thread each time would record them again."""
+        if self._generator is None:
+            self._generator = ThreadPoolExecutor(1, thread_name_prefix="vlm-generate")
+        return self._generator
 
     def _stream_once(self, request: VlmRequest) -> Iterator[str]:
         import torch
@@ -299,8 +473,7 @@ class HfVlm(VlmEngine):
                 failure.append(exc)
                 streamer.end()
 
-        thread = threading.Thread(target=run, name="vlm-generate", daemon=True)
-        thread.start()
+        done = self._generation_thread().submit(run)
         try:
             for piece in streamer:
                 if failure:
@@ -309,9 +482,16 @@ class HfVlm(VlmEngine):
                     yield piece
         finally:
             stop.set()
-            thread.join()
+            done.result()
         if failure:
             raise failure[0]
+
+
+def _raise_vlm_error(exc: BaseException) -> NoReturn:
+    """Raise ``exc`` as the VlmError a caller expects."""
+    if isinstance(exc, VlmError):
+        raise exc
+    raise VlmError(f"The model failed while describing: {exc}") from exc
 
 
 def _processor_with_pil(folder: Path, transformers: Any) -> Any:
