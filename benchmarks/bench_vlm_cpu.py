@@ -3,7 +3,10 @@ architecture with random weights (the compute cost of the trained model, none of
 
 Builds the model in a temporary folder (nothing is kept), in both backends, and times
 "image in, 30 tokens out" on a 640x360 frame of the bundled demo: time to the first text and
-in total, median of 5 runs after a warm-up.
+in total, median of 5 runs after a warm-up, the variants of each backend side by side (each run
+times every variant once, in turn): llama.cpp f32, Q8_0 and Q4_K_M, and f32 shown the frame
+in tiles; transformers float32, 8-bit (torchao) and float32 in tiles. On the CPU both engines
+show the model one tile per frame by default.
 
     .venv/bin/python benchmarks/bench_vlm_cpu.py [--runs 5] [--backend llama|hf|both]
 """
@@ -75,38 +78,51 @@ def main() -> None:
             for kind in ("Q8_0", "Q4_K_M"):
                 files[kind] = quantize_gguf(model, kind).path
             engines = {name: LlamaVlm(path, mmproj) for name, path in files.items()}
-            for engine in engines.values():
-                engine.load()
-            # Side by side: each run times every variant once, in turn.
-            times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in engines}
-            for i in range(args.runs + 1):
-                for name, engine in engines.items():
-                    firsts, totals = time_engine(engine, image, 1 if i else 0,
-                                                 warmup=0 if i else 1)
-                    times[name][0].extend(firsts)
-                    times[name][1].extend(totals)
-            base = statistics.median(times["f32"][1])
-            for name, (firsts, totals) in times.items():
-                size = files[name].stat().st_size / 2**20
-                total = statistics.median(totals)
-                print(f"llama.cpp (GGUF, {name}, {size:.0f} MB): first text "
-                      f"{statistics.median(firsts):.2f} s, all 30 tokens {total:.2f} s "
-                      f"({base / total:.2f}x the speed of f32)")
-            for engine in engines.values():
-                engine.close()
+            sizes = {name: f"{path.stat().st_size / 2**20:.0f} MB" for name, path in files.items()}
+            # The same f32 model shown the whole 640x360 frame, cut into 512-pixel tiles
+            # (the others get one tile, the CPU default).
+            engines["f32 tiled"] = LlamaVlm(model, mmproj)
+            sizes["f32 tiled"] = sizes["f32"]
+            report("llama.cpp (GGUF, ", engines, sizes, image, args.runs,
+                   after_load={"f32 tiled": lambda e: setattr(e, "max_side", None)})
         if args.backend in ("hf", "both"):
             sys.path.insert(0, str(ROOT / "tests"))
             from tiny_vlm import build_tiny_vlm  # noqa: PLC0415
 
             from models.vlm.hf import HfVlm  # noqa: PLC0415
 
-            folder = build_tiny_vlm(Path(tmp) / "hf", size="smolvlm-256m")
-            engine = HfVlm(folder)
-            engine.load()
-            firsts, totals = time_engine(engine, image, args.runs)
-            engine.close()
-            print(f"transformers (float32): first text {statistics.median(firsts):.2f} s, "
-                  f"all 30 tokens {statistics.median(totals):.2f} s")
+            # SmolVLM's own processor settings: large frames are cut into 512-pixel tiles.
+            folder = build_tiny_vlm(Path(tmp) / "hf", size="smolvlm-256m", splitting=True)
+            engines = {"float32": HfVlm(folder)}
+            if HfVlm(folder, quantize="8bit").problem() == "":
+                engines["8bit, torchao"] = HfVlm(folder, quantize="8bit")
+            engines["float32 tiled"] = HfVlm(folder, image_splitting=True)
+            for engine in engines.values():
+                engine.generate_options = {"min_new_tokens": 30}  # random weights may stop early
+            report("transformers (", engines, {}, image, args.runs)
+
+
+def report(label: str, engines: dict, sizes: dict[str, str], image: np.ndarray,
+           runs: int, after_load: dict | None = None) -> None:
+    """Load every engine, then time them side by side (each run times every engine once, in
+    turn) and print medians, and the speed of each relative to the first."""
+    for name, engine in engines.items():
+        engine.load()
+        (after_load or {}).get(name, lambda e: None)(engine)
+    times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in engines}
+    for i in range(runs + 1):
+        for name, engine in engines.items():
+            firsts, totals = time_engine(engine, image, 1 if i else 0, warmup=0 if i else 1)
+            times[name][0].extend(firsts)
+            times[name][1].extend(totals)
+    base = statistics.median(next(iter(times.values()))[1])
+    for name, (firsts, totals) in times.items():
+        size = f", {sizes[name]}" if name in sizes else ""
+        total = statistics.median(totals)
+        print(f"{label}{name}{size}): first text {statistics.median(firsts):.2f} s, all 30 "
+              f"tokens {total:.2f} s ({base / total:.2f}x the speed of the first)")
+    for engine in engines.values():
+        engine.close()
 
 
 if __name__ == "__main__":

@@ -291,7 +291,8 @@ class Controller(QObject):
                     "detection.)"
         elif not self._told_source and not vlm:
             self._told_source = True
-            text += " (From people and text detection; no vision-language model is set up.)"
+            text += (" (From people and text detection; no vision-language model is set up. "
+                     "Settings has a box to choose one; narrate models list shows them.)")
         self.message.emit("Described.", "quiet")
         self._answer_source = "now" if question is None else "answer"
         if question is not None:
@@ -300,7 +301,7 @@ class Controller(QObject):
                         f"What I can detect: {text}")
             elif not vlm:
                 text = (f"I can't answer free questions yet: no vision-language model is set "
-                        f"up. What I can detect: {text}")
+                        f"up; choose one in Settings. What I can detect: {text}")
             self.narrator.deliver(Description(start=t, text=text, source="answer"))
             return
         self.narrator.deliver(Description(start=t, text=text, source="now"))

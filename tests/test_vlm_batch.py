@@ -226,3 +226,25 @@ def test_batch_on_gpu_in_bfloat16(tmp_path) -> None:
         assert len(answers) == 3 and all(answers)
     finally:
         e.close()
+
+
+def test_on_the_cpu_a_frame_is_one_tile(tmp_path) -> None:
+    """A processor that tiles large frames (as SmolVLM's do) shows the CPU one tile per frame,
+    unless tiling is asked for; the answer still comes."""
+    from models.vlm import VlmRequest
+    from models.vlm.hf import HfVlm
+    from tests.tiny_vlm import build_tiny_vlm
+
+    folder = build_tiny_vlm(tmp_path / "tiling", splitting=True)
+    frame = np.zeros((180, 320, 3), np.uint8)
+    frame[:, :160] = (200, 40, 40)
+    request = VlmRequest(frame, "Describe the picture.", max_new_tokens=6)
+    tiled = HfVlm(folder, device="cpu", image_splitting=True)
+    tiled.load()
+    one = HfVlm(folder, device="cpu")
+    one.load()
+    tiles = tiled._inputs(request)["pixel_values"].shape[1]
+    assert tiles > 2  # 320x180 at 4 tiles wide: a grid of tiles and the overview
+    assert one._inputs(request)["pixel_values"].shape[1] == 1
+    assert one._inputs(request)["input_ids"].shape[1] < tiled._inputs(request)["input_ids"].shape[1]
+    assert isinstance(one.describe(request), str)

@@ -84,9 +84,10 @@ def build_tokenizer(vocab_size: int = 400):
 
 
 def build_tiny_vlm(folder: str | Path, size: str = "tiny", seed: int = 0,
-                   dtype: str = "float32") -> Path:
+                   dtype: str = "float32", splitting: bool = False) -> Path:
     """Write a random-weight Idefics3 model, its processor and tokenizer into ``folder``, with
-    weights stored in ``dtype``."""
+    weights stored in ``dtype``. ``splitting``: the processor cuts large images into tiles, as
+    the published SmolVLM processors do (images up to 4 tiles wide, plus a small overview)."""
     import torch
     from transformers import (
         Idefics3Config,
@@ -104,7 +105,8 @@ def build_tiny_vlm(folder: str | Path, size: str = "tiny", seed: int = 0,
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(vocab)
     image_processor = Idefics3ImageProcessorPil(
-        do_image_splitting=False, size={"longest_edge": image_size},
+        do_image_splitting=splitting,
+        size={"longest_edge": image_size * (4 if splitting else 1)},
         max_image_size={"longest_edge": image_size})
     patches = image_size // vision_kw["patch_size"]
     image_seq_len = (patches * patches) // (scale * scale)
