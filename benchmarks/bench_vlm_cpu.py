@@ -4,9 +4,10 @@ architecture with random weights (the compute cost of the trained model, none of
 Builds the model in a temporary folder (nothing is kept), in both backends, and times
 "image in, 30 tokens out" on a 640x360 frame of the bundled demo: time to the first text and
 in total, median of 5 runs after a warm-up, the variants of each backend side by side (each run
-times every variant once, in turn): llama.cpp f32, Q8_0 and Q4_K_M, and f32 shown the frame
-in tiles; transformers float32, 8-bit (torchao) and float32 in tiles. On the CPU both engines
-show the model one tile per frame by default.
+times every variant once, in turn): llama.cpp f32, Q8_0 and Q4_K_M; transformers float32,
+8-bit (torchao), and float32 with SmolVLM's own tiling of large frames (on the CPU the
+transformers engine shows the model one tile per frame by default; llama.cpp's projector
+decides its own tiling).
 
     .venv/bin/python benchmarks/bench_vlm_cpu.py [--runs 5] [--backend llama|hf|both]
 """
@@ -79,12 +80,7 @@ def main() -> None:
                 files[kind] = quantize_gguf(model, kind).path
             engines = {name: LlamaVlm(path, mmproj) for name, path in files.items()}
             sizes = {name: f"{path.stat().st_size / 2**20:.0f} MB" for name, path in files.items()}
-            # The same f32 model shown the whole 640x360 frame, cut into 512-pixel tiles
-            # (the others get one tile, the CPU default).
-            engines["f32 tiled"] = LlamaVlm(model, mmproj)
-            sizes["f32 tiled"] = sizes["f32"]
-            report("llama.cpp (GGUF, ", engines, sizes, image, args.runs,
-                   after_load={"f32 tiled": lambda e: setattr(e, "max_side", None)})
+            report("llama.cpp (GGUF, ", engines, sizes, image, args.runs)
         if args.backend in ("hf", "both"):
             sys.path.insert(0, str(ROOT / "tests"))
             from tiny_vlm import build_tiny_vlm  # noqa: PLC0415
@@ -103,12 +99,11 @@ def main() -> None:
 
 
 def report(label: str, engines: dict, sizes: dict[str, str], image: np.ndarray,
-           runs: int, after_load: dict | None = None) -> None:
+           runs: int) -> None:
     """Load every engine, then time them side by side (each run times every engine once, in
     turn) and print medians, and the speed of each relative to the first."""
-    for name, engine in engines.items():
+    for engine in engines.values():
         engine.load()
-        (after_load or {}).get(name, lambda e: None)(engine)
     times: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in engines}
     for i in range(runs + 1):
         for name, engine in engines.items():

@@ -224,20 +224,3 @@ def test_gguf_with_missing_tensor_data_is_refused(tiny_gguf, tmp_path, which) ->
     with pytest.raises(VlmError, match=paths[which].name if which == "model" else "cannot load"):
         engine.load()
     assert engine._llm is None
-
-
-def test_on_the_cpu_frames_are_scaled_to_one_tile(tiny_gguf) -> None:
-    _needs_llama_cpp()
-    engine = lv.LlamaVlm(*tiny_gguf, n_ctx=512, n_gpu_layers=0)
-    engine.load()
-    try:
-        assert engine.max_side == 64  # the tiny projector's image size
-        big = np.zeros((90, 160, 3), np.uint8)
-        big[:, 80:] = (10, 200, 30)
-        small = lv.fit_within(big, engine.max_side)
-        assert small.shape == (36, 64, 3)
-        assert tuple(small[18, 50]) == (10, 200, 30) and tuple(small[18, 10]) == (0, 0, 0)
-        assert lv.fit_within(small, 64) is small  # already small enough: untouched
-        assert "".join(engine.stream(VlmRequest(big, "Describe.", max_new_tokens=4))).strip()
-    finally:
-        engine.close()

@@ -228,23 +228,6 @@ def png_bytes(image: np.ndarray) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows.tobytes(), 1)) + chunk(b"IEND", b""))
 
 
-def fit_within(image: np.ndarray, max_side: int | None) -> np.ndarray:
-    """``image`` scaled down (keeping its shape) so its long side is at most ``max_side``."""
-    h, w = image.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return image
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    try:
-        import cv2  # noqa: PLC0415
-
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    except ImportError:  # nearest pixels: coarser, but no extra package
-        rows = (np.arange(size[1]) / scale).astype(int).clip(0, h - 1)
-        cols = (np.arange(size[0]) / scale).astype(int).clip(0, w - 1)
-        return np.ascontiguousarray(image[rows][:, cols])
-
-
 def data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
@@ -289,7 +272,6 @@ class LlamaVlm(VlmEngine):
         self.n_gpu_layers_request = n_gpu_layers
         self.n_gpu_layers = 0
         self.handler = ""
-        self.max_side: int | None = None  # frames are scaled to fit this (one tile) on the CPU
         self._llm: Any = None
         self._lock = threading.Lock()
 
@@ -358,10 +340,6 @@ class LlamaVlm(VlmEngine):
                            f"The file may be corrupt, or too new for this llama-cpp-python; "
                            f"try updating it.") from exc
         self._llm, self.handler, self.n_gpu_layers = llm, name, gpu_layers
-        # On the CPU a frame larger than one image tile is cut into several, each encoded
-        # separately: one tile (and its overview) is much faster, and enough for a scene.
-        tile = projector_info.metadata.get("clip.vision.image_size")
-        self.max_side = int(tile) if gpu_layers == 0 and isinstance(tile, int) else None
         log.info("Loaded %s with %s (%s, %d GPU layers)", self.path, mmproj, name, gpu_layers)
 
     def close(self) -> None:
@@ -375,8 +353,7 @@ class LlamaVlm(VlmEngine):
         if self._llm is None:
             self.load()
         messages = [{"role": "user", "content": [
-            {"type": "image_url",
-             "image_url": {"url": data_uri(fit_within(request.image, self.max_side))}},
+            {"type": "image_url", "image_url": {"url": data_uri(request.image)}},
             {"type": "text", "text": request.prompt}]}]
         with self._lock:
             llm = self._llm
