@@ -118,6 +118,7 @@ class Perception(QObject):
         super().__init__(parent)
         self._factory = stages_factory
         self._worker: Any = None
+        self._gpu_worker: Any = None  # a model on a GPU gets a worker thread of its own
         self._lookahead: Any = None
         self._building: threading.Thread | None = None
         self._pending: tuple[str, float, bool] | None = None
@@ -310,6 +311,7 @@ class Perception(QObject):
                 self._waiting_vlm = None
             if self._worker is not None:
                 self._worker.attach_vlm(None)
+            self._stop_gpu_worker()
             return
 
         building = self._building
@@ -354,13 +356,38 @@ class Perception(QObject):
         self._attach(engine, name)
 
     def _attach(self, engine: Any, name: str) -> None:
+        """One worker thread per device: a model on a GPU gets its own, so the detectors (on
+        the CPU) and the model work at the same time; on the CPU one thread owns both (two
+        would only fight over the same cores)."""
         device = str(getattr(engine, "device", "") or "cpu")
-        self._worker.vlm_batch = 8 if device.startswith("cuda") else 1
-        self._worker.attach_vlm(engine)
+        if device.startswith("cuda"):
+            self._worker.attach_vlm(None)
+            if self._gpu_worker is None or self._gpu_worker.device != device:
+                self._stop_gpu_worker()
+                from models.worker import AnalysisWorker  # noqa: PLC0415
+
+                self._gpu_worker = AnalysisWorker([], on_result=self._result.emit,
+                                                  on_problem=self._problem.emit, device=device,
+                                                  vlm_batch=8)
+            self._gpu_worker.attach_vlm(engine)
+        else:
+            self._stop_gpu_worker()
+            self._worker.vlm_batch = 1
+            self._worker.attach_vlm(engine)
         self._vlm = name
         if self._planner is not None:
             self._planner.max_outstanding = 4 if device.startswith("cuda") else 1
         self.vlm_ready.emit(name)
+
+    def _stop_gpu_worker(self) -> None:
+        if self._gpu_worker is not None:
+            self._gpu_worker.stop()  # closes its model
+            self._gpu_worker = None
+
+    @property
+    def _model_worker(self) -> Any:
+        """The worker that owns the model."""
+        return self._gpu_worker or self._worker
 
     @Slot(str)
     def _on_vlm_failed(self, name: str) -> None:
@@ -391,8 +418,8 @@ class Perception(QObject):
         from models.worker import NO_FRAME, VLM, Request  # noqa: PLC0415
 
         question = VlmRequest(image, prompt, max_new_tokens=max_new_tokens, max_words=max_words)
-        token = self._worker.submit(Request(priority, t, NO_FRAME, kind=VLM, vlm=question,
-                                            stream=stream))
+        token = self._model_worker.submit(Request(priority, t, NO_FRAME, kind=VLM,
+                                                  vlm=question, stream=stream))
         self._vlm_jobs[token] = (kind, self._generation, info)
 
     def _ask_now(self, t: float, image: np.ndarray, seen: str, question: str | None) -> None:
@@ -422,7 +449,8 @@ class Perception(QObject):
         context = [o for o in self._observations if t - 8.0 <= o.t <= t + 0.01]
         seen = Composer.describe(context, t + 0.05, self.detail)
         question = gap_request(image, gap, self.detail, seen, self.recent)
-        token = self._worker.submit(Request(Priority.GAP, t, NO_FRAME, kind=VLM, vlm=question))
+        token = self._model_worker.submit(Request(Priority.GAP, t, NO_FRAME, kind=VLM,
+                                                  vlm=question))
         self._vlm_jobs[token] = ("gap", self._generation, gap)
 
     def _ask_labels(self, t: float, image: np.ndarray, observations: Sequence[Observation]) -> None:
@@ -545,7 +573,7 @@ class Perception(QObject):
         if self._worker is not None:
             from models.worker import Priority  # noqa: PLC0415
 
-            self._worker.cancel_vlm(Priority.GAP)
+            self._model_worker.cancel_vlm(Priority.GAP)
 
     def stop_lookahead(self) -> None:
         self._forget_gap_questions()
@@ -573,6 +601,7 @@ class Perception(QObject):
             self._waiting_vlm[0].close()
             self._waiting_vlm = None
         self.stop_lookahead()
+        self._stop_gpu_worker()
         if self._worker is not None:
             self._worker.stop()
             self._worker = None

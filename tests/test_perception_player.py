@@ -44,7 +44,7 @@ def test_live_analysis_reads_the_street_sign_in_a_pause(controller, demo):
 def test_describe_now_sees_the_man_in_the_car(controller, demo):
     c = controller(narration=False)
     c.open(demo)
-    wait_for(lambda: c.perception.available, timeout=30)
+    wait_for(lambda: c.perception.available and c.media is not None, timeout=30)
     c.playback.seek_absolute(6.0)
     wait_for(lambda: abs((c.playback.mpv.time_pos or 0) - 6.0) < 0.5, timeout=5)
     pump(0.5)  # the picture after the seek is on screen
@@ -55,7 +55,7 @@ def test_describe_now_sees_the_man_in_the_car(controller, demo):
     text = said[0].text
     assert said[0].source == "now"
     assert "a person" in text.lower() or "one" in text.lower(), text
-    assert "no vision-language model" in text  # honest about where it comes from
+    assert "no vision-language model" in text, text  # honest about where it comes from
 
 
 def test_without_live_analysis_nothing_is_made_up(controller, demo):

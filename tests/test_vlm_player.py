@@ -31,7 +31,8 @@ def controller(qapp, tmp_path, monkeypatch, tiny_model):
     video = tmp_path / "street.mp4"
     shutil.copy(DEMO, video)
     c.open(video)
-    wait_for(lambda: c.perception.available and c.perception.has_vlm, timeout=60)
+    wait_for(lambda: c.perception.available and c.perception.has_vlm and c.media is not None,
+             timeout=60)
     c.playback.seek_absolute(6.0)
     wait_for(lambda: abs((c.playback.mpv.time_pos or 0) - 6.0) < 0.5, timeout=5)
     pump(0.3)
@@ -77,6 +78,7 @@ def open_demo(c, tmp_path: Path, at: float = 6.0, paused: bool = False) -> None:
     video = tmp_path / "street.mp4"
     shutil.copy(DEMO, video)
     c.open(video)
+    wait_for(lambda: c.media is not None, timeout=20)  # a seek before the file is loaded is lost
     if paused:
         c.playback.pause = True
     wait_for(lambda: c.perception.available, timeout=60)
@@ -212,3 +214,31 @@ def test_a_model_that_fails_to_load_is_not_said_to_be_loading(make_controller, t
     c = make_controller(narration=False, live_analysis=True, vlm_model=str(tmp_path / "none"))
     wait_for(lambda: not c.perception.vlm_loading, timeout=30)
     assert not c.perception.has_vlm
+
+
+def test_a_model_on_a_gpu_gets_its_own_worker_thread(make_controller, tmp_path):
+    """One worker per device: with the model on a GPU, the detectors keep their CPU thread and
+    the model answers on a thread of its own, in bigger batches. (No GPU here: the engine only
+    says it runs on one; this checks where the work goes.)"""
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=False, live_analysis=True)
+    open_demo(c, tmp_path, at=0.0, paused=True)
+    engine = ScriptedVlm(["A street."], device="cuda:0")
+    c.perception.use_engine(engine, "scripted-gpu")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    gpu = c.perception._gpu_worker
+    assert gpu is not None and gpu.device == "cuda:0" and gpu.vlm_batch == 8
+    assert c.perception._planner.max_outstanding == 4
+    wait_for(lambda: any(d.source == "vlm" for d in c.narrator.timeline.descriptions),
+             timeout=40)
+    assert engine.threads == {"analysis-cuda:0"}
+    # Back to a model on the CPU: the GPU worker goes, and its model is closed.
+    cpu_engine = ScriptedVlm(["A road."])
+    c.perception.use_engine(cpu_engine, "scripted-cpu")
+    assert c.perception._gpu_worker is None and engine.closed.is_set()
+    said = []
+    c.perception.answer.connect(lambda t, text: said.append(text))
+    c.describe_now()
+    wait_for(lambda: said, timeout=20)
+    assert said[0] == "A road." and cpu_engine.threads == {"analysis-cpu"}
