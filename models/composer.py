@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from models.types import Description, Observation
@@ -78,17 +78,21 @@ def _left_to_right(people: Iterable[dict]) -> list[dict]:
     return sorted(people, key=lambda p: p.get("box", [0])[0])
 
 
-def people_phrase(people: Sequence[dict]) -> str:
-    """ "two people, one standing on the left and one sitting on the right" """
+def people_phrase(people: Sequence[dict], labels: Mapping[int, str] | None = None) -> str:
+    """ "two people, one standing on the left and one sitting on the right"; people with a
+    label (:meth:`Composer.name_person`) are called by it: "the man in the red coat, standing
+    on the left" """
     n = len(people)
     if n == 0:
         return "no one"
-    parts = [person_detail(p) for p in _left_to_right(people)]
+    ordered = _left_to_right(people)
+    parts = [person_detail(p) for p in ordered]
+    names = [(labels or {}).get(p.get("id", -1), "") for p in ordered]
     if n == 1:
-        detail = parts[0]
-        return f"a person {detail}".strip()
+        return f"{names[0] or 'a person'} {parts[0]}".strip()
     if n <= 3 and all(parts):
-        return f"{number(n)} people, " + listing([f"one {p}" for p in parts])
+        return f"{number(n)} people, " + listing(
+            [f"{name}, {p}" if name else f"one {p}" for name, p in zip(names, parts, strict=True)])
     return f"{number(n)} people"
 
 
@@ -195,6 +199,11 @@ class Composer:
             return False
         self._labels[person_id] = clean_label
         return True
+
+    @property
+    def labels(self) -> dict[int, str]:
+        """Every label given with :meth:`name_person`, by person id."""
+        return dict(self._labels)
 
     def label_of(self, person_id: int) -> str:
         """The label given to ``person_id`` with :meth:`name_person`, or ""."""
@@ -403,8 +412,10 @@ class Composer:
 
     # ----- describe now -------------------------------------------------------------------------
     @staticmethod
-    def describe(observations: Sequence[Observation], t: float, detail: int = 3) -> str:
-        """A short description of the moment ``t`` from the latest observations of each kind."""
+    def describe(observations: Sequence[Observation], t: float, detail: int = 3,
+                 labels: Mapping[int, str] | None = None) -> str:
+        """A short description of the moment ``t`` from the latest observations of each kind;
+        ``labels`` (:attr:`labels`) names the people a model has labelled."""
         latest: dict[str, Observation] = {}
         # Text read before the latest cut is no longer on screen.
         cuts = [o.t for o in observations if o.kind == "shot" and o.t <= t + 0.05]
@@ -417,7 +428,8 @@ class Composer:
         people = latest.get("people")
         if people is not None and t - people.t < 3.0:
             found = people.data.get("people", [])
-            parts.append(sentence(people_phrase(found)) if found else "No people in view.")
+            parts.append(sentence(people_phrase(found, labels)) if found
+                         else "No people in view.")
         faces = latest.get("faces")
         if faces is not None and t - faces.t < 3.0 and people is None:
             n = faces.data.get("count", 0)

@@ -447,7 +447,7 @@ class Perception(QObject):
         from models.worker import NO_FRAME, VLM, Priority, Request  # noqa: PLC0415
 
         context = [o for o in self._observations if t - 8.0 <= o.t <= t + 0.01]
-        seen = Composer.describe(context, t + 0.05, self.detail)
+        seen = Composer.describe(context, t + 0.05, self.detail, self._composer.labels)
         question = gap_request(image, gap, self.detail, seen, self.recent)
         token = self._model_worker.submit(Request(Priority.GAP, t, NO_FRAME, kind=VLM,
                                                   vlm=question))
@@ -541,7 +541,8 @@ class Perception(QObject):
             question = self._questions.pop(token, None)
             image = self._images.pop(token, None)
             context = [o for o in self._observations if t - 8.0 <= o.t <= t]
-            seen = Composer.describe(context + observations, t + 0.05, self.detail)
+            seen = Composer.describe(context + observations, t + 0.05, self.detail,
+                                     self._composer.labels)
             if self.has_vlm and image is not None:
                 self._ask_now(t, image, seen, question)
             else:

@@ -77,7 +77,7 @@ class ModelWriter:
         question = self.planner.consider(t, any(o.kind == "shot" for o in observations))
         if question is None:
             return []
-        seen = Composer.describe(context, t + 0.05, self.verbosity)
+        seen = Composer.describe(context, t + 0.05, self.verbosity, composer.labels)
         self.pending.append((question, gap_request(image, question, self.verbosity, seen,
                                                    self.recent)))
         return self.flush() if len(self.pending) >= self.batch else []

@@ -209,3 +209,20 @@ def test_sentences_use_the_label_from_then_on():
         "New shot: a man with a dog standing on the left and the first person on the right."]
     c.reset()
     assert c.label_of(2) == ""
+
+
+def test_describe_now_calls_labelled_people_by_their_label() -> None:
+    one = [{"id": 1, "position": "left", "distance": "middle", "posture": "standing",
+            "gestures": [], "box": [0.1, 0.2, 0.3, 0.9]}]
+    two = one + [{"id": 2, "position": "right", "distance": "middle", "posture": "sitting",
+                  "gestures": [], "box": [0.6, 0.3, 0.8, 0.9]}]
+    c = Composer()
+    assert c.name_person(1, "The man in the red coat.")
+    obs = [Observation(1.0, "people", "1 person", data={"count": 1, "people": one})]
+    said = Composer.describe(obs, 1.0, 2, c.labels)
+    assert said.startswith("The man in the red coat standing on the left"), said
+    assert Composer.describe(obs, 1.0, 2).startswith("A person standing on the left")
+    both = [Observation(1.0, "people", "2 people", data={"count": 2, "people": two})]
+    said = Composer.describe(both, 1.0, 2, c.labels)
+    assert "the man in the red coat, standing on the left" in said, said
+    assert "one sitting on the right" in said, said
