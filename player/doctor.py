@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -122,20 +121,30 @@ def _gpu() -> Check:
                  "optional: a GPU makes vision-language descriptions faster", required=False)
 
 
-def models_dir() -> Path:
-    """Where vision-language model files (GGUF) are looked for."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "video-narrator" / "models"
-
-
 def _models() -> Check:
+    """The models downloaded with narrate models pull, and whether the chosen one can load."""
+    from models.catalog import CATALOG, models_dir, read_manifest  # noqa: PLC0415
+    from player.settings import load  # noqa: PLC0415
+
     folder = models_dir()
-    found = sorted(p.name for p in folder.glob("*.gguf")) if folder.is_dir() else []
-    if found:
-        return Check("vision-language models", True, f"{len(found)} in {folder}: "
-                     + ", ".join(found[:4]), required=False)
-    return Check("vision-language models", False, f"none in {folder}; descriptions come from "
-                 "description tracks", f"optional: put GGUF model files in {folder}",
+    installed = [e.name for e in CATALOG if read_manifest(folder / e.name) is not None]
+    have = (f"{len(installed)} downloaded: {', '.join(installed)}" if installed
+            else f"none downloaded (in {folder})")
+    chosen = load().settings.vlm_model
+    if not chosen:
+        return Check("vision-language model", False, f"none chosen; {have}. Descriptions come "
+                     "from people and text detection", "optional: narrate models pull "
+                     "smolvlm-256m, then choose it in Settings or with --model", required=False)
+    try:
+        from models.vlm.loader import open_vlm  # noqa: PLC0415
+
+        problem = open_vlm(chosen).problem()
+    except Exception as exc:  # noqa: BLE001 - the message is the answer
+        problem = str(exc)
+    if problem:
+        return Check("vision-language model", False, f"{chosen} cannot be used: {problem}",
+                     "choose another model in Settings, or fix the one named", required=False)
+    return Check("vision-language model", True, f"{chosen} is ready to load; {have}",
                  required=False)
 
 
@@ -161,8 +170,10 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     _vad,
     lambda: _module("mediapipe", "mediapipe (people and faces)",
                     "pip install 'video-narrator[perception]'"),
-    lambda: _module("llama_cpp", "llama-cpp-python (vision-language models)",
+    lambda: _module("llama_cpp", "llama-cpp-python (GGUF vision-language models)",
                     "pip install 'video-narrator[llama]'"),
+    lambda: _module("transformers", "transformers (vision-language models on a GPU)",
+                    "pip install 'video-narrator[gpu]'"),
     _models,
     _gpu,
     _demo,

@@ -212,3 +212,27 @@ def test_record_says_what_was_spoken_and_when(tmp_path):
     assert abs(spoken["media_start"] - spoken["planned"]) <= 0.1
     assert spoken["media_end"] > spoken["media_start"] and spoken["mode"] == "duck"
     assert data["skipped"] == []
+
+
+def test_doctor_reports_the_chosen_model(tmp_path):
+    from dataclasses import replace
+
+    from player import settings as store
+
+    env = no_display_env(tmp_path)
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+
+    def doctor() -> str:
+        return subprocess.run([sys.executable, "-m", "player.cli", "doctor"],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT,
+                              env=env).stdout
+
+    out = doctor()
+    assert "vision-language model: not available. none chosen; none downloaded" in out
+    assert "narrate models pull smolvlm-256m" in out.split("To fix")[1]
+    path = tmp_path / "config" / "video-narrator" / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    missing = tmp_path / "nowhere.gguf"
+    store.save(replace(store.load(path).settings, vlm_model=str(missing)), path)
+    out = doctor()
+    assert f"vision-language model: not available. {missing} cannot be used" in out, out
