@@ -185,8 +185,15 @@ class Composer:
         self._dark = False
 
     def reset(self) -> None:
-        """Forget the story so far (after a seek far away)."""
+        """Forget the story so far and everyone in it (a new film)."""
         self.__init__()  # type: ignore[misc]
+
+    def rewind(self) -> None:
+        """After a seek in the same film: forget what was in view, keep who is who (the order
+        people were first seen in, and their labels)."""
+        ordinal, labels = self._ordinal, self._labels
+        self.__init__()  # type: ignore[misc]
+        self._ordinal, self._labels = ordinal, labels
 
     def name_person(self, person_id: int, label: str) -> bool:
         """Call person ``person_id`` (a people observation's ``id``) by ``label`` from now on,

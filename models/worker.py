@@ -103,6 +103,7 @@ ResultCallback = Callable[[Result], None]
 ProblemCallback = Callable[[str, str], None]
 
 _RESET = "reset"
+_REWIND = "rewind"
 _SWAP = "swap-vlm"
 VLM = "vlm"
 VLM_NAME = "vision-language model"
@@ -195,7 +196,8 @@ class AnalysisWorker:
 
     def cancel_lookahead(self) -> int:
         """Drop queued look-ahead requests (after a seek); returns how many were dropped."""
-        return self.cancel(lambda r: r.priority == Priority.LOOKAHEAD and r.kind != _RESET)
+        return self.cancel(lambda r: r.priority == Priority.LOOKAHEAD
+                           and r.kind not in (_RESET, _REWIND))
 
     def cancel_vlm(self, priority: Priority = Priority.GAP) -> int:
         """Drop the queued questions to the model of ``priority`` (after a seek)."""
@@ -212,12 +214,15 @@ class AnalysisWorker:
                 self._cond.notify_all()
         return dropped
 
-    def reset_stages(self) -> int:
+    def reset_stages(self, rewind: bool = False) -> int:
         """Before any queued request, flush every stage (its observations come as a result of kind
         "flush") and then reset it. Requests run one after another, so this never cuts into one.
-        Returns the token of the flush result."""
+        ``rewind``: the stream jumps within the same film (a seek): stages that can
+        (``rewind()``) forget only what follows frame to frame and keep what they learnt of the
+        film, such as who is who. Returns the token of the flush result."""
         token = next(self._tokens)
-        request = Request(Priority.NOW, self._last_t, NO_FRAME, kind=_RESET, token=token)
+        request = Request(Priority.NOW, self._last_t, NO_FRAME,
+                          kind=_REWIND if rewind else _RESET, token=token)
         with self._cond:
             if not self._stopping:
                 heapq.heappush(self._heap, (-1, next(self._order), request))
@@ -229,7 +234,8 @@ class AnalysisWorker:
         with self._cond:
             if priority is None:
                 return len(self._heap)
-            return sum(1 for _, _, r in self._heap if r.priority == priority and r.kind != _RESET)
+            return sum(1 for _, _, r in self._heap
+                       if r.priority == priority and r.kind not in (_RESET, _REWIND))
 
     def wait_until_queued_below(self, priority: Priority, limit: int,
                                 timeout: float | None = None) -> bool:
@@ -295,7 +301,8 @@ class AnalysisWorker:
     # -- worker thread -------------------------------------------------------------------------
 
     def _count(self, priority: Priority) -> int:
-        return sum(1 for _, _, r in self._heap if r.priority == priority and r.kind != _RESET)
+        return sum(1 for _, _, r in self._heap
+                   if r.priority == priority and r.kind not in (_RESET, _REWIND))
 
     def _problem(self, name: str, message: str) -> None:
         self._disabled[name] = message
@@ -334,7 +341,7 @@ class AnalysisWorker:
                 self._busy = True
                 self._cond.notify_all()
             try:
-                if request.kind == _RESET:
+                if request.kind in (_RESET, _REWIND):
                     self._deliver(self._reset(request))
                 elif request.kind == _SWAP:
                     self._swap(request.token)
@@ -485,7 +492,8 @@ class AnalysisWorker:
             t0 = time.perf_counter()
             try:
                 observations.extend(stage.flush() or ())
-                stage.reset()
+                rewind = getattr(stage, "rewind", None) if request.kind == _REWIND else None
+                (rewind or stage.reset)()
             except Exception as exc:
                 self._stage_failed(stage, "to flush or reset", exc)
             timings[stage.name] = time.perf_counter() - t0
@@ -535,13 +543,14 @@ class LookAhead:
 
     def seek(self, t: float) -> None:
         """Analyse from ``t`` on: the reader restarts there, queued look-ahead work is dropped,
-        and the stages are flushed and reset before the first new frame."""
+        and the stages are flushed and rewound (reset, keeping who is who) before the first new
+        frame."""
         with self._lock:
             self._generation += 1
             self._finished.clear()
             self.reader.seek(t)
             self.worker.cancel_lookahead()
-            self.worker.reset_stages()
+            self.worker.reset_stages(rewind=True)
 
     def stop(self) -> None:
         """Stop reading and join; the worker keeps running (it belongs to the caller)."""

@@ -290,10 +290,9 @@ class Perception(QObject):
 
     def seek(self, t: float) -> None:
         self._forget_gap_questions()
-        self._labelled.clear()  # the stages start over: people are new again, and re-labelled
         if self._lookahead is not None:
             self._lookahead.seek(t)
-            self._composer.reset()
+            self._composer.rewind()  # the same film: people keep their names and labels
         elif self._pending is not None:
             self._pending = (self._pending[0], t, self._pending[2])
 

@@ -390,3 +390,35 @@ def test_a_film_where_the_cyclist_comes_back_is_narrated_with_his_name(tmp_path:
                           Observation(20.0, "people", "1 person",
                                       data={"people": people[8].data["people"]})])
     assert [d.text for d in line] == ["The man in the dark suit is back, on the right."]
+
+
+def test_a_seek_rewinds_the_stage_and_keeps_who_is_who(pose: PoseStage) -> None:
+    pose.reset()
+    people_of(pose, 10.0, on_canvas(media.cyclist(), 0.3))
+    people_of(pose, 12.0, on_canvas(media.car_man(), 0.7))
+    pose.rewind()  # what the worker does at a seek in the same film
+    [back] = people_of(pose, 30.0, on_canvas(media.car_man(), 0.4))
+    assert (back["id"], back["new"]) == (2, False)
+    [first] = people_of(pose, 31.0, on_canvas(media.cyclist(), 0.6))
+    assert (first["id"], first["new"]) == (1, False)
+
+
+def test_the_composer_keeps_names_and_labels_after_a_seek() -> None:
+    from models.composer import Composer
+    from models.types import Observation
+
+    def people(t: float, ids: list[int]) -> Observation:
+        items = [{"id": i, "position": "left", "distance": "middle", "posture": "standing",
+                  "gestures": [], "box": [0.1, 0.2, 0.3, 0.9]} for i in ids]
+        return Observation(t, "people", f"{len(ids)}", data={"count": len(ids), "people": items})
+
+    c = Composer()
+    for t in (0.0, 0.5, 1.0):
+        c.feed([people(t, [1])])
+    for t in (1.5, 2.0, 2.5):
+        c.feed([people(t, [1, 2])])
+    assert c.name_person(2, "the woman with the bicycle")
+    c.rewind()
+    assert c.label_of(2) == "the woman with the bicycle"
+    c.reset()
+    assert c.label_of(2) == ""

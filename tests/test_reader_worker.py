@@ -647,3 +647,22 @@ def test_store_save_failure_is_logged_and_ignored(media: Path, small_clip: Path,
         assert ObservationStore(_observations()).save(media / "gone.mp4", {"fps": 2}) is None
     assert "could not save the observations" in caplog.text
     assert ObservationStore.load(small_clip, {"fps": 2}) is None
+
+
+def test_a_seek_rewinds_stages_that_can_and_resets_the_others() -> None:
+    class Rewinding(Gate):
+        name = "rewinding"
+
+        def rewind(self) -> None:
+            self.calls.append("rewind")
+
+    plain, rewinding = Gate(), Rewinding()
+    plain.release.set()
+    rewinding.release.set()
+    got = Collector()
+    with AnalysisWorker([plain, rewinding], got.result) as worker:
+        worker.reset_stages(rewind=True)
+        worker.reset_stages()
+        assert worker.wait_idle(5)
+    assert plain.calls == ["flush", "reset", "flush", "reset"]
+    assert rewinding.calls == ["flush", "rewind", "flush", "reset"]

@@ -55,3 +55,7 @@ class Stage(Protocol):
     def reset(self) -> None:
         """Forget the stream (tracks, last text read): the next frame starts afresh."""
         ...
+
+    # Optional: ``rewind()``, for a seek within the same film: like reset, but what the stage
+    # learnt of the film stays (the pose and face stages keep who is who). The worker calls it
+    # when a stage has it, and reset otherwise.

@@ -369,6 +369,12 @@ class FaceStage:
     def flush(self) -> list[Observation]:
         return []
 
+    def rewind(self) -> None:
+        """The stream jumps within the same film (a seek): new tracks, the same faces."""
+        self._tracker.reset()
+        self._cuts.reset()
+        self._last = None
+
     def reset(self) -> None:
         """Forget the stream and every face in it: ids start again at 1."""
         self._tracker.reset()

@@ -554,6 +554,12 @@ class PoseStage:
     def flush(self) -> list[Observation]:
         return []
 
+    def rewind(self) -> None:
+        """The stream jumps within the same film (a seek): new tracks, the same people."""
+        self._drop_tracks()
+        self._cuts.reset()
+        self._last = None
+
     def reset(self) -> None:
         """Forget the stream and everyone in it: ids start again at 1."""
         self._drop_tracks()
