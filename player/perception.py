@@ -83,20 +83,6 @@ def frame_array(frame: tuple[int, int, bytes], width: int = FRAME_WIDTH) -> np.n
     return np.ascontiguousarray(image)
 
 
-def crop_box(image: np.ndarray, box: Sequence[float], margin: float = 0.1,
-             min_side: int = 24) -> np.ndarray | None:
-    """The part of ``image`` inside ``box`` ((x0, y0, x1, y1) as fractions of the frame), with a
-    margin around it; None when it is too small to show anything."""
-    h, w = image.shape[:2]
-    x0, y0, x1, y1 = (float(v) for v in box[:4])
-    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
-    left, right = int(max(0.0, x0 - mx) * w), int(min(1.0, x1 + mx) * w)
-    top, bottom = int(max(0.0, y0 - my) * h), int(min(1.0, y1 + my) * h)
-    if right - left < min_side or bottom - top < min_side:
-        return None
-    return np.ascontiguousarray(image[top:bottom, left:right])
-
-
 class Perception(QObject):
     """Runs the analysis for one film at a time; emits descriptions and describe-now answers."""
 
@@ -316,17 +302,12 @@ class Perception(QObject):
         building = self._building
 
         def load() -> None:
-            from models.vlm import VlmError  # noqa: PLC0415
-            from models.vlm.loader import open_vlm  # noqa: PLC0415
+            from models.vlm.loader import load_vlm  # noqa: PLC0415
 
             if building is not None:  # the detectors first: on two cores, loading both at once
                 building.join()       # made the look-ahead miss the film's first seconds
             try:
-                engine = open_vlm(name_or_path)
-                problem = engine.problem()
-                if problem:
-                    raise VlmError(problem)
-                engine.load()
+                engine = load_vlm(name_or_path)
             except Exception as exc:  # noqa: BLE001 - the narrator goes on without it
                 self._problem_text.emit(f"The vision-language model could not be used: {exc}")
                 self._vlm_failed.emit(str(name_or_path))
@@ -410,26 +391,25 @@ class Perception(QObject):
 
         self._planner = GapPlanner(room_at, gap_at, next_gap)
 
-    def _ask_model(self, kind: str, t: float, image: np.ndarray, prompt: str, *,
-                   priority: Any, stream: bool, max_new_tokens: int, max_words: int | None,
-                   info: Any) -> None:
-        from models.vlm import VlmRequest  # noqa: PLC0415
-        from models.worker import NO_FRAME, VLM, Request  # noqa: PLC0415
+    def _ask_model(self, kind: str, t: float, question: Any, info: Any,
+                   stream: bool = False) -> None:
+        """Send ``question`` (a VlmRequest) to the worker that owns the model: "now" at the
+        highest priority, streamed; "gap" and "label" at gap priority, batched."""
+        from models.worker import NO_FRAME, VLM, Priority, Request  # noqa: PLC0415
 
-        question = VlmRequest(image, prompt, max_new_tokens=max_new_tokens, max_words=max_words)
+        priority = Priority.NOW if kind == "now" else Priority.GAP
         token = self._model_worker.submit(Request(priority, t, NO_FRAME, kind=VLM,
                                                   vlm=question, stream=stream))
         self._vlm_jobs[token] = (kind, self._generation, info)
 
     def _ask_now(self, t: float, image: np.ndarray, seen: str, question: str | None) -> None:
-        from models.vlm import ask_prompt, describe_prompt  # noqa: PLC0415
-        from models.worker import Priority  # noqa: PLC0415
+        from models.vlm import VlmRequest, ask_prompt, describe_prompt  # noqa: PLC0415
 
         recent = list(self.recent[-3:])
         prompt = (ask_prompt(question, seen, recent) if question
                   else describe_prompt(4.0, self.detail, seen, recent))
-        self._ask_model("now", t, image, prompt, priority=Priority.NOW, stream=True,
-                        max_new_tokens=48, max_words=30, info={"seen": seen, "spoken": 0})
+        self._ask_model("now", t, VlmRequest(image, prompt, max_new_tokens=48, max_words=30),
+                        {"seen": seen, "spoken": 0}, stream=True)
 
     def _ask_for_gap(self, t: float, image: np.ndarray, shot_change: bool) -> None:
         """Look-ahead: a description of this frame from the model, for the pause it falls in."""
@@ -443,34 +423,19 @@ class Perception(QObject):
         if gap is None:
             return
         from models.vlm.lookahead import gap_request  # noqa: PLC0415
-        from models.worker import NO_FRAME, VLM, Priority, Request  # noqa: PLC0415
 
         context = [o for o in self._observations if t - 8.0 <= o.t <= t + 0.01]
         seen = Composer.describe(context, t + 0.05, self.detail, self._composer.labels)
         question = gap_request(image, gap, self.detail, seen, self.recent)
-        token = self._model_worker.submit(Request(Priority.GAP, t, NO_FRAME, kind=VLM,
-                                                  vlm=question))
-        self._vlm_jobs[token] = ("gap", self._generation, gap)
+        self._ask_model("gap", t, question, gap)
 
     def _ask_labels(self, t: float, image: np.ndarray, observations: Sequence[Observation]) -> None:
         """A new person in the film: ask the model what to call them ("the man in the red
         coat"), so the narration names them the same way from then on."""
-        from models.vlm import label_prompt  # noqa: PLC0415
-        from models.worker import Priority  # noqa: PLC0415
+        from models.vlm.lookahead import label_requests  # noqa: PLC0415
 
-        for obs in observations:
-            if obs.kind != "people":
-                continue
-            for person in obs.data.get("people", ()):
-                pid, box = person.get("id"), person.get("box")
-                if not person.get("new") or pid is None or box is None or pid in self._labelled:
-                    continue
-                crop = crop_box(image, box)
-                if crop is None:
-                    continue
-                self._labelled.add(pid)
-                self._ask_model("label", t, crop, label_prompt(), priority=Priority.GAP,
-                                stream=False, max_new_tokens=12, max_words=6, info=pid)
+        for pid, question in label_requests(image, observations, self._labelled):
+            self._ask_model("label", t, question, pid)
 
     def _on_model_result(self, result: Any) -> None:
         token = result.request.token

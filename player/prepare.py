@@ -20,7 +20,7 @@ from typing import Any
 from models.composer import Composer
 from models.types import Description
 from player.media_check import check_path
-from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, crop_box, default_stages
+from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, default_stages
 
 
 def parser() -> argparse.ArgumentParser:
@@ -64,6 +64,7 @@ class ModelWriter:
         self.pending: list[tuple[Any, Any]] = []
         self.recent: list[str] = []
         self.labelled: set[int] = set()
+        self.answers: list[Any] = []  # the model's answers as observations, for the cache
         self.failed = False
 
     def frame(self, t: float, image: Any, observations: list[Any], composer: Composer,
@@ -83,7 +84,7 @@ class ModelWriter:
         return self.flush() if len(self.pending) >= self.batch else []
 
     def flush(self) -> list[Description]:
-        from models.vlm.lookahead import gap_description  # noqa: PLC0415
+        from models.vlm.lookahead import answer_observation, gap_description  # noqa: PLC0415
 
         batch, self.pending = self.pending, []
         if not batch or self.failed:
@@ -95,31 +96,23 @@ class ModelWriter:
             self.say(f"The vision-language model failed ({exc}); the track has the "
                      f"detectors' descriptions only from here on.")
             return []
-        out = [gap_description(q, text) for (q, _), text in zip(batch, texts, strict=True)
-               if text]
+        answered = [(q, text) for (q, _), text in zip(batch, texts, strict=True) if text]
+        self.answers += [answer_observation(q, text) for q, text in answered]
+        out = [gap_description(q, text) for q, text in answered]
         self.recent = [*self.recent, *(d.text for d in out)][-3:]
         return out
 
     def _labels(self, image: Any, observations: list[Any], composer: Composer) -> None:
-        from models.vlm import VlmRequest, label_prompt  # noqa: PLC0415
+        from models.vlm.lookahead import label_requests  # noqa: PLC0415
 
-        for obs in observations:
-            for person in obs.data.get("people", ()) if obs.kind == "people" else ():
-                pid, box = person.get("id"), person.get("box")
-                if not person.get("new") or pid is None or box is None or pid in self.labelled:
-                    continue
-                self.labelled.add(pid)
-                crop = crop_box(image, box)
-                if crop is None or not hasattr(composer, "name_person"):
-                    continue
-                try:
-                    label = self.engine.describe(VlmRequest(crop, label_prompt(),
-                                                            max_new_tokens=12, max_words=6))
-                except Exception as exc:  # noqa: BLE001
-                    self.say(f"The model could not label a person: {exc}")
-                    continue
-                if label:
-                    composer.name_person(int(pid), label)
+        for pid, question in label_requests(image, observations, self.labelled):
+            try:
+                label = self.engine.describe(question)
+            except Exception as exc:  # noqa: BLE001
+                self.say(f"The model could not label a person: {exc}")
+                continue
+            if label:
+                composer.name_person(pid, label)
 
 
 def track_path(video: Path) -> Path:
@@ -152,9 +145,8 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
             store.record(frame.t, observations, 1.0 / fps)
             if model is not None:
                 recent = store.between(frame.t - 8.0, frame.t + 0.01)
-                found = model.frame(frame.t, frame.image, observations, composer, recent)
-                descriptions += found
-                _keep(store, found)
+                descriptions += model.frame(frame.t, frame.image, observations, composer,
+                                            recent)
             descriptions += composer.feed(observations)
             if duration > 0:
                 tenth = int(frame.t / duration * 10)
@@ -170,9 +162,8 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
         except Exception:  # noqa: BLE001, S110 - flushing is best effort
             pass
     if model is not None:
-        found = model.flush()
-        descriptions += found
-        _keep(store, found)
+        descriptions += model.flush()
+        store.extend(model.answers)
     descriptions.sort(key=lambda d: d.start)
     write_vtt(out, descriptions)
     try:
@@ -186,27 +177,13 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
     return descriptions
 
 
-def _keep(store: Any, found: list[Description]) -> None:
-    """The model's descriptions go into the analysis cache too."""
-    from models.types import Observation  # noqa: PLC0415
-
-    for d in found:
-        seconds = (d.end - d.start) if d.end is not None else 4.0
-        store.add(Observation(d.start, "vlm", d.text, data={"t": d.start, "seconds": seconds}))
-
-
 def _load_model(name: str, say: Callable[[str], None]) -> Any:
     """The model, loaded; None (after saying why) when it cannot be used."""
-    from models.vlm import VlmError  # noqa: PLC0415
-    from models.vlm.loader import open_vlm  # noqa: PLC0415
+    from models.vlm.loader import load_vlm  # noqa: PLC0415
 
     say(f"Loading the vision-language model {name}.")
     try:
-        engine = open_vlm(name)
-        problem = engine.problem()
-        if problem:
-            raise VlmError(problem)
-        engine.load()
+        engine = load_vlm(name)
     except Exception as exc:  # noqa: BLE001 - the message says what to do
         say(f"The vision-language model could not be used: {exc}")
         return None

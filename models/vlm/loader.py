@@ -25,3 +25,13 @@ def open_vlm(name_or_path: str | Path) -> VlmEngine:
         raise VlmError("The llama.cpp backend is not available in this version: "
                        f"{exc}.") from exc
     return LlamaVlm(model.model_file, model.mmproj)
+
+
+def load_vlm(name_or_path: str | Path) -> VlmEngine:
+    """:func:`open_vlm`, checked (``problem()``) and loaded; VlmError saying why not."""
+    engine = open_vlm(name_or_path)
+    problem = engine.problem()
+    if problem:
+        raise VlmError(problem)
+    engine.load()
+    return engine

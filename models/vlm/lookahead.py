@@ -16,7 +16,7 @@ import numpy as np
 
 from models.types import Description, Gap, Observation
 from models.vlm.base import VlmRequest
-from models.vlm.prompts import describe_prompt, word_budget
+from models.vlm.prompts import LABEL_WORDS, describe_prompt, label_prompt, word_budget
 
 UNKNOWN_ROOM = 4.0
 """Seconds assumed free where the dialogue scanner has not been yet."""
@@ -124,4 +124,37 @@ def cached_descriptions(observations: Iterable[Observation]) -> list[Description
             seconds = float(obs.data.get("seconds", 4.0))
             q = GapQuestion(t=float(obs.data.get("t", obs.t)), start=obs.t, seconds=seconds)
             out.append(gap_description(q, obs.text))
+    return out
+
+
+def crop_box(image: np.ndarray, box: Sequence[float], margin: float = 0.1,
+             min_side: int = 24) -> np.ndarray | None:
+    """The part of ``image`` inside ``box`` ((x0, y0, x1, y1) as fractions of the frame), with a
+    margin around it; None when it is too small to show anything."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box[:4])
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    left, right = int(max(0.0, x0 - mx) * w), int(min(1.0, x1 + mx) * w)
+    top, bottom = int(max(0.0, y0 - my) * h), int(min(1.0, y1 + my) * h)
+    if right - left < min_side or bottom - top < min_side:
+        return None
+    return np.ascontiguousarray(image[top:bottom, left:right])
+
+
+def label_requests(image: np.ndarray, observations: Iterable[Observation],
+                   labelled: set[int]) -> list[tuple[int, VlmRequest]]:
+    """A question for the label of each person seen for the first time in ``observations``
+    (people data with "new"), on a crop of ``image`` around them; ``labelled`` holds the ids
+    already asked about and is updated."""
+    out = []
+    for obs in observations:
+        for person in obs.data.get("people", ()) if obs.kind == "people" else ():
+            pid, box = person.get("id"), person.get("box")
+            if not person.get("new") or pid is None or box is None or pid in labelled:
+                continue
+            labelled.add(pid)
+            crop = crop_box(image, box)
+            if crop is not None:
+                out.append((int(pid), VlmRequest(crop, label_prompt(), max_new_tokens=12,
+                                                 max_words=LABEL_WORDS)))
     return out
