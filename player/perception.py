@@ -530,18 +530,22 @@ class Perception(QObject):
     def observations(self) -> list[Observation]:
         return list(self._observations)
 
-    def _forget_gap_questions(self) -> None:
-        """The look-ahead moves: questions about frames no longer ahead are dropped."""
+    def _forget_gap_questions(self, labels: bool = False) -> None:
+        """The look-ahead moves: questions about frames no longer ahead are dropped (and, for a
+        new film, the questions about people's labels too: within a film people keep their ids
+        across a seek, so those still hold). An answer already being written is ignored."""
         self._generation += 1
         if self._planner is not None:
             self._planner.reset()
-        if self._worker is not None:
-            from models.worker import Priority  # noqa: PLC0415
-
-            self._model_worker.cancel_vlm(Priority.GAP)
+        kinds = ("gap", "label") if labels else ("gap",)
+        dropped = {token for token, job in self._vlm_jobs.items() if job[0] in kinds}
+        for token in dropped:
+            del self._vlm_jobs[token]
+        if self._worker is not None and dropped:
+            self._model_worker.cancel(lambda r: r.token in dropped)
 
     def stop_lookahead(self) -> None:
-        self._forget_gap_questions()
+        self._forget_gap_questions(labels=True)
         self._labelled.clear()
         self._pending = None
         if self._lookahead is not None:
