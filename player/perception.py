@@ -266,6 +266,7 @@ class Perception(QObject):
     def keep_ahead(self, playhead: float) -> None:
         """On a slow machine the analysis can fall behind the film: then it jumps to just ahead
         of the playhead, so what it finds is still worth saying."""
+        self._playhead = playhead
         la = self._lookahead
         if la is None or getattr(la, "finished", False):
             return
