@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +18,9 @@ from models.vlm import VlmRequest
 from models.vlm.lookahead import MAX_ROOM, UNKNOWN_ROOM, GapPlanner
 from models.worker import NO_FRAME, VLM, AnalysisWorker, Priority, Request, Result
 from tests.scripted_vlm import ScriptedVlm
+from tests.test_reader_worker import wait_until
 
 IMAGE = np.full((32, 48, 3), 120, dtype=np.uint8)
-
-
-def wait_until(cond: Callable[[], object], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 class Slow:
