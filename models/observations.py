@@ -172,6 +172,21 @@ class ObservationStore:
             return i >= 0 and self._covered[i][0] <= start + self.join_within \
                 and self._covered[i][1] >= end - self.join_within
 
+    def drop_kind(self, kind: str) -> int:
+        """Forget the observations of ``kind`` (what stretches were analysed stays); returns
+        how many were dropped."""
+        with self._lock:
+            line = self._kinds.pop(kind, None)
+            if line is None:
+                return 0
+            rest = _Line()
+            for obs in self._all.items:
+                if obs.kind != kind:
+                    rest.times.append(obs.t)
+                    rest.items.append(obs)
+            self._all = rest
+            return len(line.items)
+
     def clear(self) -> None:
         with self._lock:
             self._all = _Line()

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -107,6 +107,8 @@ _REWIND = "rewind"
 _SWAP = "swap-vlm"
 VLM = "vlm"
 VLM_NAME = "vision-language model"
+_TOKENS = itertools.count(1)
+"""Tokens are unique across workers (a caller may keep one table of jobs for several)."""
 
 
 class AnalysisWorker:
@@ -136,7 +138,6 @@ class AnalysisWorker:
         self._done: dict[Priority, int] = dict.fromkeys(Priority, 0)
         self._heap: list[tuple[int, int, Request]] = []
         self._order = itertools.count()
-        self._tokens = itertools.count(1)
         self._cond = threading.Condition()
         self._stopping = False
         self._busy = False
@@ -146,6 +147,8 @@ class AnalysisWorker:
         self._vlm: VlmEngine | None = None
         self._swaps: dict[int, VlmEngine | None] = {}
         self._vlm_failures_in_a_row = 0
+        self._streaming: Request | None = None
+        self._stop_stream = False
         self.vlm_batch = max(1, vlm_batch)
         if autostart:
             self.start()
@@ -166,7 +169,7 @@ class AnalysisWorker:
     def submit(self, request: Request) -> int:
         """Queue ``request``; returns its token (a new one when the request's is 0)."""
         if request.token == 0:
-            request = replace(request, token=next(self._tokens))
+            request = replace(request, token=next(_TOKENS))
         request = replace(request, priority=Priority(request.priority))
         with self._cond:
             if self._stopping:
@@ -180,7 +183,7 @@ class AnalysisWorker:
         """Hand a loaded vision-language model (or None) to the worker thread, which owns it from
         then on; the one it had is closed there, between two requests."""
         request = Request(Priority.NOW, self._last_t, NO_FRAME, kind=_SWAP,
-                          token=next(self._tokens))
+                          token=next(_TOKENS))
         with self._cond:
             if self._stopping:
                 if engine is not None:
@@ -204,8 +207,11 @@ class AnalysisWorker:
         return self.cancel(lambda r: r.kind == VLM and r.priority == priority)
 
     def cancel(self, which: Callable[[Request], bool]) -> int:
-        """Drop the queued requests for which ``which(request)`` is true; returns how many."""
+        """Drop the queued requests for which ``which(request)`` is true; returns how many. An
+        answer being streamed for such a request stops after its current sentence."""
         with self._cond:
+            if self._streaming is not None and which(self._streaming):
+                self._stop_stream = True
             keep = [item for item in self._heap if not which(item[2])]
             dropped = len(self._heap) - len(keep)
             if dropped:
@@ -220,7 +226,7 @@ class AnalysisWorker:
         ``rewind``: the stream jumps within the same film (a seek): stages that can
         (``rewind()``) forget only what follows frame to frame and keep what they learnt of the
         film, such as who is who. Returns the token of the flush result."""
-        token = next(self._tokens)
+        token = next(_TOKENS)
         request = Request(Priority.NOW, self._last_t, NO_FRAME,
                           kind=_REWIND if rewind else _RESET, token=token)
         with self._cond:
@@ -341,18 +347,26 @@ class AnalysisWorker:
                 self._busy = True
                 self._cond.notify_all()
             try:
-                if request.kind in (_RESET, _REWIND):
-                    self._deliver(self._reset(request))
-                elif request.kind == _SWAP:
-                    self._swap(request.token)
-                elif request.kind == VLM:
-                    self._answer(batch)
-                else:
-                    self._deliver(self._analyse(request))
+                self._dispatch(request, batch)
+            except Exception:  # a bug here must not end the thread that serves everything
+                log.exception("the analysis worker failed on request %s", request.token)
+                for item in batch:
+                    if item.kind not in (_SWAP,):
+                        self._deliver(Result(item, (), 0.0))
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _dispatch(self, request: Request, batch: list[Request]) -> None:
+        if request.kind in (_RESET, _REWIND):
+            self._deliver(self._reset(request))
+        elif request.kind == _SWAP:
+            self._swap(request.token)
+        elif request.kind == VLM:
+            self._answer(batch)
+        else:
+            self._deliver(self._analyse(request))
 
     def _take_batch(self, priority: Priority, limit: int) -> list[Request]:
         """Up to ``limit`` more queued model questions of ``priority``, oldest first (the lock
@@ -410,10 +424,17 @@ class AnalysisWorker:
             log.warning("the vision-language model failed: %r", exc)
             self._vlm_failures_in_a_row += 1
             texts = [""] * len(batch)
-            notes = (*self._vlm_notes(), f"The vision-language model failed: {exc}")
+            from models.vlm.base import VlmError  # noqa: PLC0415 - its messages are whole
+
+            said = str(exc) if isinstance(exc, VlmError) else \
+                f"The vision-language model failed: {exc}"
+            notes = (*self._vlm_notes(), said)
             if self._vlm_failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 self._vlm = None
-                engine.close()
+                try:
+                    engine.close()
+                except Exception:
+                    log.exception("closing the failing vision-language model failed")
                 self._problem(VLM_NAME, f"it failed {MAX_FAILURES_IN_A_ROW} times in a row "
                                         f"(last: {exc}); descriptions come from the detectors")
         seconds = time.perf_counter() - started
@@ -433,16 +454,34 @@ class AnalysisWorker:
         assert request.vlm is not None
         budget = request.vlm.max_words
         said: list[str] = []
-        for sentence in first_sentence(engine.stream(request.vlm)):
-            left = None if budget is None else budget - sum(len(s.split()) for s in said)
-            if left is not None and left < 2:
-                break
-            text = clean(sentence, max_words=left)
-            if not text:
-                continue
-            said.append(text)
-            self._deliver(Result(request, (Observation(request.t, VLM, text),),
-                                 time.perf_counter() - started, final=False))
+        pieces = engine.stream(request.vlm)
+        with self._cond:
+            self._streaming, self._stop_stream = request, False
+        def watched() -> Iterator[str]:
+            for piece in pieces:
+                if self._stop_stream:  # cancelled (a newer question): stop writing
+                    return
+                yield piece
+
+        try:
+            for sentence in first_sentence(watched()):
+                left = None if budget is None else budget - sum(len(s.split()) for s in said)
+                if left is not None and left < 2:
+                    break
+                text = clean(sentence, max_words=left)
+                if not text:
+                    continue
+                if self._stop_stream:
+                    break
+                said.append(text)
+                self._deliver(Result(request, (Observation(request.t, VLM, text),),
+                                     time.perf_counter() - started, final=False))
+        finally:
+            with self._cond:
+                self._streaming, self._stop_stream = None, False
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()  # the engine stops generating
         return " ".join(said)
 
     def _deliver(self, result: Result) -> None:

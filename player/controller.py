@@ -62,6 +62,7 @@ class Controller(QObject):
         self.perception.descriptions.connect(self.narrator.add_descriptions)
         self.perception.answer.connect(self._on_answer)
         self.perception.answer_more.connect(self._on_answer_more)
+        self.perception.answer_done.connect(lambda _t: self.narrator.finish_answer())
         gaps = self.narrator.gaps
         self.perception.use_gaps(gaps.room_at, gaps.gap_at, gaps.next_gap)
         self.perception.problem.connect(lambda text: self.message.emit(text, "info"))
@@ -72,8 +73,8 @@ class Controller(QObject):
         self._answer_source = "now"
         if self.settings.live_analysis:
             self.perception.warm_up()  # load the models while the window and the film open
-        if self.settings.vlm_model:
-            self.perception.set_vlm(self.settings.vlm_model)
+        if self._wanted_model():
+            self.perception.set_vlm(self._wanted_model())
         self.perception.vlm_ready.connect(
             lambda name: self.message.emit(f"Vision-language model {name} is ready.", "info"))
         self._ahead = QTimer(self)
@@ -303,8 +304,10 @@ class Controller(QObject):
                 text = (f"I can't answer free questions yet: no vision-language model is set "
                         f"up; choose one in Settings. What I can detect: {text}")
             self.narrator.deliver(Description(start=t, text=text, source="answer"))
-            return
-        self.narrator.deliver(Description(start=t, text=text, source="now"))
+        else:
+            self.narrator.deliver(Description(start=t, text=text, source="now"))
+        if self.perception.answering:
+            self.narrator.expect_more()  # the model is still writing
 
     @Slot(float, str)
     def _on_answer_more(self, t: float, text: str) -> None:
@@ -328,8 +331,12 @@ class Controller(QObject):
             self.message.emit("Looking...", "state")
             return ""
         now = self.narrator.describe_now(t)
-        why = ("the vision-language model is still loading; ask again in a moment"
-               if self.perception.vlm_loading else "no vision-language model is set up")
+        if not self.settings.live_analysis:
+            why = "live scene analysis is off (turn it on in Settings)"
+        elif self.perception.vlm_loading:
+            why = "the vision-language model is still loading; ask again in a moment"
+        else:
+            why = "no vision-language model is set up"
         answer = (f"I can't look at the picture to answer questions yet: {why}. The description "
                   f"for this moment is: {now.text}")
         self.narrator.deliver(replace(now, text=answer, source="answer"))
@@ -359,12 +366,18 @@ class Controller(QObject):
                 else "Mode: lower the film under narration.")
         self.message.emit(text, "state")
 
+    def _wanted_model(self) -> str:
+        """The model to load: the one chosen, while live analysis is on (it is what asks)."""
+        return self.settings.vlm_model if self.settings.live_analysis else ""
+
     def apply_settings(self, settings: Settings) -> None:
-        old_model = self.settings.vlm_model
+        old_model, old_live = self._wanted_model(), self.settings.live_analysis
         self.settings = settings.normalized()
-        if self.settings.vlm_model != old_model:
-            self.perception.set_vlm(self.settings.vlm_model)
-            if not self.settings.vlm_model:
+        if self.settings.live_analysis != old_live:
+            self._switch_analysis(self.settings.live_analysis)
+        if self._wanted_model() != old_model:
+            self.perception.set_vlm(self._wanted_model())
+            if not self.settings.vlm_model and self.settings.live_analysis:
                 self.message.emit("No vision-language model: descriptions come from people "
                                   "and text detection.", "info")
         self.narrator.set_settings(self.settings)
@@ -373,6 +386,20 @@ class Controller(QObject):
             problem = self._save(self.settings)
             if problem:
                 self.message.emit(problem, "error")
+
+    def _switch_analysis(self, on: bool) -> None:
+        """Live analysis turned on (it starts at the playhead) or off (it stops; a model
+        loaded for it is let go)."""
+        if not on:
+            self.perception.stop_lookahead()
+            self.message.emit("Live scene analysis is off.", "info")
+            return
+        self.perception.warm_up()
+        info = self.media
+        if info is not None and info.has_video:
+            self.perception.open(info.path, info.duration, at=self.playback.time_pos,
+                                 compose=not self._track_loaded)
+        self.message.emit("Live scene analysis is on.", "info")
 
     def _update(self, **changes: object) -> None:
         self.apply_settings(replace(self.settings, **changes))  # type: ignore[arg-type]

@@ -130,7 +130,10 @@ def _models() -> Check:
     installed = [e.name for e in CATALOG if read_manifest(folder / e.name) is not None]
     have = (f"{len(installed)} downloaded: {', '.join(installed)}" if installed
             else f"none downloaded (in {folder})")
-    chosen = load().settings.vlm_model
+    loaded = load(move_damaged=False)
+    if loaded.problem:
+        have += f". {loaded.problem}"
+    chosen = loaded.settings.vlm_model
     if not chosen:
         return Check("vision-language model", False, f"none chosen; {have}. Descriptions come "
                      "from people and text detection", "optional: narrate models pull "
@@ -172,7 +175,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
                     "pip install 'video-narrator[perception]'"),
     lambda: _module("llama_cpp", "llama-cpp-python (GGUF vision-language models)",
                     "pip install 'video-narrator[llama]'"),
-    lambda: _module("transformers", "transformers (vision-language models on a GPU)",
+    lambda: _module("transformers", "transformers (vision-language model folders; GPU or CPU)",
                     "pip install 'video-narrator[gpu]'"),
     _models,
     _gpu,

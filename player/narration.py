@@ -42,6 +42,7 @@ SEEK_JUMP = 1.0  # a playhead move larger than this between ticks is a seek
 LOOKAHEAD = 12.0  # synthesize descriptions this far ahead of the playhead
 TICK_MS = 50
 DUCK_FADE = 0.15
+ANSWER_HOLD_MS = 10_000  # the longest the film is held for the next sentence of an answer
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Narrator(QObject):
         self._paused_by_us = False
         self._speaking: Description | None = None
         self._follow: list[Description] = []  # said after the delivered speech, in order
+        self._awaiting = False  # more sentences of the answer being said are still coming
+        self._held = False  # between two sentences of an answer: the film stays paused/ducked
         self.last: Description | None = None
         self.skips: list[Skipped] = []
         playback.time_changed.connect(self.on_time)
@@ -88,6 +91,10 @@ class Narrator(QObject):
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._on_timer)
         self._timer.start()
+        self._hold_timer = QTimer(self)
+        self._hold_timer.setSingleShot(True)
+        self._hold_timer.setInterval(ANSWER_HOLD_MS)
+        self._hold_timer.timeout.connect(self.finish_answer)
 
     # ----- configuration ----------------------------------------------------------------
     @property
@@ -311,10 +318,33 @@ class Narrator(QObject):
     def continue_with(self, desc: Description) -> None:
         """Say ``desc`` as soon as what :meth:`deliver` started has been said (the next sentence
         of a streamed answer); at once when nothing is being said."""
-        if self._speaking is None and not self._speech.speaking:
+        if self._awaiting:
+            self._hold_timer.start()  # each sentence gives the next one time again
+        if self._held:  # the film waits for this sentence: say it without letting it go on
+            self._held = False
+            self._deliver(desc, self._speech.clip_for(desc.text, self.voice()),
+                          pause=self._settings.mode == "pause")
+        elif self._speaking is None and not self._speech.speaking:
             self.deliver(desc)
         else:
             self._follow.append(desc)
+
+    def expect_more(self) -> None:
+        """More sentences of the answer just delivered are being written: between them the film
+        stays paused (or ducked) instead of going on and stopping again, for at most
+        ``ANSWER_HOLD_MS``. :meth:`finish_answer` ends the wait."""
+        self._awaiting = True
+        self._hold_timer.start()
+
+    @Slot()
+    def finish_answer(self) -> None:
+        """The answer is complete (or given up on): the film goes on once it has been said."""
+        self._awaiting = False
+        self._hold_timer.stop()
+        if self._held:
+            self._held = False
+            self._speaking = None
+            self._restore()
 
     def describe_now(self, t: float) -> Description:
         """The best description of the moment ``t`` that the narrator has: the latest cue at or
@@ -334,6 +364,8 @@ class Narrator(QObject):
     def stop(self) -> None:
         self._speaking = None
         self._follow.clear()
+        self._awaiting = self._held = False
+        self._hold_timer.stop()
         self._speech.stop()
         self._restore()
 
@@ -348,11 +380,18 @@ class Narrator(QObject):
 
     @Slot(object)
     def _on_speech_finished(self, rec: SpokenRecord) -> None:
-        if self._follow and not rec.interrupted and not self._speech.speaking:
+        if rec.interrupted:  # something else is said instead: the rest of the answer is not
+            self._follow.clear()
+            self._awaiting = self._held = False
+            self._hold_timer.stop()
+        if self._follow and not self._speech.speaking:
             desc = self._follow.pop(0)
             voice = self.voice()
             self._deliver(desc, self._speech.clip_for(desc.text, voice),
                           pause=self._settings.mode == "pause")
+            return
+        if self._awaiting and not self._speech.speaking:
+            self._held = True  # the next sentence is on its way: keep the film where it is
             return
         if not self._speech.speaking:
             self._speaking = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +84,22 @@ def frame_array(frame: tuple[int, int, bytes], width: int = FRAME_WIDTH) -> np.n
     return np.ascontiguousarray(image)
 
 
+@dataclass
+class _Job:
+    """A question sent to the model: what it is for, and where its answer goes."""
+
+    kind: str  # "now", "gap" or "label"
+    info: Any  # now: {"seen", "spoken"}; gap: the Gap; label: the person's id
+    worker: Any = field(repr=False)
+
+
 class Perception(QObject):
     """Runs the analysis for one film at a time; emits descriptions and describe-now answers."""
 
     descriptions = Signal(object)  # list[Description], from the look-ahead
     answer = Signal(float, str)  # film time, text: the describe-now answer (its first part)
     answer_more = Signal(float, str)  # film time, text: the next sentence of a streamed answer
+    answer_done = Signal(float)  # film time: the describe-now answer is complete
     problem = Signal(str)
     _result = Signal(object)
     _problem = Signal(str, str)
@@ -117,7 +128,7 @@ class Perception(QObject):
         self._tried = False
         self._closed = False
         self._result.connect(self._on_result)
-        self._problem.connect(lambda name, text: self.problem.emit(f"{name} stopped: {text}"))
+        self._problem.connect(self._on_stage_problem)
         self._problem_text.connect(self.problem)
         self._ready.connect(self._on_ready)
         self._cached.connect(self._on_cached)
@@ -126,10 +137,9 @@ class Perception(QObject):
         self._vlm = ""  # the attached model's name
         self._vlm_name = ""  # the model asked for
         self._waiting_vlm: tuple[Any, str] | None = None
-        self._vlm_jobs: dict[int, tuple[str, int, Any]] = {}  # token -> kind, generation, info
+        self._vlm_jobs: dict[int, _Job] = {}  # token -> the question's job
         self._planner: Any = None
         self._labelled: set[int] = set()
-        self._generation = 0
         self._built = False
         self._playhead = 0.0
         self.vlm_seconds = 0.0  # how long a look-ahead answer takes (running mean)
@@ -290,11 +300,10 @@ class Perception(QObject):
         if name_or_path == self._vlm_name:
             return
         self._vlm_name = name_or_path
+        self._drop_waiting_vlm()  # loaded for an earlier choice
+        self._forget_model_answers()  # the cache keeps one model's answers
         if not name_or_path:  # none: the detectors alone
             self._vlm = ""
-            if self._waiting_vlm is not None:
-                self._waiting_vlm[0].close()
-                self._waiting_vlm = None
             if self._worker is not None:
                 self._worker.attach_vlm(None)
             self._stop_gpu_worker()
@@ -319,6 +328,8 @@ class Perception(QObject):
 
     def use_engine(self, engine: Any, name: str) -> None:
         """Use a vision-language engine that is already loaded (``set_vlm`` loads one by name)."""
+        if name != self._vlm_name:
+            self._forget_model_answers()
         self._vlm_name = name
         self._on_vlm_loaded(engine, name)
 
@@ -332,9 +343,23 @@ class Perception(QObject):
         if self._worker is None and self._built:
             self._make_worker([])  # no detectors here, but the model can still answer
         if self._worker is None:
+            self._drop_waiting_vlm()
             self._waiting_vlm = (engine, name)  # attached once the detectors are loaded
             return
         self._attach(engine, name)
+
+    def _drop_waiting_vlm(self) -> None:
+        waiting, self._waiting_vlm = self._waiting_vlm, None
+        if waiting is not None:
+            waiting[0].close()
+
+    def _forget_model_answers(self) -> None:
+        """Another model (or none): the answers cached for this film came from the old one; the
+        cache is keyed by the model, so they are dropped rather than saved under the new name."""
+        if self._store is not None and not self.from_cache:
+            from models.worker import VLM  # noqa: PLC0415
+
+            self._store.drop_kind(VLM)
 
     def _attach(self, engine: Any, name: str) -> None:
         """One worker thread per device: a model on a GPU gets its own, so the detectors (on
@@ -342,7 +367,7 @@ class Perception(QObject):
         would only fight over the same cores)."""
         device = str(getattr(engine, "device", "") or "cpu")
         if device.startswith("cuda"):
-            self._worker.attach_vlm(None)
+            self._worker.attach_vlm(None)  # its queued questions are answered without a model
             if self._gpu_worker is None or self._gpu_worker.device != device:
                 self._stop_gpu_worker()
                 from models.worker import AnalysisWorker  # noqa: PLC0415
@@ -360,10 +385,30 @@ class Perception(QObject):
             self._planner.max_outstanding = 4 if device.startswith("cuda") else 1
         self.vlm_ready.emit(name)
 
-    def _stop_gpu_worker(self) -> None:
-        if self._gpu_worker is not None:
-            self._gpu_worker.stop()  # closes its model
-            self._gpu_worker = None
+    def _stop_gpu_worker(self, wait: bool = False) -> None:
+        """Stop the model's own worker. The questions still queued there are answered here (a
+        describe now from the detectors; the others are forgotten, and people's labels asked
+        again of the next model); the thread finishes its current answer and closes the model
+        in the background unless ``wait``, so the window never waits for it."""
+        worker, self._gpu_worker = self._gpu_worker, None
+        if worker is None:
+            return
+        for token, job in list(self._vlm_jobs.items()):
+            if job.worker is not worker:
+                continue
+            del self._vlm_jobs[token]
+            if job.kind == "now":
+                if job.info["spoken"] == 0:
+                    self.answer.emit(job.info["t"], job.info["seen"])
+                self.answer_done.emit(job.info["t"])
+            elif job.kind == "label":
+                self._labelled.discard(int(job.info))
+        if self._planner is not None:
+            self._planner.reset()
+        if wait:
+            worker.stop()  # closes its model
+        else:
+            threading.Thread(target=worker.stop, name="vlm-stop", daemon=True).start()
 
     @property
     def _model_worker(self) -> Any:
@@ -375,9 +420,25 @@ class Perception(QObject):
         if name == self._vlm_name and not self._vlm:
             self._vlm_name = ""
 
+    @Slot(str, str)
+    def _on_stage_problem(self, name: str, text: str) -> None:
+        from models.worker import VLM_NAME  # noqa: PLC0415
+
+        if name == VLM_NAME:  # the worker switched a failing model off
+            self._vlm = self._vlm_name = ""
+            self.problem.emit(f"The vision-language model is off: {text}. Choose it again in "
+                              f"Settings to try again.")
+            return
+        self.problem.emit(f"{name} stopped: {text}")
+
     @property
     def has_vlm(self) -> bool:
         return bool(self._vlm)
+
+    @property
+    def answering(self) -> bool:
+        """The model is still writing an answer to "describe now" or a question."""
+        return any(job.kind == "now" for job in self._vlm_jobs.values())
 
     @property
     def vlm_loading(self) -> bool:
@@ -399,9 +460,12 @@ class Perception(QObject):
         from models.worker import NO_FRAME, VLM, Priority, Request  # noqa: PLC0415
 
         priority = Priority.NOW if kind == "now" else Priority.GAP
-        token = self._model_worker.submit(Request(priority, t, NO_FRAME, kind=VLM,
-                                                  vlm=question, stream=stream))
-        self._vlm_jobs[token] = (kind, self._generation, info)
+        worker = self._model_worker
+        if worker is None:  # closed
+            return
+        token = worker.submit(Request(priority, t, NO_FRAME, kind=VLM, vlm=question,
+                                      stream=stream))
+        self._vlm_jobs[token] = _Job(kind, info, worker)
 
     def _ask_now(self, t: float, image: np.ndarray, seen: str, question: str | None) -> None:
         from models.vlm import VlmRequest, ask_prompt, describe_prompt  # noqa: PLC0415
@@ -410,7 +474,7 @@ class Perception(QObject):
         prompt = (ask_prompt(question, seen, recent) if question
                   else describe_prompt(4.0, self.detail, seen, recent))
         self._ask_model("now", t, VlmRequest(image, prompt, max_new_tokens=48, max_words=30),
-                        {"seen": seen, "spoken": 0}, stream=True)
+                        {"seen": seen, "spoken": 0, "t": t}, stream=True)
 
     def _ask_for_gap(self, t: float, image: np.ndarray, shot_change: bool) -> None:
         """Look-ahead: a description of this frame from the model, for the pause it falls in."""
@@ -445,7 +509,7 @@ class Perception(QObject):
             self.problem.emit(note)
         if job is None:
             return
-        kind, generation, info = job
+        kind, info = job.kind, job.info
         text = " ".join(o.text for o in result.observations if o.kind == "vlm").strip()
         t = result.request.t
         if kind == "now":
@@ -457,18 +521,19 @@ class Perception(QObject):
             del self._vlm_jobs[token]
             if info["spoken"] == 0:  # nothing came (or the model failed): the detectors answer
                 self.answer.emit(t, text or info["seen"])
+            self.answer_done.emit(t)
             return
         del self._vlm_jobs[token]
         if kind == "label":
             if text and hasattr(self._composer, "name_person"):
                 self._composer.name_person(int(info), text)
             return
-        if self._planner is not None and generation == self._generation:
+        if self._planner is not None:  # a seek forgets older jobs, so this one is current
             self._planner.answered()
         if kind == "gap" and result.seconds > 0:
             self.vlm_seconds = (result.seconds if not self.vlm_seconds
                                 else 0.7 * self.vlm_seconds + 0.3 * result.seconds)
-        if text and generation == self._generation:
+        if text:
             from models.vlm.lookahead import answer_observation, gap_description  # noqa: PLC0415
 
             if self._store is not None:
@@ -485,6 +550,7 @@ class Perception(QObject):
             return False
         from models.worker import Priority, Request  # noqa: PLC0415
 
+        self._supersede_now()
         image = frame_array(frame)
         token = self._worker.submit(Request(Priority.NOW, t, image, kind="now"))
         self._now_tokens[token] = t
@@ -492,8 +558,23 @@ class Perception(QObject):
         self._images[token] = image
         return True
 
+    def _supersede_now(self) -> None:
+        """A newer "describe now" or question replaces the one still being answered: its
+        detectors' result is ignored, and the model stops writing its answer."""
+        self._now_tokens.clear()
+        self._questions.clear()
+        self._images.clear()
+        old = {token for token, job in self._vlm_jobs.items() if job.kind == "now"}
+        for token in old:
+            job = self._vlm_jobs.pop(token)
+            job.worker.cancel(lambda r, tokens=old: r.token in tokens)
+        if old:
+            self.answer_done.emit(self._playhead)
+
     @Slot(object)
     def _on_result(self, result: Any) -> None:
+        if self._closed:  # queued before the close
+            return
         from models.worker import VLM  # noqa: PLC0415
 
         if result.request.kind == VLM:
@@ -510,8 +591,10 @@ class Perception(QObject):
                                      self._composer.labels)
             if self.has_vlm and image is not None:
                 self._ask_now(t, image, seen, question)
+                self._ask_labels(t, image, observations)  # someone not seen in the look-ahead
             else:
                 self.answer.emit(t, seen)
+                self.answer_done.emit(t)
             return
         self._observations += observations
         if self._store is not None and getattr(result.request, "kind", "") != "flush":
@@ -535,15 +618,16 @@ class Perception(QObject):
         """The look-ahead moves: questions about frames no longer ahead are dropped (and, for a
         new film, the questions about people's labels too: within a film people keep their ids
         across a seek, so those still hold). An answer already being written is ignored."""
-        self._generation += 1
         if self._planner is not None:
             self._planner.reset()
         kinds = ("gap", "label") if labels else ("gap",)
-        dropped = {token for token, job in self._vlm_jobs.items() if job[0] in kinds}
+        dropped = {token for token, job in self._vlm_jobs.items() if job.kind in kinds}
+        workers = {id(self._vlm_jobs[token].worker): self._vlm_jobs[token].worker
+                   for token in dropped}
         for token in dropped:
             del self._vlm_jobs[token]
-        if self._worker is not None and dropped:
-            self._model_worker.cancel(lambda r: r.token in dropped)
+        for worker in workers.values():
+            worker.cancel(lambda r: r.token in dropped)
 
     def stop_lookahead(self) -> None:
         self._forget_gap_questions(labels=True)
@@ -567,11 +651,9 @@ class Perception(QObject):
 
     def close(self) -> None:
         self._closed = True
-        if self._waiting_vlm is not None:
-            self._waiting_vlm[0].close()
-            self._waiting_vlm = None
+        self._drop_waiting_vlm()
         self.stop_lookahead()
-        self._stop_gpu_worker()
+        self._stop_gpu_worker(wait=True)
         if self._worker is not None:
             self._worker.stop()
             self._worker = None

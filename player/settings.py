@@ -73,8 +73,10 @@ def settings_path() -> Path:
     return config_dir() / "settings.json"
 
 
-def load(path: Path | None = None) -> LoadResult:
-    """Read settings; a missing file gives defaults, a damaged one gives defaults and a message."""
+def load(path: Path | None = None, move_damaged: bool = True) -> LoadResult:
+    """Read settings; a missing file gives defaults, a damaged one gives defaults and a message
+    (and is moved aside to settings.json.bad unless ``move_damaged`` is False: a check that
+    only reads, such as ``narrate doctor``, leaves it where it is)."""
     path = path or settings_path()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -83,12 +85,16 @@ def load(path: Path | None = None) -> LoadResult:
     except FileNotFoundError:
         return LoadResult(Settings())
     except (OSError, ValueError) as exc:
+        log.warning("settings file %s unreadable: %s", path, exc)
+        if not move_damaged:
+            return LoadResult(Settings(), f"Your settings file {path} cannot be read ({exc}); "
+                                          f"the player will use defaults and keep it as "
+                                          f"{path.name}.bad.")
         bad = path.with_suffix(".json.bad")
         try:
             os.replace(path, bad)
         except OSError:
             bad = path
-        log.warning("settings file %s unreadable: %s", path, exc)
         return LoadResult(Settings(), f"Your settings file could not be read, so defaults are in use. "
                                       f"The old file is kept at {bad}.")
     known = {f.name for f in fields(Settings)}

@@ -593,6 +593,16 @@ def test_store_queries() -> None:
     assert store.is_covered(0.5, 1.5) and not store.is_covered(1.5, 3.5)
 
 
+def test_store_drops_one_kind_and_keeps_what_was_analysed() -> None:
+    store = ObservationStore(_observations(), covered=[(0.0, 6.0)])
+    before = [(o.t, o.kind) for o in store]
+    assert store.drop_kind("shot") == 2
+    assert [(o.t, o.kind) for o in store] == [x for x in before if x[1] != "shot"]
+    assert store.between(0, 10, kinds=["shot"]) == [] and store.latest(9, "shot") is None
+    assert store.covered == ((0.0, 6.0),) and store.kinds == ("people", "scene", "text")
+    assert store.drop_kind("shot") == 0
+
+
 def test_store_json_round_trip() -> None:
     store = ObservationStore(_observations(), covered=[(0.0, 6.0)])
     back = ObservationStore.from_json(store.to_json())

@@ -57,3 +57,17 @@ def test_full_disk_is_reported_and_the_old_file_survives(private_config, monkeyp
     assert store.load().settings.volume == 40
     leftovers = [p.name for p in store.settings_path().parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_doctor_reports_a_damaged_file_and_leaves_it_in_place(private_config):
+    """narrate doctor only reads: it says the file is damaged; the player moves it aside."""
+    from player.doctor import _models
+
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("[1, 2")
+    check = _models()
+    assert "cannot be read" in check.detail and "settings.json.bad" in check.detail
+    assert path.read_text() == "[1, 2" and not path.with_suffix(".json.bad").exists()
+    assert "could not be read" in store.load().problem
+    assert not path.exists() and path.with_suffix(".json.bad").exists()

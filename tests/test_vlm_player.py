@@ -139,6 +139,12 @@ def test_the_model_describes_the_pauses_ahead_of_the_playhead(make_controller, t
         assert room is None or room > 0, f"{d.start} is not in a pause"
     assert any("at most" in p and "words" in p for p in engine.prompts)
     assert c.perception.vlm_seconds > 0  # the pace of the model is measured
+    # The analysis cache is keyed by the model: another model's answers are not saved with it.
+    store = c.perception._store
+    assert store.between(0, 1e9, kinds=["vlm"])
+    c.perception.set_vlm("")
+    assert store.between(0, 1e9, kinds=["vlm"]) == [] and store.between(0, 1e9)
+    assert "vlm" not in c.perception.cache_config
 
 
 def test_new_people_get_a_label_from_the_model(make_controller, tmp_path):
@@ -236,9 +242,165 @@ def test_a_model_on_a_gpu_gets_its_own_worker_thread(make_controller, tmp_path):
     # Back to a model on the CPU: the GPU worker goes, and its model is closed.
     cpu_engine = ScriptedVlm(["A road."])
     c.perception.use_engine(cpu_engine, "scripted-cpu")
-    assert c.perception._gpu_worker is None and engine.closed.is_set()
+    assert c.perception._gpu_worker is None
+    wait_for(engine.closed.is_set, timeout=10)  # closed on the worker's way out, not here
     said = []
     c.perception.answer.connect(lambda t, text: said.append(text))
     c.describe_now()
     wait_for(lambda: said, timeout=20)
     assert said[0] == "A road." and cpu_engine.threads == {"analysis-cpu"}
+
+
+def test_leaving_a_gpu_model_answers_what_it_was_asked_without_waiting(make_controller,
+                                                                        tmp_path):
+    """The model on the GPU is busy writing when the user switches to another: the window does
+    not wait for it, and the describe now it was answering is answered by the detectors."""
+    import time
+
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=False, live_analysis=True)
+    open_demo(c, tmp_path, paused=True)
+    gate = threading.Event()
+    engine = ScriptedVlm(["A man walks. "], gate, release_after=0, device="cuda:0")
+    c.perception.use_engine(engine, "scripted-gpu")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    answers, done = [], []
+    c.perception.answer.connect(lambda t, text: answers.append(text))
+    c.perception.answer_done.connect(done.append)
+    try:
+        c.describe_now()
+        wait_for(lambda: c.perception.answering and engine.prompts, timeout=20)
+        started = time.monotonic()
+        c.perception.use_engine(ScriptedVlm(["A road."]), "scripted-cpu")
+        assert time.monotonic() - started < 1.0  # the stop happens off the Qt thread
+        pump(0.1)
+        assert len(answers) == 1 and answers[0] and not c.perception.answering
+        assert done
+    finally:
+        gate.set()
+    wait_for(engine.closed.is_set, timeout=10)
+    pump(0.3)
+    assert len(answers) == 1  # the old model's late answer is not said
+
+
+def test_a_newer_describe_now_replaces_the_answer_being_written(make_controller, tmp_path):
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=False, live_analysis=True)
+    open_demo(c, tmp_path, paused=True)
+    gate = threading.Event()
+    engine = ScriptedVlm(["A man walks. ", "He waves. "], gate, release_after=1)
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    first, more = [], []
+    c.perception.answer.connect(lambda t, text: first.append(text))
+    c.perception.answer_more.connect(lambda t, text: more.append(text))
+    try:
+        c.describe_now()
+        wait_for(lambda: first, timeout=20)
+        assert first == ["A man walks."]
+        c.describe_now()  # the user asks again before the first answer is complete
+    finally:
+        gate.set()
+    wait_for(lambda: len(first) == 2 and not c.perception.answering, timeout=20)
+    assert first[1] == "A man walks."
+    assert more == ["He waves."]  # from the second answer only; the first stopped writing
+
+
+def test_in_pause_mode_the_film_waits_between_the_sentences_of_an_answer(make_controller,
+                                                                         tmp_path):
+    """Extended mode: the film pauses for the answer and stays paused while the model writes
+    its next sentence, instead of playing a moment and stopping again; then it goes on."""
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=True, live_analysis=True, mode="pause")
+    open_demo(c, tmp_path)
+    gate = threading.Event()
+    engine = ScriptedVlm(["Cars pass. ", "A man crosses the street."], gate, release_after=1)
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    c.playback.pause = False
+    pumped = []
+    c.playback.pause_changed.connect(pumped.append)
+    try:
+        c.describe_now()
+        wait_for(lambda: c.speech.records and c.speech.records[-1].wall_end
+                 and "Cars pass." in c.speech.records[-1].text, timeout=20)
+        pump(0.5)  # the first sentence has been said; the second is not written yet
+        assert c.playback.pause, "the film went on between two sentences of the answer"
+    finally:
+        gate.set()
+    wait_for(lambda: any("crosses" in r.text and r.wall_end for r in c.speech.records),
+             timeout=20)
+    wait_for(lambda: not c.playback.pause and False in pumped, timeout=5)
+    pump(0.3)
+    assert pumped == [True, False]  # paused once, resumed once at the end
+
+
+def test_a_failing_model_is_switched_off_and_the_player_knows(make_controller, tmp_path):
+    from models.vlm.base import VlmError
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=False, live_analysis=True)
+    open_demo(c, tmp_path, paused=True)
+    engine = ScriptedVlm(["x"], fail=VlmError("The model failed while describing: no memory"))
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    messages, answers = [], []
+    c.message.connect(lambda text, kind: messages.append(text))
+    c.perception.answer.connect(lambda t, text: answers.append(text))
+    for i in range(3):
+        c.describe_now()
+        wait_for(lambda n=i: len(answers) > n, timeout=20)
+    wait_for(lambda: not c.perception.has_vlm, timeout=10)
+    assert not c.perception.vlm_loading  # not said to be loading: it is off
+    assert any("The vision-language model is off" in m for m in messages)
+    assert not any("failed: The model failed" in m for m in messages)
+    assert all(a for a in answers)  # the detectors answered each time
+
+
+def test_with_live_analysis_off_no_model_is_loaded_until_it_is_turned_on(make_controller,
+                                                                          tmp_path, tiny_model):
+    from dataclasses import replace
+
+    c = make_controller(narration=False, live_analysis=False, vlm_model=str(tiny_model))
+    pump(0.5)
+    assert not c.perception.vlm_loading and not c.perception.has_vlm
+    said = []
+    c.narrator.said.connect(said.append)
+    open_demo_file = tmp_path / "street.mp4"
+    shutil.copy(DEMO, open_demo_file)
+    c.open(open_demo_file)
+    wait_for(lambda: c.media is not None, timeout=20)
+    c.ask("What is he holding?")
+    assert "live scene analysis is off" in said[-1].text
+    c.apply_settings(replace(c.settings, live_analysis=True))
+    wait_for(lambda: c.perception.has_vlm and c.perception.available, timeout=60)
+
+
+def test_a_model_chosen_while_another_waits_for_the_detectors_replaces_it(qapp):
+    """Two models chosen one after the other before the detectors are ready: the first is
+    closed, not leaked, and the second is the one attached."""
+    from player.perception import Perception
+    from tests.scripted_vlm import ScriptedVlm
+
+    release = threading.Event()
+
+    def slow_stages():
+        release.wait(30)
+        return [], []
+
+    p = Perception(slow_stages)
+    try:
+        p.warm_up()
+        first, second = ScriptedVlm(["A."]), ScriptedVlm(["B."])
+        p.use_engine(first, "first")
+        p.use_engine(second, "second")
+        assert first.closed.is_set() and not second.closed.is_set()
+        release.set()
+        wait_for(lambda: p.has_vlm, timeout=10)
+        assert p._model_worker is not None and p._vlm == "second"
+    finally:
+        release.set()
+        p.close()

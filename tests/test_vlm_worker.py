@@ -304,3 +304,100 @@ def test_a_real_model_streams_and_batches_in_the_worker(tiny_model: Path,
     alone = engine.describe(VlmRequest(IMAGE, "Describe this frame."))
     assert [o.text for o in finals[2.0].observations] == ([alone] if alone else [])
     assert all(r.seconds > 0 for r in finals.values())
+
+
+class WrongCount(ScriptedVlm):
+    """A broken engine: its batch answers have the wrong length (a bug in an engine)."""
+
+    def describe_batch(self, requests):
+        super().describe_batch(requests)
+        return []
+
+
+class CloseFails(ScriptedVlm):
+    def close(self) -> None:
+        super().close()
+        raise RuntimeError("the driver is gone")
+
+
+def test_a_bug_in_answering_does_not_end_the_worker() -> None:
+    """An engine that breaks the contract: the request still gets its (empty) result, and the
+    worker goes on serving the detectors."""
+    got = Collector()
+    with AnalysisWorker([Slow(0.0)], on_result=got) as worker:
+        attached(worker, WrongCount(["A street."]))
+        token = worker.submit(question(1.0))
+        worker.submit(Request(Priority.LOOKAHEAD, 2.0, IMAGE))
+        assert worker.wait_idle(10)
+        by_token = {r.request.token: r for r in got.results}
+        assert by_token[token].observations == ()
+        assert any(r.request.kind == "frame" and r.observations for r in got.results)
+
+
+def test_a_model_that_fails_to_close_is_still_switched_off() -> None:
+    problems = []
+    got = Collector()
+    engine = CloseFails(["x"], fail=RuntimeError("out of memory"))
+    with AnalysisWorker([Slow(0.0)], on_result=got,
+                        on_problem=lambda name, text: problems.append(name)) as worker:
+        attached(worker, engine)
+        for i in range(3):
+            worker.submit(question(float(i)))
+            assert worker.wait_idle(10)
+        assert engine.closed.is_set() and not worker.has_vlm
+        assert problems == ["vision-language model"]
+        worker.submit(Request(Priority.LOOKAHEAD, 5.0, IMAGE))  # the detectors still work
+        assert worker.wait_idle(10)
+        assert got.results[-1].observations[0].text == "done"
+
+
+def test_a_cancelled_stream_stops_writing() -> None:
+    """A newer question cancels the answer being streamed: no sentence of it comes after the
+    cancel, and its final result holds only what was said before."""
+    gate = threading.Event()
+    engine = ScriptedVlm(["One. ", "Two. ", "Three."], gate, release_after=1)
+    got = Collector()
+    with AnalysisWorker([], on_result=got) as worker:
+        attached(worker, engine)
+        token = worker.submit(question(1.0, Priority.NOW, stream=True))
+        try:
+            wait_until(lambda: got.results)
+            assert got.texts() == ["One."]
+            assert worker.cancel(lambda r: r.token == token) == 0  # nothing queued; it streams
+        finally:
+            gate.set()
+        assert worker.wait_idle(10)
+        finals = [r for r in got.results if r.final]
+        assert [r.final for r in got.results].count(True) == 1
+        assert [o.text for o in finals[0].observations] == ["One."]
+        assert "Two." not in got.texts() and "Three." not in got.texts()
+        assert engine.finished_streams == 0  # the engine's stream was closed early
+
+
+def test_tokens_are_unique_across_workers() -> None:
+    with AnalysisWorker([], on_result=lambda r: None) as a, \
+            AnalysisWorker([], on_result=lambda r: None) as b:
+        tokens = [a.submit(question(0.0)), b.submit(question(0.0)), a.submit(question(0.0))]
+    assert len(set(tokens)) == 3
+
+
+def _people(*boxes: tuple[float, float, float, float]) -> Observation:
+    people = [{"id": i + 1, "box": box, "new": True} for i, box in enumerate(boxes)]
+    return Observation(1.0, "people", f"{len(people)} people", data={"people": people})
+
+
+def test_each_person_is_labelled_once_and_a_tiny_one_when_seen_bigger() -> None:
+    from models.vlm.lookahead import label_requests
+
+    image = np.zeros((360, 640, 3), dtype=np.uint8)
+    labelled: set[int] = set()
+    asked = label_requests(image, [_people((0.1, 0.1, 0.4, 0.9), (0.8, 0.5, 0.81, 0.52))],
+                           labelled)
+    assert [pid for pid, _ in asked] == [1] and labelled == {1}  # 2 is a few pixels wide
+    crop = asked[0][1].image
+    assert 0.3 * 640 <= crop.shape[1] <= 0.4 * 640 and crop.shape[0] > 0.8 * 360
+    later = _people((0.1, 0.1, 0.4, 0.9), (0.6, 0.2, 0.9, 0.95))  # no longer "new"
+    for person in later.data["people"]:
+        person["new"] = False
+    assert [pid for pid, _ in label_requests(image, [later], labelled)] == [2]
+    assert label_requests(image, [later], labelled) == []

@@ -143,18 +143,19 @@ def crop_box(image: np.ndarray, box: Sequence[float], margin: float = 0.1,
 
 def label_requests(image: np.ndarray, observations: Iterable[Observation],
                    labelled: set[int]) -> list[tuple[int, VlmRequest]]:
-    """A question for the label of each person seen for the first time in ``observations``
-    (people data with "new"), on a crop of ``image`` around them; ``labelled`` holds the ids
-    already asked about and is updated."""
+    """A question for the label of each person in ``observations`` not yet asked about (their
+    ids are not in ``labelled``), on a crop of ``image`` around them; ``labelled`` is updated.
+    A person too small to crop is asked about later, when they are seen bigger."""
     out = []
     for obs in observations:
         for person in obs.data.get("people", ()) if obs.kind == "people" else ():
             pid, box = person.get("id"), person.get("box")
-            if not person.get("new") or pid is None or box is None or pid in labelled:
+            if pid is None or box is None or pid in labelled:
+                continue
+            crop = crop_box(image, box)
+            if crop is None:
                 continue
             labelled.add(pid)
-            crop = crop_box(image, box)
-            if crop is not None:
-                out.append((int(pid), VlmRequest(crop, label_prompt(), max_new_tokens=12,
-                                                 max_words=LABEL_WORDS)))
+            out.append((int(pid), VlmRequest(crop, label_prompt(), max_new_tokens=12,
+                                             max_words=LABEL_WORDS)))
     return out
