@@ -4,10 +4,12 @@ architecture with random weights (the compute cost of the trained model, none of
 Builds the model in a temporary folder (nothing is kept), in both backends, and times
 "image in, 30 tokens out" on a 640x360 frame of the bundled demo: time to the first text and
 in total, median of 5 runs after a warm-up, the variants of each backend side by side (each run
-times every variant once, in turn): llama.cpp f32, Q8_0 and Q4_K_M; transformers float32,
-8-bit (torchao), and float32 with SmolVLM's own tiling of large frames (on the CPU the
-transformers engine shows the model one tile per frame by default; llama.cpp's projector
-decides its own tiling).
+times every variant once, in turn): llama.cpp f32, Q8_0 and Q4_K_M, and f32 with the projector's own tiling;
+transformers float32, 8-bit (torchao), and float32 with SmolVLM's own tiling of large frames.
+On the CPU both engines show the model one tile per frame by default (llama.cpp through a
+one-tile copy of the projector, models/vlm/projector.py); the projector here is written as
+real SmolVLM files ship it (longest edge 2048 pixels: a 16:9 frame is 12 tiles and an
+overview when tiled).
 
     .venv/bin/python benchmarks/bench_vlm_cpu.py [--runs 5] [--backend llama|hf|both]
 """
@@ -74,11 +76,14 @@ def main() -> None:
             from models.vlm.llama import LlamaVlm  # noqa: PLC0415
             from models.vlm.quantize import quantize_gguf  # noqa: PLC0415
 
-            model, mmproj = build_tiny_gguf(Path(tmp) / "gguf", size="smolvlm-256m")
+            os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")  # the one-tile copy
+            model, mmproj = build_tiny_gguf(Path(tmp) / "gguf", size="smolvlm-256m",
+                                            preproc=2048)
             files = {"f32": model}
             for kind in ("Q8_0", "Q4_K_M"):
                 files[kind] = quantize_gguf(model, kind).path
             engines = {name: LlamaVlm(path, mmproj) for name, path in files.items()}
+            engines["f32 tiled"] = LlamaVlm(model, mmproj, image_splitting=True)
             sizes = {name: f"{path.stat().st_size / 2**20:.0f} MB" for name, path in files.items()}
             report("llama.cpp (GGUF, ", engines, sizes, image, args.runs)
         if args.backend in ("hf", "both"):

@@ -272,7 +272,17 @@ class Controller(QObject):
         if self.settings.live_analysis and self.media is not None and self.media.has_video and \
                 self.perception.describe_now(t, self.playback.frame_rgb()):
             return  # the answer arrives in _on_answer, in a fraction of a second
-        self.narrator.deliver(self.narrator.describe_now(t))
+        self.narrator.deliver(self.narrator.describe_now(t, self._why_not_looking()))
+
+    def _why_not_looking(self) -> str:
+        """Why live analysis cannot look at the frame on screen, in a sentence."""
+        if not self.settings.live_analysis:
+            return "Live scene analysis is off; turn it on in Settings."
+        if self.media is not None and not self.media.has_video:
+            return "This file has no picture."
+        if self.perception.loading:
+            return "Live scene analysis is still loading; try again in a moment."
+        return "Live scene analysis is not available: narrate doctor says what is missing."
 
     @Slot(float, str)
     def _on_answer(self, t: float, seen: str) -> None:
@@ -330,7 +340,8 @@ class Controller(QObject):
             self._asked = question
             self.message.emit("Looking...", "state")
             return ""
-        now = self.narrator.describe_now(t)
+        now = self.narrator.describe_now(t, "" if not self.settings.live_analysis
+                                         else self._why_not_looking())
         if not self.settings.live_analysis:
             why = "live scene analysis is off (turn it on in Settings)"
         elif self.perception.vlm_loading:

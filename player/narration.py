@@ -346,14 +346,15 @@ class Narrator(QObject):
             self._speaking = None
             self._restore()
 
-    def describe_now(self, t: float) -> Description:
+    def describe_now(self, t: float, why: str = "") -> Description:
         """The best description of the moment ``t`` that the narrator has: the latest cue at or
-        before ``t`` at the detailed level, said honestly as from the description track."""
+        before ``t`` at the detailed level, said honestly as from the description track; else
+        that there is none, and ``why`` (the reason live analysis cannot look)."""
         latest = self._timeline.latest_before(t + 0.05, 3)
         if latest is not None:
             return replace(latest, start=t, end=None, source="now")
-        return Description(start=t, text="No description is available for this moment yet. "
-                           "Live scene analysis is not installed in this version.", source="now")
+        text = "No description is available for this moment yet."
+        return Description(start=t, text=f"{text} {why}".strip(), source="now")
 
     def repeat_last(self) -> bool:
         if self.last is None:

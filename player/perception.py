@@ -161,6 +161,11 @@ class Perception(QObject):
     def available(self) -> bool:
         return self._worker is not None
 
+    @property
+    def loading(self) -> bool:
+        """The detectors are still being loaded."""
+        return self._building is not None and self._building.is_alive()
+
     def warm_up(self) -> None:
         """Load the models on a background thread (seconds), so the window never waits."""
         if self._building is not None or self._worker is not None or self._tried:

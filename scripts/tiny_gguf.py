@@ -153,7 +153,10 @@ def text_model(rng: np.random.Generator, name: str, size: str = "tiny") -> tuple
     return meta, ten
 
 
-def projector(rng: np.random.Generator, name: str, size: str = "tiny") -> tuple[dict, dict]:
+def projector(rng: np.random.Generator, name: str, size: str = "tiny",
+              preproc: int | None = None) -> tuple[dict, dict]:
+    """``preproc``: the longest edge frames are scaled to before tiling (real SmolVLM files say
+    4 tiles, 2048 pixels); None: one tile's size; 0: the key is left out, as in older files."""
     text, v, _ = SIZES[size]
     meta: dict[str, object] = {
         "general.architecture": "clip", "general.type": "mmproj", "general.name": name,
@@ -166,8 +169,10 @@ def projector(rng: np.random.Generator, name: str, size: str = "tiny") -> tuple[
         "clip.vision.image_std": ("float32", [0.5, 0.5, 0.5]),
         "clip.projector_type": "idefics3", "clip.vision.attention.layer_norm_epsilon": 1e-6,
         "clip.vision.projector.scale_factor": v["scale"], "clip.use_gelu": True,
-        "clip.vision.preproc_image_size": v["image"], "general.quantization_version": 2,
+        "general.quantization_version": 2,
     }
+    if preproc != 0:
+        meta["clip.vision.preproc_image_size"] = v["image"] if preproc is None else preproc
 
     def w(*shape: int) -> np.ndarray:
         return rng.normal(0, 0.05, shape).astype(np.float32)
@@ -190,14 +195,16 @@ def projector(rng: np.random.Generator, name: str, size: str = "tiny") -> tuple[
     return meta, ten
 
 
-def build_tiny_gguf(folder: str | Path, size: str = "tiny", seed: int = 0) -> tuple[Path, Path]:
-    """Write the model and its projector into ``folder``; return (model, projector) paths."""
+def build_tiny_gguf(folder: str | Path, size: str = "tiny", seed: int = 0,
+                    preproc: int | None = None) -> tuple[Path, Path]:
+    """Write the model and its projector into ``folder``; return (model, projector) paths.
+    ``preproc`` is the projector's longest edge (see :func:`projector`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     name = "tiny-smolvlm" if size == "tiny" else f"random-{size}"
     model = write_gguf(folder / f"{name}.gguf", *text_model(rng, name, size))
-    mmproj = write_gguf(folder / f"mmproj-{name}.gguf", *projector(rng, name, size))
+    mmproj = write_gguf(folder / f"mmproj-{name}.gguf", *projector(rng, name, size, preproc))
     return model, mmproj
 
 

@@ -224,3 +224,84 @@ def test_gguf_with_missing_tensor_data_is_refused(tiny_gguf, tmp_path, which) ->
     with pytest.raises(VlmError, match=paths[which].name if which == "model" else "cannot load"):
         engine.load()
     assert engine._llm is None
+
+
+# ----- one tile a frame on the CPU ---------------------------------------------------------------
+def _prompt_tokens(engine: lv.LlamaVlm, image: np.ndarray) -> int:
+    """Tokens in the context after one answer of one token: the prompt, image tiles included."""
+    engine.describe(VlmRequest(image, "Describe this video frame.", max_new_tokens=1))
+    return int(engine._llm.n_tokens)
+
+
+def test_on_the_cpu_a_smolvlm_frame_is_one_tile_not_thirteen(tmp_path, monkeypatch) -> None:
+    """The projector as real SmolVLM files ship it (longest edge 4 tiles) makes llama.cpp cut a
+    16:9 frame into 12 tiles and an overview; on the CPU the engine loads a one-tile copy (made
+    once, in the cache), so the frame costs the overview and one tile."""
+    _needs_llama_cpp()
+    from models.vlm.projector import PREPROC_KEY
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model, mmproj = _builder().build_tiny_gguf(tmp_path / "gguf", preproc=4 * 64)
+    wide = np.zeros((72, 128, 3), np.uint8)
+    wide[:, 64:] = (30, 160, 60)
+    tiled = lv.LlamaVlm(model, n_ctx=2048, n_gpu_layers=0, image_splitting=True)
+    tiled.load()
+    assert tiled.projector == mmproj
+    one = lv.LlamaVlm(model, n_ctx=2048, n_gpu_layers=0)  # the CPU default
+    one.load()
+    try:
+        copy = one.projector
+        assert copy is not None and copy != mmproj and copy.is_relative_to(tmp_path / "cache")
+        original, changed = lv.read_gguf(mmproj), lv.read_gguf(copy)
+        assert original.metadata[PREPROC_KEY] == 256 and changed.metadata[PREPROC_KEY] == 64
+        assert {k: v for k, v in changed.metadata.items() if k != PREPROC_KEY} == \
+            {k: v for k, v in original.metadata.items() if k != PREPROC_KEY}
+        tail = 100_000  # the tensors, copied byte for byte
+        assert copy.read_bytes()[-tail:] == mmproj.read_bytes()[-tail:]
+        many, few = _prompt_tokens(tiled, wide), _prompt_tokens(one, wide)
+        log.warning("prompt tokens for a 16:9 frame: %d in tiles, %d as one tile", many, few)
+        assert many - few >= 11 * 4  # at least eleven tiles of four image tokens fewer
+        assert one.notes == []
+    finally:
+        tiled.close()
+        one.close()
+    made = copy.stat().st_mtime_ns
+    again = lv.LlamaVlm(model, n_ctx=2048, n_gpu_layers=0)
+    again.load()
+    assert again.projector == copy and copy.stat().st_mtime_ns == made  # made once
+    again.close()
+
+
+def test_an_old_projector_without_the_setting_gets_it_added(tmp_path, monkeypatch) -> None:
+    _needs_llama_cpp()
+    from models.vlm.projector import PREPROC_KEY, one_tile_projector
+
+    model, mmproj = _builder().build_tiny_gguf(tmp_path / "gguf", preproc=0)
+    assert PREPROC_KEY not in lv.read_gguf(mmproj).metadata
+    copy = one_tile_projector(mmproj, tmp_path / "projectors")
+    info = lv.read_gguf(copy)
+    assert info.metadata[PREPROC_KEY] == 64 and info.tensor_count == lv.read_gguf(mmproj).tensor_count
+    engine = lv.LlamaVlm(model, mmproj_path=copy, n_ctx=1024, n_gpu_layers=0)
+    assert isinstance(engine.describe(VlmRequest(frame(), "Describe.", max_new_tokens=4)), str)
+    engine.close()
+
+
+def test_a_full_disk_keeps_the_tiles_and_says_so(tmp_path, monkeypatch) -> None:
+    _needs_llama_cpp()
+    import shutil
+
+    from models.vlm import projector
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model, mmproj = _builder().build_tiny_gguf(tmp_path / "gguf", preproc=4 * 64)
+    real = shutil.disk_usage
+    monkeypatch.setattr(projector.shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=1 << 20))
+    engine = lv.LlamaVlm(model, n_ctx=2048, n_gpu_layers=0)
+    engine.load()
+    try:
+        assert engine.projector == mmproj
+        assert len(engine.notes) == 1 and "could not be written" in engine.notes[0]
+        assert not list((tmp_path / "cache").rglob("*.gguf*"))  # nothing half-written
+    finally:
+        engine.close()

@@ -173,7 +173,7 @@ def test_typing_in_the_question_field_does_not_fire_shortcuts(window, clip):
     assert m.pause is True and window.transcript.toPlainText() == ""
     QTest.keyClick(window.question, Qt.Key.Key_Return)
     wait_for(lambda: "Answer:" in window.transcript.toPlainText())
-    assert "no vision-language model" in window.transcript.toPlainText()
+    assert "live scene analysis is off" in window.transcript.toPlainText()
     # Escape goes back to the video, where the plain keys are shortcuts again.
     QTest.keyClick(window.question, Qt.Key.Key_Escape)
     pump(0.05)

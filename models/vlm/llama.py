@@ -257,20 +257,26 @@ class LlamaVlm(VlmEngine):
     ``n_gpu_layers`` None means every layer on the GPU when this llama-cpp-python build can
     offload (a CUDA build), else 0 (the CPU). ``n_threads`` None means every CPU this process
     may use (llama-cpp-python's own default is half of them, which on a two-core machine made
-    the image encoder twice as slow).
+    the image encoder twice as slow). ``image_splitting`` None means: on a GPU, frames are cut
+    into tiles as the model ships; on the CPU a SmolVLM-family model sees each frame as one tile
+    (see :mod:`models.vlm.projector`), several times faster. ``notes`` collects what the user
+    should hear about (a one-tile copy that could not be written).
     """
 
     name = "llama.cpp"
 
     def __init__(self, model_path: str | Path, mmproj_path: str | Path | None = None,
                  n_ctx: int = 2048, n_threads: int | None = None,
-                 n_gpu_layers: int | None = None) -> None:
+                 n_gpu_layers: int | None = None, image_splitting: bool | None = None) -> None:
         self.path = Path(model_path).expanduser()
         self.mmproj_request = Path(mmproj_path).expanduser() if mmproj_path else None
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.n_gpu_layers_request = n_gpu_layers
         self.n_gpu_layers = 0
+        self.image_splitting = image_splitting
+        self.projector: Path | None = None  # the projector file in use
+        self.notes: list[str] = []
         self.handler = ""
         self._llm: Any = None
         self._lock = threading.Lock()
@@ -317,15 +323,16 @@ class LlamaVlm(VlmEngine):
             gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
         if gpu_layers == 0:  # on the CPU the weights live in RAM
             check_fits([self.path, mmproj], available_ram())
+        projector = self._projector_for(mmproj, gpu_layers)
         name = handler_name(model_info, projector_info)
         handler_class = getattr(llama_chat_format, name, None) or llama_chat_format.MTMDChatHandler
         llm = None
         try:
             if issubclass(handler_class, llama_chat_format.MTMDChatHandler):
-                handler = handler_class(clip_model_path=str(mmproj), verbose=False,
+                handler = handler_class(clip_model_path=str(projector), verbose=False,
                                         use_gpu=gpu_layers != 0)
             else:
-                handler = handler_class(clip_model_path=str(mmproj), verbose=False)
+                handler = handler_class(clip_model_path=str(projector), verbose=False)
             threads = self.n_threads or cpu_count()
             llm = llama_cpp.Llama(model_path=str(self.path), chat_handler=handler,
                                   n_ctx=self.n_ctx, n_threads=threads, n_threads_batch=threads,
@@ -340,7 +347,24 @@ class LlamaVlm(VlmEngine):
                            f"The file may be corrupt, or too new for this llama-cpp-python; "
                            f"try updating it.") from exc
         self._llm, self.handler, self.n_gpu_layers = llm, name, gpu_layers
-        log.info("Loaded %s with %s (%s, %d GPU layers)", self.path, mmproj, name, gpu_layers)
+        self.projector = projector
+        log.info("Loaded %s with %s (%s, %d GPU layers)", self.path, projector, name, gpu_layers)
+
+    def _projector_for(self, mmproj: Path, gpu_layers: int) -> Path:
+        """The projector file to load: a one-tile copy on the CPU (unless ``image_splitting``
+        says otherwise), the file itself when tiles are wanted or the copy cannot be made."""
+        split = self.image_splitting if self.image_splitting is not None else gpu_layers != 0
+        if split:
+            return mmproj
+        from models.vlm.projector import one_tile_projector  # noqa: PLC0415
+
+        try:
+            return one_tile_projector(mmproj)
+        except OSError as exc:
+            self.notes.append(f"Frames are cut into tiles, which is slower on this computer: a "
+                              f"one-tile copy of {mmproj.name} could not be written "
+                              f"({exc.strerror or exc}).")
+            return mmproj
 
     def close(self) -> None:
         with self._lock:
