@@ -431,8 +431,9 @@ class Perception(QObject):
 
         if name == VLM_NAME:  # the worker switched a failing model off
             self._vlm = self._vlm_name = ""
-            self.problem.emit(f"The vision-language model is off: {text}. Choose it again in "
-                              f"Settings to try again.")
+            self.problem.emit(f"The vision-language model is off: {text}. To try it again, "
+                              f"restart the player, or choose no model and then it again in "
+                              f"Settings.")
             return
         self.problem.emit(f"{name} stopped: {text}")
 
@@ -566,6 +567,9 @@ class Perception(QObject):
     def _supersede_now(self) -> None:
         """A newer "describe now" or question replaces the one still being answered: its
         detectors' result is ignored, and the model stops writing its answer."""
+        if self._now_tokens and self._worker is not None:
+            stale = set(self._now_tokens)
+            self._worker.cancel(lambda r: r.token in stale)
         self._now_tokens.clear()
         self._questions.clear()
         self._images.clear()
@@ -587,6 +591,8 @@ class Perception(QObject):
             return
         observations = list(result.observations)
         token = getattr(result.request, "token", None)
+        if result.request.kind == "now" and token not in self._now_tokens:
+            return  # a describe now that a newer one replaced
         if token in self._now_tokens:
             t = self._now_tokens.pop(token)
             question = self._questions.pop(token, None)

@@ -404,3 +404,46 @@ def test_a_model_chosen_while_another_waits_for_the_detectors_replaces_it(qapp):
     finally:
         release.set()
         p.close()
+
+
+def test_pressing_describe_now_twice_answers_once_for_the_latest_frame(qapp):
+    """The first request is dropped (or its result ignored): one answer, about the second
+    frame, and nothing from either frame leaks into the look-ahead's findings."""
+    import time
+
+    from models.types import Observation
+    from player.perception import Perception
+
+    class Probe:
+        name = "probe"
+
+        def problem(self) -> str:
+            return ""
+
+        def process(self, t, frame):
+            time.sleep(0.2)
+            return [Observation(t, "text", f"frame {int(frame[0, 0, 0])}",
+                                data={"lines": [f"frame {int(frame[0, 0, 0])}"], "new": True,
+                                      "box": (0, 0, 1, 1)})]
+
+        def flush(self):
+            return []
+
+        def reset(self) -> None:
+            pass
+
+    p = Perception(lambda: ([Probe()], []))
+    answers = []
+    p.answer.connect(lambda t, text: answers.append((t, text)))
+    try:
+        p.warm_up()
+        wait_for(lambda: p.available, timeout=20)
+        for value, t in ((10, 1.0), (20, 2.0)):
+            p.describe_now(t, (8, 8, bytes([value]) * 8 * 8 * 3))
+            pump(0.05)  # the first is being analysed when the second comes
+        wait_for(lambda: answers, timeout=10)
+        pump(0.6)
+        assert len(answers) == 1 and answers[0][0] == 2.0
+        assert p.observations() == []
+    finally:
+        p.close()
