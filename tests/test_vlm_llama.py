@@ -305,3 +305,16 @@ def test_a_full_disk_keeps_the_tiles_and_says_so(tmp_path, monkeypatch) -> None:
         assert not list((tmp_path / "cache").rglob("*.gguf*"))  # nothing half-written
     finally:
         engine.close()
+
+
+def test_llama_cpp_image_log_goes_to_logging_not_the_terminal(tiny_gguf, capfd, caplog) -> None:
+    """libmtmd writes a dozen lines for every frame; in terminal mode a screen reader would read
+    them all. They go to Python's logging (debug) instead."""
+    _needs_llama_cpp()
+    engine = lv.LlamaVlm(*tiny_gguf, n_ctx=512, n_gpu_layers=0)
+    with caplog.at_level(logging.DEBUG, logger="llama.cpp.mtmd"):
+        engine.describe(VlmRequest(frame(), "Describe this video frame.", max_new_tokens=2))
+    engine.close()
+    err = capfd.readouterr().err
+    assert "encoding image slice" not in err and "add_text" not in err
+    assert any("image slice encoded" in r.getMessage() for r in caplog.records)

@@ -203,6 +203,43 @@ def check_fits(files: list[Path], free: int | None, share: float = RAM_SHARE) ->
                        f"choose a smaller or more strongly quantized model.")
 
 
+_MTMD_LOG: Any = None
+"""The callback given to libmtmd (kept alive here as long as the library may call it)."""
+
+
+def quiet_mtmd_log() -> bool:
+    """Send libmtmd's log (a dozen lines on stderr for every frame: tiles, encode times) to
+    Python's logging instead, warnings and errors at their level and the rest at debug, so a
+    terminal (and the screen reader reading it) hears only the narration. False when this
+    llama-cpp-python has no libmtmd."""
+    global _MTMD_LOG
+    if _MTMD_LOG is not None:
+        return True
+    try:
+        import ctypes  # noqa: PLC0415
+
+        import llama_cpp  # noqa: PLC0415
+        from llama_cpp import mtmd_cpp  # noqa: PLC0415
+
+        lib = mtmd_cpp._libmtmd
+        set_log = getattr(lib, "mtmd_helper_log_set", None) or lib.mtmd_log_set  # helper: both
+    except (ImportError, AttributeError, OSError):
+        return False
+    mtmd_log = logging.getLogger("llama.cpp.mtmd")
+    levels = {2: logging.WARNING, 3: logging.ERROR}
+
+    def forward(level: int, text: bytes | None, _user: Any) -> None:
+        if text:
+            mtmd_log.log(levels.get(level, logging.DEBUG), "%s",
+                         text.decode("utf-8", "replace").rstrip())
+
+    _MTMD_LOG = llama_cpp.llama_log_callback(forward)
+    set_log.argtypes = [llama_cpp.llama_log_callback, ctypes.c_void_p]
+    set_log.restype = None
+    set_log(_MTMD_LOG, None)
+    return True
+
+
 def cpu_count() -> int:
     """CPUs this process may run on."""
     try:
@@ -317,6 +354,8 @@ class LlamaVlm(VlmEngine):
                            f"narrator at the language model beside it.")
         import llama_cpp
         from llama_cpp import llama_chat_format
+
+        quiet_mtmd_log()
 
         gpu_layers = self.n_gpu_layers_request
         if gpu_layers is None:
