@@ -117,11 +117,14 @@ class AnalysisWorker:
     ``on_result`` and ``on_problem`` are called on the worker thread; they must be quick and must
     not call back into blocking worker methods (:meth:`stop`). ``device`` names the device whose
     models the stages use ("cpu", "cuda:0"); it names the thread and is shown in logs.
+    ``on_vlm_off`` is called (on the worker thread) with the vision-language engine the worker
+    switched off after it failed too often.
     """
 
     def __init__(self, stages: Sequence[Stage], on_result: ResultCallback,
                  device: str = "cpu", on_problem: ProblemCallback | None = None,
-                 autostart: bool = True, vlm_batch: int = 4) -> None:
+                 autostart: bool = True, vlm_batch: int = 4,
+                 on_vlm_off: Callable[[Any], None] | None = None) -> None:
         names = [stage.name for stage in stages]
         if len(set(names)) != len(names):
             raise ValueError(f"Each stage needs its own name; these repeat: {names}.")
@@ -129,6 +132,7 @@ class AnalysisWorker:
         self._stages = list(stages)
         self._on_result = on_result
         self._on_problem = on_problem
+        self._on_vlm_off = on_vlm_off
         self._enabled: list[Stage] = []
         self._disabled: dict[str, str] = {}
         self._failures_in_a_row: dict[str, int] = dict.fromkeys(names, 0)
@@ -437,6 +441,11 @@ class AnalysisWorker:
                     log.exception("closing the failing vision-language model failed")
                 self._problem(VLM_NAME, f"it failed {MAX_FAILURES_IN_A_ROW} times in a row "
                                         f"(last: {exc}); descriptions come from the detectors")
+                if self._on_vlm_off is not None:
+                    try:
+                        self._on_vlm_off(engine)  # which model: another may be on its way
+                    except Exception:
+                        log.exception("the model-off handler failed")
         seconds = time.perf_counter() - started
         with self._cond:
             self._done[batch[0].priority] += len(batch)

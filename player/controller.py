@@ -282,6 +282,8 @@ class Controller(QObject):
             return "This file has no picture."
         if self.perception.loading:
             return "Live scene analysis is still loading; try again in a moment."
+        if self.perception.available:  # ready, but mpv gave no picture (not shown yet)
+            return "The picture is not ready yet; try again in a moment."
         return "Live scene analysis is not available: narrate doctor says what is missing."
 
     @Slot(float, str)

@@ -79,6 +79,7 @@ class Narrator(QObject):
         self._speaking: Description | None = None
         self._follow: list[Description] = []  # said after the delivered speech, in order
         self._awaiting = False  # more sentences of the answer being said are still coming
+        self._answer_open = False  # the answer is still being said: its next sentences follow
         self._held = False  # between two sentences of an answer: the film stays paused/ducked
         self.last: Description | None = None
         self.skips: list[Skipped] = []
@@ -317,7 +318,11 @@ class Narrator(QObject):
 
     def continue_with(self, desc: Description) -> None:
         """Say ``desc`` as soon as what :meth:`deliver` started has been said (the next sentence
-        of a streamed answer); at once when nothing is being said."""
+        of a streamed answer); at once when nothing is being said. Once something else was said
+        instead (the answer was cut off), the rest of that answer is not said."""
+        if not self._answer_open:
+            log.info("not saying %r: the answer it continues was cut off", desc.text)
+            return
         if self._awaiting:
             self._hold_timer.start()  # each sentence gives the next one time again
         if self._held:  # the film waits for this sentence: say it without letting it go on
@@ -333,13 +338,13 @@ class Narrator(QObject):
         """More sentences of the answer just delivered are being written: between them the film
         stays paused (or ducked) instead of going on and stopping again, for at most
         ``ANSWER_HOLD_MS``. :meth:`finish_answer` ends the wait."""
-        self._awaiting = True
+        self._awaiting = self._answer_open = True
         self._hold_timer.start()
 
     @Slot()
     def finish_answer(self) -> None:
         """The answer is complete (or given up on): the film goes on once it has been said."""
-        self._awaiting = False
+        self._awaiting = self._answer_open = False  # no sentence of it comes after this
         self._hold_timer.stop()
         if self._held:
             self._held = False
@@ -365,7 +370,7 @@ class Narrator(QObject):
     def stop(self) -> None:
         self._speaking = None
         self._follow.clear()
-        self._awaiting = self._held = False
+        self._awaiting = self._held = self._answer_open = False
         self._hold_timer.stop()
         self._speech.stop()
         self._restore()
@@ -383,7 +388,7 @@ class Narrator(QObject):
     def _on_speech_finished(self, rec: SpokenRecord) -> None:
         if rec.interrupted:  # something else is said instead: the rest of the answer is not
             self._follow.clear()
-            self._awaiting = self._held = False
+            self._awaiting = self._held = self._answer_open = False
             self._hold_timer.stop()
         if self._follow and not self._speech.speaking:
             desc = self._follow.pop(0)

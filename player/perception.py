@@ -108,6 +108,7 @@ class Perception(QObject):
     _cached = Signal(str, object)  # path, ObservationStore | None
     _vlm_loaded = Signal(object, str)  # engine, name
     _vlm_failed = Signal(str)  # name
+    _vlm_off = Signal(object)  # the engine the worker switched off
     vlm_ready = Signal(str)  # the model's name, once loaded
 
     def __init__(self, stages_factory: Callable[[], tuple[list[Any], list[str]]] = default_stages,
@@ -134,7 +135,11 @@ class Perception(QObject):
         self._cached.connect(self._on_cached)
         self._vlm_loaded.connect(self._on_vlm_loaded)
         self._vlm_failed.connect(self._on_vlm_failed)
+        self._vlm_off.connect(self._on_vlm_off)
         self._vlm = ""  # the attached model's name
+        self._engine: Any = None  # the attached engine
+        self._label_tries: dict[int, int] = {}
+        self._mixed_models = False  # this viewing's findings came from more than one model
         self._vlm_name = ""  # the model asked for
         self._waiting_vlm: tuple[Any, str] | None = None
         self._vlm_jobs: dict[int, _Job] = {}  # token -> the question's job
@@ -185,14 +190,16 @@ class Perception(QObject):
         for note in notes:
             self._problem_text.emit(note)
         worker = AnalysisWorker(stages, on_result=self._result.emit,
-                                on_problem=self._problem.emit) if stages else None
+                                on_problem=self._problem.emit,
+                                on_vlm_off=self._vlm_off.emit) if stages else None
         self._ready.emit(worker, [s.name for s in stages])
 
     def _make_worker(self, stages: list[Any]) -> None:
         from models.worker import AnalysisWorker  # noqa: PLC0415
 
         self._worker = AnalysisWorker(stages, on_result=self._result.emit,
-                                      on_problem=self._problem.emit)
+                                      on_problem=self._problem.emit,
+                                      on_vlm_off=self._vlm_off.emit)
 
     @Slot(object, object)
     def _on_ready(self, worker: Any, names: list[str]) -> None:
@@ -226,6 +233,7 @@ class Perception(QObject):
         from models.observations import ObservationStore  # noqa: PLC0415
 
         self._store = ObservationStore()
+        self._mixed_models = False
         self.compose = compose
         self._pending = (str(path), at, compose)
 
@@ -308,7 +316,7 @@ class Perception(QObject):
         self._drop_waiting_vlm()  # loaded for an earlier choice
         self._forget_model_answers()  # the cache keeps one model's answers
         if not name_or_path:  # none: the detectors alone
-            self._vlm = ""
+            self._vlm, self._engine = "", None
             if self._worker is not None:
                 self._worker.attach_vlm(None)
             self._stop_gpu_worker()
@@ -343,8 +351,11 @@ class Perception(QObject):
         if self._closed or name != self._vlm_name:
             engine.close()
             return
-        for note in getattr(engine, "notes", ()):
+        notes = getattr(engine, "notes", None)
+        for note in list(notes or ()):
             self.problem.emit(note)
+        if notes:
+            notes.clear()  # said once (the worker passes on only new ones)
         if self._worker is None and self._built:
             self._make_worker([])  # no detectors here, but the model can still answer
         if self._worker is None:
@@ -364,7 +375,8 @@ class Perception(QObject):
         if self._store is not None and not self.from_cache:
             from models.worker import VLM  # noqa: PLC0415
 
-            self._store.drop_kind(VLM)
+            if self._store.drop_kind(VLM):
+                self._mixed_models = True  # part of the film has no answers from the new one
 
     def _attach(self, engine: Any, name: str) -> None:
         """One worker thread per device: a model on a GPU gets its own, so the detectors (on
@@ -379,13 +391,13 @@ class Perception(QObject):
 
                 self._gpu_worker = AnalysisWorker([], on_result=self._result.emit,
                                                   on_problem=self._problem.emit, device=device,
-                                                  vlm_batch=8)
+                                                  vlm_batch=8, on_vlm_off=self._vlm_off.emit)
             self._gpu_worker.attach_vlm(engine)
         else:
             self._stop_gpu_worker()
             self._worker.vlm_batch = 1
             self._worker.attach_vlm(engine)
-        self._vlm = name
+        self._vlm, self._engine = name, engine
         if self._planner is not None:
             self._planner.max_outstanding = 4 if device.startswith("cuda") else 1
         self.vlm_ready.emit(name)
@@ -402,6 +414,8 @@ class Perception(QObject):
             if job.worker is not worker:
                 continue
             del self._vlm_jobs[token]
+            if self._closed:
+                continue
             if job.kind == "now":
                 if job.info["spoken"] == 0:
                     self.answer.emit(job.info["t"], job.info["seen"])
@@ -410,6 +424,7 @@ class Perception(QObject):
                 self._labelled.discard(int(job.info))
         if self._planner is not None:
             self._planner.reset()
+        worker.cancel(lambda r: True)  # an answer being streamed stops at once
         if wait:
             worker.stop()  # closes its model
         else:
@@ -429,13 +444,23 @@ class Perception(QObject):
     def _on_stage_problem(self, name: str, text: str) -> None:
         from models.worker import VLM_NAME  # noqa: PLC0415
 
-        if name == VLM_NAME:  # the worker switched a failing model off
-            self._vlm = self._vlm_name = ""
+        if name == VLM_NAME:  # the worker switched a failing model off (_on_vlm_off)
             self.problem.emit(f"The vision-language model is off: {text}. To try it again, "
                               f"restart the player, or choose no model and then it again in "
                               f"Settings.")
             return
         self.problem.emit(f"{name} stopped: {text}")
+
+    @Slot(object)
+    def _on_vlm_off(self, engine: Any) -> None:
+        """The worker switched ``engine`` off after it failed too often. Only if it is still the
+        model in use is the narrator left without one (the user may have chosen another)."""
+        if engine is not self._engine:
+            return
+        if self._vlm_name == self._vlm:
+            self._vlm_name = ""
+            self._forget_model_answers()
+        self._vlm, self._engine = "", None
 
     @property
     def has_vlm(self) -> bool:
@@ -531,8 +556,12 @@ class Perception(QObject):
             return
         del self._vlm_jobs[token]
         if kind == "label":
-            if text and hasattr(self._composer, "name_person"):
-                self._composer.name_person(int(info), text)
+            pid = int(info)
+            if text:
+                self._composer.name_person(pid, text)
+            elif self._label_tries.get(pid, 0) < 2:  # no answer (no model, or it failed)
+                self._label_tries[pid] = self._label_tries.get(pid, 0) + 1
+                self._labelled.discard(pid)  # asked again when next seen
             return
         if self._planner is not None:  # a seek forgets older jobs, so this one is current
             self._planner.answered()
@@ -574,11 +603,9 @@ class Perception(QObject):
         self._questions.clear()
         self._images.clear()
         old = {token for token, job in self._vlm_jobs.items() if job.kind == "now"}
-        for token in old:
+        for token in old:  # no answer_done: the new answer takes over the film's hold
             job = self._vlm_jobs.pop(token)
             job.worker.cancel(lambda r, tokens=old: r.token in tokens)
-        if old:
-            self.answer_done.emit(self._playhead)
 
     @Slot(object)
     def _on_result(self, result: Any) -> None:
@@ -643,6 +670,7 @@ class Perception(QObject):
     def stop_lookahead(self) -> None:
         self._forget_gap_questions(labels=True)
         self._labelled.clear()
+        self._label_tries.clear()
         self._pending = None
         if self._lookahead is not None:
             self._lookahead.stop()
@@ -653,6 +681,9 @@ class Perception(QObject):
         """Keep what was seen of the whole film, so the next viewing narrates at once."""
         store, path = self._store, self._path
         if store is None or self.from_cache or not path or self._duration <= 0:
+            return
+        if self._mixed_models:  # saved under the new model's name, it would lack its answers
+            log.info("not caching the analysis of %s: the model changed while it ran", path)
             return
         if not store.is_covered(min(1.0, self._duration / 2), max(0.0, self._duration - 1.0)):
             return

@@ -317,4 +317,19 @@ def test_llama_cpp_image_log_goes_to_logging_not_the_terminal(tiny_gguf, capfd, 
     engine.close()
     err = capfd.readouterr().err
     assert "encoding image slice" not in err and "add_text" not in err
-    assert any("image slice encoded" in r.getMessage() for r in caplog.records)
+    mtmd = [r for r in caplog.records if r.name == "llama.cpp.mtmd"]
+    assert any("image slice encoded" in r.getMessage() for r in mtmd)
+    assert all(r.levelno == logging.DEBUG for r in mtmd), "routine lines must stay quiet"
+
+
+def test_llama_cpp_image_errors_are_logged_as_errors(tiny_gguf, tmp_path, caplog) -> None:
+    _needs_llama_cpp()
+    model, mmproj = tiny_gguf
+    (tmp_path / model.name).write_bytes(model.read_bytes())
+    data = mmproj.read_bytes()
+    (tmp_path / mmproj.name).write_bytes(data[: len(data) // 2])  # the tensors cut short
+    engine = lv.LlamaVlm(tmp_path / model.name, n_gpu_layers=0)
+    with caplog.at_level(logging.DEBUG, logger="llama.cpp.mtmd"), pytest.raises(VlmError):
+        engine.load()
+    assert any(r.levelno >= logging.WARNING for r in caplog.records
+               if r.name == "llama.cpp.mtmd")

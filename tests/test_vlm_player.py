@@ -447,3 +447,120 @@ def test_pressing_describe_now_twice_answers_once_for_the_latest_frame(qapp):
         assert p.observations() == []
     finally:
         p.close()
+
+
+def test_an_answer_cut_off_by_something_else_is_not_resumed(make_controller, tmp_path):
+    """The user asks the time while the model's answer is being said: the answer's later
+    sentences are not said after the time, out of context."""
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=True, live_analysis=True)
+    open_demo(c, tmp_path, paused=True)
+    gate = threading.Event()
+    engine = ScriptedVlm(["A man walks. ", "He waves. "], gate, release_after=1)
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    said = []
+    c.narrator.said.connect(lambda d: said.append(d.text))
+    try:
+        c.describe_now()
+        wait_for(lambda: any("A man walks." in s for s in said), timeout=20)
+        c.say_time()
+    finally:
+        gate.set()
+    wait_for(lambda: not c.perception.answering, timeout=20)
+    wait_for(lambda: any(" of " in r.text and r.wall_end for r in c.speech.records), timeout=20)
+    pump(0.5)  # time enough for a next sentence to start
+    assert not any("He waves." in s for s in said)
+
+
+def test_a_note_from_the_model_is_said_once(make_controller, tmp_path):
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=False, live_analysis=True)
+    open_demo(c, tmp_path, paused=True)
+    messages = []
+    c.message.connect(lambda text, kind: messages.append(text))
+    engine = ScriptedVlm(["A street."])
+    engine.notes.append("Frames are cut into tiles, which is slower on this computer.")
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    answers = []
+    c.perception.answer.connect(lambda t, text: answers.append(text))
+    c.describe_now()
+    wait_for(lambda: answers, timeout=20)
+    pump(0.3)
+    assert sum("cut into tiles" in m for m in messages) == 1
+
+
+def test_a_stale_switch_off_does_not_touch_the_model_chosen_since(qapp):
+    """The old model's third failure is reported after the user chose another one: the new
+    one stays; only when the model in use fails is the narrator left without one."""
+    from player.perception import Perception
+    from tests.scripted_vlm import ScriptedVlm
+
+    p = Perception(lambda: ([], []))
+    try:
+        p.warm_up()
+        old, new = ScriptedVlm(["A."]), ScriptedVlm(["B."])
+        wait_for(lambda: p._built, timeout=10)
+        p.use_engine(old, "old")
+        p.use_engine(new, "new")
+        p._on_vlm_off(old)
+        assert p.has_vlm and p._vlm == "new" and p._vlm_name == "new"
+        p._on_vlm_off(new)
+        assert not p.has_vlm and not p.vlm_loading
+    finally:
+        p.close()
+
+
+def test_describe_now_says_when_the_picture_is_not_ready(make_controller, tmp_path):
+    c = make_controller(narration=False, live_analysis=True)
+    open_demo(c, tmp_path, paused=True)
+    c.playback.frame_rgb = lambda: None  # mpv has not shown a frame (yet)
+    said = []
+    c.narrator.said.connect(lambda d: said.append(d.text))
+    c.describe_now()
+    assert said and "picture is not ready yet" in said[-1]
+
+
+def test_label_questions_without_an_answer_are_asked_again_twice_at_most(qapp):
+    from models.worker import NO_FRAME, VLM, Priority, Request, Result
+    from player.perception import Perception, _Job
+
+    p = Perception(lambda: ([], []))
+    try:
+        p._labelled.add(7)
+        for attempt in range(3):
+            p._labelled.add(7)
+            p._vlm_jobs[100 + attempt] = _Job("label", 7, None)
+            p._on_model_result(Result(Request(Priority.GAP, 1.0, NO_FRAME, kind=VLM,
+                                              token=100 + attempt), (), 0.0))
+            assert (7 in p._labelled) == (attempt == 2)
+    finally:
+        p.close()
+
+
+def test_an_analysis_that_changed_model_midway_is_not_cached(qapp, tmp_path, monkeypatch):
+    """Saved under the new model's name it would lack that model's answers for the first part,
+    and the next viewing would never ask for them."""
+    from models.observations import ObservationStore
+    from models.types import Observation
+    from player.perception import Perception
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    video = tmp_path / "street.mp4"
+    shutil.copy(DEMO, video)
+    p = Perception(lambda: ([], []))
+    try:
+        p._path, p._duration = str(video), 10.0
+        p._store = ObservationStore([Observation(2.0, "vlm", "A street.")], covered=[(0, 10)])
+        p._vlm_name = "first"
+        p.set_vlm("")  # the model changes while the film is analysed
+        p._save_cache()
+        assert not p.from_cache and not (tmp_path / "cache").exists()
+        p._mixed_models = False  # the same store, one model: saved
+        p._save_cache()
+        wait_for(lambda: ObservationStore.cache_file(video, p.cache_config).exists(), timeout=10)
+    finally:
+        p.close()

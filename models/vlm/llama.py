@@ -226,12 +226,15 @@ def quiet_mtmd_log() -> bool:
     except (ImportError, AttributeError, OSError):
         return False
     mtmd_log = logging.getLogger("llama.cpp.mtmd")
-    levels = {2: logging.WARNING, 3: logging.ERROR}
+    # ggml's levels: 1 debug, 2 info, 3 warning, 4 error, 5 continues the line before.
+    levels = {3: logging.WARNING, 4: logging.ERROR}
+    last = [logging.DEBUG]
 
     def forward(level: int, text: bytes | None, _user: Any) -> None:
-        if text:
-            mtmd_log.log(levels.get(level, logging.DEBUG), "%s",
-                         text.decode("utf-8", "replace").rstrip())
+        at = last[0] if level == 5 else levels.get(level, logging.DEBUG)
+        last[0] = at
+        if text and text.strip():
+            mtmd_log.log(at, "%s", text.decode("utf-8", "replace").rstrip())
 
     _MTMD_LOG = llama_cpp.llama_log_callback(forward)
     set_log.argtypes = [llama_cpp.llama_log_callback, ctypes.c_void_p]
