@@ -43,8 +43,14 @@ def demo_path() -> Path | None:
 
 
 def has_display() -> bool:
+    """A window can be shown (Qt's offscreen platform counts: it is how the tests run)."""
     if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
         return True
+    return has_screen()
+
+
+def has_screen() -> bool:
+    """A real screen (X11 or Wayland) that mpv can show the film on."""
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True
@@ -131,12 +137,15 @@ def run_gui(opts: LaunchOptions) -> int:
 
 
 def run_terminal(opts: LaunchOptions) -> int:
+    from models.cache import cache_dir  # noqa: PLC0415
+    from player.native_log import divert_native_stderr  # noqa: PLC0415
     from player.terminal import TerminalUI  # noqa: PLC0415
 
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    divert_native_stderr(cache_dir() / "terminal-native.log")
     loaded = settings_store.load()
     film = dict(opts.film_options)
-    if not has_display():
+    if not has_screen():  # no window for the film (mpv probing the console took the keyboard)
         film.setdefault("vo", "null")
     try:
         controller = build_controller(None, LaunchOptions(**{**opts.__dict__, "film_options": film}),

@@ -104,7 +104,10 @@ class TerminalUI(QObject):
 
     def stop(self) -> None:
         if self._saved_tty is not None:
-            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved_tty)
+            try:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved_tty)
+            except termios.error as exc:  # the terminal went away: nothing to give back
+                log.info("the terminal's settings could not be restored: %s", exc)
             self._saved_tty = None
 
     @Slot()

@@ -236,3 +236,42 @@ def test_doctor_reports_the_chosen_model(tmp_path):
     store.save(replace(store.load(path).settings, vlm_model=str(missing)), path)
     out = doctor()
     assert f"vision-language model: not available. {missing} cannot be used" in out, out
+
+
+def test_native_library_lines_go_to_a_log_file_not_the_terminal(tmp_path):
+    """In terminal mode a screen reader reads every line: what native libraries write straight
+    to file descriptor 2 goes to a log file, while the player's own messages still show."""
+    log_file = tmp_path / "native.log"
+    code = (
+        "import logging, os, sys\n"
+        "from pathlib import Path\n"
+        "logging.basicConfig(format='%(levelname)s %(message)s')\n"
+        "from player.native_log import divert_native_stderr\n"
+        f"assert divert_native_stderr(Path({str(log_file)!r})) is not None\n"
+        "os.write(2, b'W0000 native chatter\\n')\n"
+        "print('Problem: from the player', file=sys.stderr)\n"
+        "logging.warning('a logged warning')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "native chatter" not in result.stderr
+    assert "Problem: from the player" in result.stderr and "a logged warning" in result.stderr
+    assert "W0000 native chatter" in log_file.read_text()
+
+
+def test_terminal_mode_keeps_the_keyboard_when_qt_is_set_to_offscreen(tmp_path):
+    """QT_QPA_PLATFORM=offscreen is not a screen: the film's mpv gets no video output, so it
+    does not probe the console (which closed the keyboard's file descriptor)."""
+    env = no_display_env(tmp_path)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    term = Pty(["--no-gui", str(ROOT / "assets" / "demo.mp4"), "--ao", "null", "--speech-ao",
+                "null", "--no-analysis", "--quit-after", "8", "--log-level", "INFO"], env)
+    term.read_until("Terminal mode. Press F1")
+    term.read_until("Playing demo.mp4")
+    time.sleep(1.0)
+    term.send(" ")
+    term.read_until("Paused.")
+    assert term.wait(20) == 0
+    assert "Traceback" not in term.out
+    assert "could not be restored" not in term.out  # the keyboard was still there at the end

@@ -180,7 +180,9 @@ def test_follow_up_sentences_wait_for_the_one_being_said(run, clip):
     c.open(clip)
     wait_for(lambda: (c.playback.mpv.time_pos or 0) > 1.0, timeout=10)
     c.narrator.deliver(Description(start=1.0, text="A man walks to the door.", source="now"))
+    c.narrator.expect_more()  # as the controller does while the model is writing
     c.narrator.continue_with(Description(start=1.0, text="He opens it.", source="now"))
+    c.narrator.finish_answer()  # the model has finished; both sentences are still said
     wait_for(lambda: len(c.speech.records) == 2 and c.speech.records[1].wall_end, timeout=20)
     first, second = c.speech.records
     assert [first.text, second.text] == ["A man walks to the door.", "He opens it."]
@@ -189,6 +191,7 @@ def test_follow_up_sentences_wait_for_the_one_being_said(run, clip):
     assert second.media_end == pytest.approx(first.media_start, abs=0.1)
     wait_for(lambda: c.playback.mpv.pause is False)
     c.narrator.deliver(Description(start=2.0, text="A red car.", source="now"))
+    c.narrator.expect_more()
     c.narrator.continue_with(Description(start=2.0, text="It drives away.", source="now"))
     c.narrator.deliver(Description(start=2.0, text="A blue door.", source="now"))
     wait_for(lambda: c.speech.records[-1].text == "A blue door." and
