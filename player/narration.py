@@ -43,6 +43,7 @@ LOOKAHEAD = 12.0  # synthesize descriptions this far ahead of the playhead
 TICK_MS = 50
 DUCK_FADE = 0.15
 ANSWER_HOLD_MS = 10_000  # the longest the film is held for the next sentence of an answer
+# (after that the film goes on; sentences still coming are said when they arrive)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Narrator(QObject):
         self._hold_timer = QTimer(self)
         self._hold_timer.setSingleShot(True)
         self._hold_timer.setInterval(ANSWER_HOLD_MS)
-        self._hold_timer.timeout.connect(self.finish_answer)
+        self._hold_timer.timeout.connect(self._release_hold)
 
     # ----- configuration ----------------------------------------------------------------
     @property
@@ -330,7 +331,9 @@ class Narrator(QObject):
             self._deliver(desc, self._speech.clip_for(desc.text, self.voice()),
                           pause=self._settings.mode == "pause")
         elif self._speaking is None and not self._speech.speaking:
-            self.deliver(desc)
+            # Said at once, as part of the same answer (``deliver`` would close the answer).
+            self._deliver(desc, self._speech.clip_for(desc.text, self.voice()),
+                          pause=self._settings.mode == "pause")
         else:
             self._follow.append(desc)
 
@@ -342,14 +345,22 @@ class Narrator(QObject):
         self._hold_timer.start()
 
     @Slot()
-    def finish_answer(self) -> None:
-        """The answer is complete (or given up on): the film goes on once it has been said."""
-        self._awaiting = self._answer_open = False  # no sentence of it comes after this
-        self._hold_timer.stop()
+    def _release_hold(self) -> None:
+        """The next sentence is late: the film goes on. The answer stays open, so its later
+        sentences are still said when they come (only the answer's end, a stop or something
+        said instead closes it)."""
+        self._awaiting = False
         if self._held:
             self._held = False
             self._speaking = None
             self._restore()
+
+    @Slot()
+    def finish_answer(self) -> None:
+        """The answer is complete (or given up on): the film goes on once it has been said."""
+        self._answer_open = False  # no sentence of it comes after this
+        self._hold_timer.stop()
+        self._release_hold()
 
     def describe_now(self, t: float, why: str = "") -> Description:
         """The best description of the moment ``t`` that the narrator has: the latest cue at or

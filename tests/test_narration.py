@@ -198,3 +198,48 @@ def test_follow_up_sentences_wait_for_the_one_being_said(run, clip):
              c.speech.records[-1].wall_end, timeout=20)
     pump(0.5)
     assert "It drives away." not in [r.text for r in c.speech.records]
+
+
+def test_a_streamed_answer_reaches_the_screen_reader_whole(run, clip):
+    """With the screen reader as the only output, every sentence of a streamed answer is
+    announced, not only the first two."""
+    from models import Description
+
+    c = run(speech_output="screen_reader", narration=False)
+    announced: list[str] = []
+    c.message.connect(lambda text, kind: kind == "narration" and announced.append(text))
+    c.open(clip)
+    wait_for(lambda: c.media is not None)
+    sentences = ["A man walks to the door.", "He opens it.", "A dog runs out.", "It barks."]
+    c.narrator.deliver(Description(start=1.0, text=sentences[0], source="now"))
+    c.narrator.expect_more()
+    for text in sentences[1:]:
+        c.narrator.continue_with(Description(start=1.0, text=text, source="now"))
+    c.narrator.finish_answer()
+    pump(0.2)
+    assert announced == sentences
+    assert c.speech.records == []
+
+
+def test_a_late_sentence_lets_the_film_go_on_and_is_still_said(run, clip):
+    """The film is held for the next sentence only so long; a sentence that comes later is
+    still said (the answer is not cut off by the wait)."""
+    from models import Description
+
+    c = run(mode="pause", narration=False)
+    c.open(clip)
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 1.0, timeout=10)
+    c.narrator._hold_timer.setInterval(300)  # noqa: SLF001  (10 s in use)
+    c.narrator.deliver(Description(start=1.0, text="A red car.", source="now"))
+    c.narrator.expect_more()
+    wait_for(lambda: c.speech.records and c.speech.records[0].wall_end, timeout=15)
+    # Held at first, then the film goes on once the wait is over.
+    wait_for(lambda: c.playback.mpv.pause is False, timeout=3)
+    t = c.playback.mpv.time_pos
+    wait_for(lambda: c.playback.mpv.time_pos > t + 0.2, timeout=5)
+    c.narrator.continue_with(Description(start=1.0, text="It drives away.", source="now"))
+    c.narrator.finish_answer()
+    wait_for(lambda: len(c.speech.records) == 2 and c.speech.records[1].wall_end, timeout=15)
+    assert c.speech.records[1].text == "It drives away."
+    assert not c.speech.records[1].interrupted
+    wait_for(lambda: c.playback.mpv.pause is False, timeout=3)
