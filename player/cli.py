@@ -86,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         return models_cli.main(argv[1:])
     if argv[:1] == ["prepare"] and not Path("prepare").exists():
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        from models.cache import cache_dir  # noqa: PLC0415
+        from player.native_log import divert_native_stderr  # noqa: PLC0415
         from player.prepare import main as prepare_main  # noqa: PLC0415
+
+        divert_native_stderr(cache_dir() / "prepare-native.log")  # only progress is read out
 
         return prepare_main(argv[1:])
     if argv[:1] == ["export"] and not Path("export").exists():

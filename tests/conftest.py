@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import subprocess
 import time
@@ -108,6 +110,37 @@ def stop_process(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def run_on_a_terminal(args: list[str], *, env: dict[str, str] | None = None,
+                      cwd: Path | None = None, timeout: float = 300) -> tuple[int, str, str]:
+    """Run ``args`` with standard error on a pseudo-terminal, as when a person runs it (a
+    screen reader reads that terminal); standard output is piped. Returns (exit status,
+    standard output, what appeared on the terminal)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=slave, env=env, cwd=cwd)
+    os.close(slave)
+    shown = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the terminal is closed: the process and its children are gone
+                    data = b""
+                if not data:
+                    break
+                shown += data
+        else:
+            proc.kill()
+        out = proc.stdout.read() if proc.stdout else b""
+        code = proc.wait(timeout=30)
+    finally:
+        os.close(master)
+    text = shown.decode(errors="replace").replace("\r\n", "\n")
+    return code, out.decode(errors="replace"), text
 
 
 @pytest.fixture

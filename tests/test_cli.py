@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import media
+from tests.conftest import run_on_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -240,24 +241,50 @@ def test_doctor_reports_the_chosen_model(tmp_path):
 
 def test_native_library_lines_go_to_a_log_file_not_the_terminal(tmp_path):
     """In terminal mode a screen reader reads every line: what native libraries write straight
-    to file descriptor 2 goes to a log file, while the player's own messages still show."""
+    to file descriptor 2 goes to a log file, while the player's own messages still show. A
+    second call changes nothing; the run before's log is kept beside it."""
     log_file = tmp_path / "native.log"
+    log_file.write_text("the run before\n")
     code = (
         "import logging, os, sys\n"
         "from pathlib import Path\n"
         "logging.basicConfig(format='%(levelname)s %(message)s')\n"
         "from player.native_log import divert_native_stderr\n"
         f"assert divert_native_stderr(Path({str(log_file)!r})) is not None\n"
+        f"assert divert_native_stderr(Path({str(tmp_path / 'other.log')!r})) is not None\n"
         "os.write(2, b'W0000 native chatter\\n')\n"
         "print('Problem: from the player', file=sys.stderr)\n"
         "logging.warning('a logged warning')\n"
     )
+    status, _out, shown = run_on_a_terminal([sys.executable, "-c", code], cwd=ROOT, timeout=60)
+    assert status == 0, shown
+    assert "native chatter" not in shown
+    assert "Problem: from the player" in shown and "a logged warning" in shown
+    assert "W0000 native chatter" in log_file.read_text()
+    assert (tmp_path / "native.log.1").read_text() == "the run before\n"
+    assert not (tmp_path / "other.log").exists()
+
+
+def test_native_library_lines_stay_where_stderr_was_sent_when_not_a_terminal(tmp_path):
+    """Standard error sent to a file or a pipe keeps everything (a crash's last words too); a
+    closed standard error is no reason to fail."""
+    log_file = tmp_path / "native.log"
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from player.native_log import divert_native_stderr\n"
+        f"assert divert_native_stderr(Path({str(log_file)!r})) is None\n"
+        "os.write(2, b'W0000 native chatter\\n')\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert "native chatter" not in result.stderr
-    assert "Problem: from the player" in result.stderr and "a logged warning" in result.stderr
-    assert "W0000 native chatter" in log_file.read_text()
+    assert "W0000 native chatter" in result.stderr and not log_file.exists()
+    code = code.replace("os.write(2, b'W0000 native chatter\\n')\n", "assert sys.stderr is None\n")
+    closed = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, timeout=60, cwd=ROOT,
+                            preexec_fn=lambda: os.close(2))
+    assert closed.returncode == 0 and not log_file.exists()
 
 
 def test_terminal_mode_keeps_the_keyboard_when_qt_is_set_to_offscreen(tmp_path):

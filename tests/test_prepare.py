@@ -10,22 +10,27 @@ from pathlib import Path
 
 from models import read_vtt
 from player.controller import find_description_track
+from tests.conftest import run_on_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "assets" / "demo.mp4"
 
 
-def narrate(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+def narrate(*args: str, tmp_path: Path, terminal: bool = False) -> subprocess.CompletedProcess:
+    """Run ``narrate``; with ``terminal``, its standard error is a terminal (as for a person)."""
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    return subprocess.run([sys.executable, "-m", "player.cli", *args], capture_output=True,
-                          text=True, timeout=300, env=env, cwd=ROOT)
+    cmd = [sys.executable, "-m", "player.cli", *args]
+    if terminal:
+        code, out, shown = run_on_a_terminal(cmd, env=env, cwd=ROOT)
+        return subprocess.CompletedProcess(cmd, code, out, shown)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
 
 
 def test_prepare_writes_a_track_beside_the_video_and_caches(tmp_path):
     video = tmp_path / "street.mp4"
     shutil.copy(DEMO, video)
-    result = narrate("prepare", str(video), tmp_path=tmp_path)
+    result = narrate("prepare", str(video), tmp_path=tmp_path, terminal=True)
     assert result.returncode == 0, result.stderr
     assert "street.mp4: 50 percent." in result.stderr
     assert "100 percent" in result.stderr
@@ -36,6 +41,9 @@ def test_prepare_writes_a_track_beside_the_video_and_caches(tmp_path):
     assert any("MAIN STREET" in t for t in texts), texts
     assert any(t.startswith("New shot") for t in texts), texts
     assert list((tmp_path / "cache" / "video-narrator" / "observations").glob("*.json"))
+    # Only the progress is read out on the terminal: the detector's own lines went to a log file.
+    assert "XNNPACK" not in result.stderr and "W0000" not in result.stderr
+    assert "XNNPACK" in (tmp_path / "cache" / "video-narrator" / "prepare-native.log").read_text()
     # A second run keeps the first track and writes beside it.
     again = narrate("prepare", str(video), tmp_path=tmp_path)
     assert again.returncode == 0, again.stderr
