@@ -111,6 +111,17 @@ _TOKENS = itertools.count(1)
 """Tokens are unique across workers (a caller may keep one table of jobs for several)."""
 
 
+def _close_quietly(engine: Any) -> None:
+    """Close a vision-language engine (or nothing); a failure to close (a driver already gone)
+    is logged, never raised: it must not stop the worker or the player from shutting down."""
+    if engine is None:
+        return
+    try:
+        engine.close()
+    except Exception:
+        log.exception("closing the vision-language model failed")
+
+
 class AnalysisWorker:
     """One thread that owns ``stages`` and serves requests by priority, oldest first within one.
 
@@ -118,13 +129,13 @@ class AnalysisWorker:
     not call back into blocking worker methods (:meth:`stop`). ``device`` names the device whose
     models the stages use ("cpu", "cuda:0"); it names the thread and is shown in logs.
     ``on_vlm_off`` is called (on the worker thread) with the vision-language engine the worker
-    switched off after it failed too often.
+    switched off after it failed too often, and why.
     """
 
     def __init__(self, stages: Sequence[Stage], on_result: ResultCallback,
                  device: str = "cpu", on_problem: ProblemCallback | None = None,
                  autostart: bool = True, vlm_batch: int = 4,
-                 on_vlm_off: Callable[[Any], None] | None = None) -> None:
+                 on_vlm_off: Callable[[Any, str], None] | None = None) -> None:
         names = [stage.name for stage in stages]
         if len(set(names)) != len(names):
             raise ValueError(f"Each stage needs its own name; these repeat: {names}.")
@@ -190,8 +201,7 @@ class AnalysisWorker:
                           token=next(_TOKENS))
         with self._cond:
             if self._stopping:
-                if engine is not None:
-                    engine.close()
+                _close_quietly(engine)
                 return
             self._swaps[request.token] = engine
             heapq.heappush(self._heap, (-1, next(self._order), request))
@@ -291,16 +301,15 @@ class AnalysisWorker:
             pending = [e for e in self._swaps.values() if e is not None]
             self._swaps.clear()
         for engine in pending:
-            engine.close()
+            _close_quietly(engine)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-            if thread.is_alive():
+            if thread.is_alive():  # it closes its model itself when its answer is done
                 log.warning("the analysis worker (%s) did not stop within %s s", self.device,
                             timeout)
                 return
-        if self._vlm is not None:
-            self._vlm.close()
-            self._vlm = None
+        engine, self._vlm = self._vlm, None
+        _close_quietly(engine)
 
     def __enter__(self) -> AnalysisWorker:
         return self
@@ -342,14 +351,20 @@ class AnalysisWorker:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._stopping or bool(self._heap))
-                if self._stopping:
-                    return
-                _, _, request = heapq.heappop(self._heap)
-                batch = [request]
-                if request.kind == VLM and not request.stream:
-                    batch += self._take_batch(request.priority, self.vlm_batch - 1)
-                self._busy = True
-                self._cond.notify_all()
+                stopping = self._stopping
+                if not stopping:
+                    _, _, request = heapq.heappop(self._heap)
+                    batch = [request]
+                    if request.kind == VLM and not request.stream:
+                        batch += self._take_batch(request.priority, self.vlm_batch - 1)
+                    elif request.kind == VLM:  # cancellable from the moment it leaves the queue
+                        self._streaming, self._stop_stream = request, False
+                    self._busy = True
+                    self._cond.notify_all()
+            if stopping:
+                engine, self._vlm = self._vlm, None  # stop() may have given up waiting
+                _close_quietly(engine)
+                return
             try:
                 self._dispatch(request, batch)
             except Exception:  # a bug here must not end the thread that serves everything
@@ -360,6 +375,7 @@ class AnalysisWorker:
             finally:
                 with self._cond:
                     self._busy = False
+                    self._streaming, self._stop_stream = None, False
                     self._cond.notify_all()
 
     def _dispatch(self, request: Request, batch: list[Request]) -> None:
@@ -393,11 +409,8 @@ class AnalysisWorker:
             engine = self._swaps.pop(token)
         old, self._vlm = self._vlm, engine
         self._vlm_failures_in_a_row = 0
-        if old is not None and old is not engine:
-            try:
-                old.close()
-            except Exception:
-                log.exception("closing the old vision-language model failed")
+        if old is not engine:
+            _close_quietly(old)
 
     def _vlm_notes(self) -> tuple[str, ...]:
         notes = getattr(self._vlm, "notes", None)
@@ -435,15 +448,13 @@ class AnalysisWorker:
             notes = (*self._vlm_notes(), said)
             if self._vlm_failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 self._vlm = None
-                try:
-                    engine.close()
-                except Exception:
-                    log.exception("closing the failing vision-language model failed")
-                self._problem(VLM_NAME, f"it failed {MAX_FAILURES_IN_A_ROW} times in a row "
-                                        f"(last: {exc}); descriptions come from the detectors")
+                _close_quietly(engine)
+                why = (f"it failed {MAX_FAILURES_IN_A_ROW} times in a row (last: {exc}); "
+                       f"descriptions come from the detectors")
+                self._problem(VLM_NAME, why)
                 if self._on_vlm_off is not None:
                     try:
-                        self._on_vlm_off(engine)  # which model: another may be on its way
+                        self._on_vlm_off(engine, why)  # which model: another may be on its way
                     except Exception:
                         log.exception("the model-off handler failed")
         seconds = time.perf_counter() - started
@@ -463,9 +474,10 @@ class AnalysisWorker:
         assert request.vlm is not None
         budget = request.vlm.max_words
         said: list[str] = []
+        if self._stop_stream:  # cancelled before the model began (_run marks it streaming)
+            return ""
         pieces = engine.stream(request.vlm)
-        with self._cond:
-            self._streaming, self._stop_stream = request, False
+
         def watched() -> Iterator[str]:
             for piece in pieces:
                 if self._stop_stream:  # cancelled (a newer question): stop writing
@@ -486,8 +498,6 @@ class AnalysisWorker:
                 self._deliver(Result(request, (Observation(request.t, VLM, text),),
                                      time.perf_counter() - started, final=False))
         finally:
-            with self._cond:
-                self._streaming, self._stop_stream = None, False
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()  # the engine stops generating

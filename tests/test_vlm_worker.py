@@ -401,3 +401,28 @@ def test_each_person_is_labelled_once_and_a_tiny_one_when_seen_bigger() -> None:
         person["new"] = False
     assert [pid for pid, _ in label_requests(image, [later], labelled)] == [2]
     assert label_requests(image, [later], labelled) == []
+
+
+def test_stopping_with_a_model_that_fails_to_close_still_stops() -> None:
+    engine = CloseFails(["x"])
+    worker = AnalysisWorker([], on_result=lambda r: None)
+    attached(worker, engine)
+    worker.stop()  # the close raises inside; the worker stops all the same
+    assert engine.closed.is_set() and worker.stopped and not worker.has_vlm
+
+
+def test_a_worker_that_stops_late_closes_its_model_itself() -> None:
+    """stop() gives up waiting for an answer being written; the thread closes its model once
+    that answer is done, so the model's memory is not left to the garbage collector."""
+    gate = threading.Event()
+    engine = ScriptedVlm(["One. ", "Two."], gate, release_after=1)
+    got = Collector()
+    worker = AnalysisWorker([], on_result=got)
+    attached(worker, engine)
+    worker.submit(question(1.0, Priority.NOW, stream=True))
+    wait_until(lambda: got.results)
+    worker.stop(timeout=0.2)  # still writing: gave up waiting
+    assert not engine.closed.is_set()
+    gate.set()
+    wait_until(lambda: engine.closed.is_set())
+    assert not worker.has_vlm
