@@ -91,6 +91,7 @@ class _Job:
     kind: str  # "now", "gap" or "label"
     info: Any  # now: {"seen", "spoken"}; gap: the Gap; label: the person's id
     worker: Any = field(repr=False)
+    model: str = ""  # the model asked (its answers are cached only under its own name)
 
 
 class Perception(QObject):
@@ -108,7 +109,7 @@ class Perception(QObject):
     _cached = Signal(str, object)  # path, ObservationStore | None
     _vlm_loaded = Signal(object, str)  # engine, name
     _vlm_failed = Signal(str)  # name
-    _vlm_off = Signal(object)  # the engine the worker switched off
+    _vlm_off = Signal(object, str)  # the engine the worker switched off, and why
     vlm_ready = Signal(str)  # the model's name, once loaded
 
     def __init__(self, stages_factory: Callable[[], tuple[list[Any], list[str]]] = default_stages,
@@ -437,26 +438,27 @@ class Perception(QObject):
 
     @Slot(str)
     def _on_vlm_failed(self, name: str) -> None:
-        if name == self._vlm_name and not self._vlm:
-            self._vlm_name = ""
+        if name == self._vlm_name:  # the model in use before (if any) goes on answering
+            self._vlm_name = self._vlm
 
     @Slot(str, str)
     def _on_stage_problem(self, name: str, text: str) -> None:
         from models.worker import VLM_NAME  # noqa: PLC0415
 
-        if name == VLM_NAME:  # the worker switched a failing model off (_on_vlm_off)
-            self.problem.emit(f"The vision-language model is off: {text}. To try it again, "
-                              f"restart the player, or choose no model and then it again in "
-                              f"Settings.")
+        if name == VLM_NAME:  # a failing model was switched off: _on_vlm_off tells the user
             return
         self.problem.emit(f"{name} stopped: {text}")
 
-    @Slot(object)
-    def _on_vlm_off(self, engine: Any) -> None:
+    @Slot(object, str)
+    def _on_vlm_off(self, engine: Any, why: str = "") -> None:
         """The worker switched ``engine`` off after it failed too often. Only if it is still the
-        model in use is the narrator left without one (the user may have chosen another)."""
+        model in use is the narrator left without one, and the user told (they may have chosen
+        another since)."""
         if engine is not self._engine:
+            log.info("a model no longer in use was switched off: %s", why)
             return
+        self.problem.emit(f"The vision-language model is off: {why}. To try it again, restart "
+                          f"the player, or choose no model and then it again in Settings.")
         if self._vlm_name == self._vlm:
             self._vlm_name = ""
             self._forget_model_answers()
@@ -496,7 +498,7 @@ class Perception(QObject):
             return
         token = worker.submit(Request(priority, t, NO_FRAME, kind=VLM, vlm=question,
                                       stream=stream))
-        self._vlm_jobs[token] = _Job(kind, info, worker)
+        self._vlm_jobs[token] = _Job(kind, info, worker, self._vlm)
 
     def _ask_now(self, t: float, image: np.ndarray, seen: str, question: str | None) -> None:
         from models.vlm import VlmRequest, ask_prompt, describe_prompt  # noqa: PLC0415
@@ -571,8 +573,10 @@ class Perception(QObject):
         if text:
             from models.vlm.lookahead import answer_observation, gap_description  # noqa: PLC0415
 
-            if self._store is not None:
+            if self._store is not None and job.model == self._vlm_name:
                 self._store.add(answer_observation(info, text))
+            elif self._store is not None:  # an older model's answer: not the cached model's
+                self._mixed_models = True
             if self.compose:
                 self.descriptions.emit([gap_description(info, text)])
 

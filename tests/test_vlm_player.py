@@ -321,8 +321,9 @@ def test_in_pause_mode_the_film_waits_between_the_sentences_of_an_answer(make_co
     c.perception.use_engine(engine, "scripted")
     wait_for(lambda: c.perception.has_vlm, timeout=10)
     c.playback.pause = False
-    pumped = []
-    c.playback.pause_changed.connect(pumped.append)
+    pumped = []  # each pause change, with the sentences said to the end by then
+    c.playback.pause_changed.connect(lambda paused: pumped.append(
+        (paused, [r.text for r in c.speech.records if r.wall_end])))
     try:
         c.describe_now()
         wait_for(lambda: c.speech.records and c.speech.records[-1].wall_end
@@ -333,9 +334,11 @@ def test_in_pause_mode_the_film_waits_between_the_sentences_of_an_answer(make_co
         gate.set()
     wait_for(lambda: any("crosses" in r.text and r.wall_end for r in c.speech.records),
              timeout=20)
-    wait_for(lambda: not c.playback.pause and False in pumped, timeout=5)
-    pump(0.3)
-    assert pumped == [True, False]  # paused once, resumed once at the end
+    wait_for(lambda: any(not paused for paused, _ in pumped), timeout=5)
+    # Paused once, and resumed only once both sentences had been said (a live description
+    # said after the answer may pause it again: narration is on).
+    assert pumped[0] == (True, [])
+    assert pumped[1] == (False, ["Cars pass.", "A man crosses the street."])
 
 
 def test_a_failing_model_is_switched_off_and_the_player_knows(make_controller, tmp_path):
@@ -506,10 +509,14 @@ def test_a_stale_switch_off_does_not_touch_the_model_chosen_since(qapp):
         wait_for(lambda: p._built, timeout=10)
         p.use_engine(old, "old")
         p.use_engine(new, "new")
-        p._on_vlm_off(old)
+        told = []
+        p.problem.connect(told.append)
+        p._on_vlm_off(old, "it failed 3 times in a row")
         assert p.has_vlm and p._vlm == "new" and p._vlm_name == "new"
-        p._on_vlm_off(new)
+        assert told == []  # the model in use is fine: nothing to tell
+        p._on_vlm_off(new, "it failed 3 times in a row")
         assert not p.has_vlm and not p.vlm_loading
+        assert len(told) == 1 and "The vision-language model is off: it failed 3" in told[0]
     finally:
         p.close()
 
@@ -562,5 +569,41 @@ def test_an_analysis_that_changed_model_midway_is_not_cached(qapp, tmp_path, mon
         p._mixed_models = False  # the same store, one model: saved
         p._save_cache()
         wait_for(lambda: ObservationStore.cache_file(video, p.cache_config).exists(), timeout=10)
+    finally:
+        p.close()
+
+
+def test_an_older_models_answer_is_not_cached_under_the_new_models_name(qapp):
+    """An answer the old model was still writing when the user chose another one is said, but
+    kept out of the analysis saved under the new model's name (so that analysis is not saved);
+    when the new model fails to load, the old one goes on under its own name."""
+    from models.observations import ObservationStore
+    from models.types import Observation
+    from models.vlm.lookahead import GapQuestion
+    from models.worker import NO_FRAME, VLM, Priority, Request, Result
+    from player.perception import Perception, _Job
+
+    def answer(p, token, model):
+        p._vlm_jobs[token] = _Job("gap", GapQuestion(3.0, 3.0, 4.0), None, model)
+        p._on_model_result(Result(Request(Priority.GAP, 3.0, NO_FRAME, kind=VLM, token=token),
+                                  (Observation(3.0, "vlm", "A street."),), 1.0))
+
+    p = Perception(lambda: ([], []))
+    said = []
+    p.descriptions.connect(lambda descs: said.extend(d.text for d in descs))
+    try:
+        p._store = ObservationStore([], covered=[(0, 10)])
+        p._vlm = p._vlm_name = "old"
+        answer(p, 1, "old")
+        assert [o.text for o in p._store if o.kind == "vlm"] == ["A street."]
+        p._vlm_name = "new"  # chosen, still loading; the old model finishes an answer
+        p._store.drop_kind(VLM)
+        p._mixed_models = False
+        answer(p, 2, "old")
+        assert said == ["A street.", "A street."]
+        assert not [o for o in p._store if o.kind == "vlm"]
+        assert p._mixed_models
+        p._on_vlm_failed("new")  # the new one could not be loaded: the old one goes on
+        assert p._vlm_name == "old" and not p.vlm_loading
     finally:
         p.close()
