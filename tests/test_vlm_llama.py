@@ -286,6 +286,40 @@ def test_an_old_projector_without_the_setting_gets_it_added(tmp_path, monkeypatc
     engine.close()
 
 
+def test_a_damaged_copy_is_written_again_and_writers_never_share_a_file(tmp_path) -> None:
+    """A copy cut short (a crash, a power cut) is not used: it is written again. Two writers
+    at once (the player and narrate prepare) each write a file of their own, and the copy both
+    end with is whole."""
+    import threading
+
+    from models.vlm.projector import PREPROC_KEY, copy_size, one_tile_projector
+
+    _model, mmproj = _builder().build_tiny_gguf(tmp_path / "gguf", preproc=4 * 64)
+    folder = tmp_path / "projectors"
+    copy = one_tile_projector(mmproj, folder)
+    whole = copy.read_bytes()
+    assert len(whole) == copy_size(mmproj, PREPROC_KEY, 64)
+    copy.write_bytes(whole[: len(whole) // 2])
+    assert one_tile_projector(mmproj, folder) == copy and copy.read_bytes() == whole
+    copy.unlink()
+    made, errors = [], []
+
+    def write() -> None:
+        try:
+            made.append(one_tile_projector(mmproj, folder))
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(60)
+    assert errors == [] and made == [copy] * 4
+    assert copy.read_bytes() == whole
+    assert [p.name for p in folder.iterdir()] == [copy.name]  # no temporary file left
+
+
 def test_a_full_disk_keeps_the_tiles_and_says_so(tmp_path, monkeypatch) -> None:
     _needs_llama_cpp()
     import shutil

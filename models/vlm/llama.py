@@ -205,6 +205,7 @@ def check_fits(files: list[Path], free: int | None, share: float = RAM_SHARE) ->
 
 _MTMD_LOG: Any = None
 """The callback given to libmtmd (kept alive here as long as the library may call it)."""
+_MTMD_LOG_LOCK = threading.Lock()
 
 
 def quiet_mtmd_log() -> bool:
@@ -212,6 +213,11 @@ def quiet_mtmd_log() -> bool:
     Python's logging instead, warnings and errors at their level and the rest at debug, so a
     terminal (and the screen reader reading it) hears only the narration. False when this
     llama-cpp-python has no libmtmd."""
+    with _MTMD_LOG_LOCK:  # two models loading at once must not replace a callback in use
+        return _quiet_mtmd_log()
+
+
+def _quiet_mtmd_log() -> bool:
     global _MTMD_LOG
     if _MTMD_LOG is not None:
         return True

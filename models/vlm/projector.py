@@ -9,8 +9,9 @@ detail for speed; with N = 1 llama.cpp encodes the frame once and its overview o
 
 :func:`one_tile_projector` writes a copy of the projector with that one setting changed (the
 tensors are copied byte for byte) into the cache folder, once per projector file, and returns
-its path; the original is never touched. The copy is written next to its final name and renamed
-into place, so an interrupted write leaves nothing half-made behind.
+its path; the original is never touched. The copy is written next to its final name, flushed to
+the disk and renamed into place, so an interrupted write leaves nothing half-made behind; a copy
+of the wrong size (damaged some other way) is written again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import shutil
 import struct
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -110,28 +112,49 @@ def _uint32_entry(key: str, value: int) -> bytes:
     return struct.pack("<Q", len(name)) + name + struct.pack("<II", _UINT32, value)
 
 
+def _header_with_setting(f: BinaryIO, key: str, value: int) -> tuple[bytes, int]:
+    """The GGUF header of the open file ``f`` with the unsigned 32-bit metadata ``key`` set to
+    ``value`` (replaced, or added), padded to the file's alignment; and where the tensor data
+    starts in ``f``."""
+    layout = _layout(f)
+    entries = [(k, raw) for k, raw in layout.entries if k != key]
+    entries.append((key, _uint32_entry(key, value)))
+    header = b"GGUF" + struct.pack("<IQQ", layout.version, layout.tensor_count, len(entries))
+    header += b"".join(raw for _, raw in entries) + layout.tensor_infos
+    header += b"\0" * (-len(header) % layout.alignment)
+    return header, layout.data_start
+
+
+def copy_size(source: Path, key: str, value: int) -> int:
+    """How many bytes :func:`write_with_setting` writes for these arguments."""
+    with open(source, "rb") as f:
+        header, data_start = _header_with_setting(f, key, value)
+    return len(header) + source.stat().st_size - data_start
+
+
 def write_with_setting(source: Path, target: Path, key: str, value: int) -> Path:
     """Copy the GGUF file ``source`` to ``target`` with the unsigned 32-bit metadata ``key`` set
-    to ``value`` (replaced, or added); everything else is copied unchanged."""
+    to ``value`` (replaced, or added); everything else is copied unchanged. The copy is written
+    to a file of its own beside ``target`` (two writers never share one), flushed to the disk
+    and then renamed into place."""
     with open(source, "rb") as f:
-        layout = _layout(f)
-        entries = [(k, raw) for k, raw in layout.entries if k != key]
-        entries.append((key, _uint32_entry(key, value)))
-        header = b"GGUF" + struct.pack("<IQQ", layout.version, layout.tensor_count, len(entries))
-        header += b"".join(raw for _, raw in entries) + layout.tensor_infos
-        header += b"\0" * (-len(header) % layout.alignment)
+        header, data_start = _header_with_setting(f, key, value)
         size = source.stat().st_size
         target.parent.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(target.parent).free
         if free < size + SPARE_BYTES:
             raise OSError(errno.ENOSPC, f"{target.parent} has {free >> 20} MiB free and the copy "
                                         f"needs {size >> 20} MiB")
-        part = target.with_name(target.name + ".part")
+        fd, part_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part",
+                                         dir=target.parent)
+        part = Path(part_name)
         try:
-            with open(part, "wb") as out:
+            with os.fdopen(fd, "wb") as out:
                 out.write(header)
-                f.seek(layout.data_start)
+                f.seek(data_start)
                 shutil.copyfileobj(f, out, 1 << 22)
+                out.flush()
+                os.fsync(out.fileno())  # whole on the disk before it takes the final name
             os.replace(part, target)
         except BaseException:
             part.unlink(missing_ok=True)
@@ -155,7 +178,10 @@ def one_tile_projector(path: str | os.PathLike[str], folder: Path | None = None)
     folder = folder or cache_dir() / "projectors"
     target = folder / f"{path.stem}.one-tile-{content_key(path)[:16]}.gguf"
     if target.is_file():
-        return target
+        if target.stat().st_size == copy_size(path, PREPROC_KEY, tile):
+            return target
+        log.warning("the one-tile copy %s is damaged (its size is wrong); writing it again",
+                    target)
     log.info("writing a one-tile copy of %s (longest edge %s -> %s) to %s", path.name,
              longest or "unset", tile, target)
     return write_with_setting(path, target, PREPROC_KEY, tile)
