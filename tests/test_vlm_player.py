@@ -71,6 +71,12 @@ def test_a_broken_model_is_reported_and_the_detectors_still_answer(qapp, tmp_pat
         c.close()
 
 
+def use_model(c, engine) -> None:
+    """Give the player ``engine`` (a ScriptedVlm) as its model; wait until it is in use."""
+    c.perception.use_engine(engine, "scripted")
+    wait_for(lambda: c.perception.has_vlm, timeout=10)
+
+
 def open_demo(c, tmp_path: Path, at: float = 6.0, paused: bool = False) -> None:
     """Open a copy of the demo (no description track beside it) and go to ``at``. ``paused``:
     the film stands still from the start while the look-ahead works ahead (on a loaded machine,
@@ -99,8 +105,7 @@ def test_the_first_sentence_is_spoken_while_the_model_is_still_writing(make_cont
     gate = threading.Event()
     engine = ScriptedVlm(["A man walks to ", "the door. ", "He opens ", "it."], gate,
                          release_after=2)
-    c.perception.use_engine(engine, "scripted")
-    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    use_model(c, engine)
     said = []
     c.narrator.said.connect(said.append)
     c.describe_now()
@@ -126,8 +131,7 @@ def test_the_model_describes_the_pauses_ahead_of_the_playhead(make_controller, t
     c = make_controller(narration=False, live_analysis=True)
     engine = ScriptedVlm(["A narrow street with parked cars."])
     open_demo(c, tmp_path, at=0.0, paused=True)
-    c.perception.use_engine(engine, "scripted")
-    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    use_model(c, engine)
     found = lambda: [d for d in c.narrator.timeline.descriptions if d.source == "vlm"]  # noqa: E731
     wait_for(lambda: len(found()) >= 2, timeout=40)
     descs = found()
@@ -155,8 +159,7 @@ def test_new_people_get_a_label_from_the_model(make_controller, tmp_path):
     c = make_controller(narration=False, live_analysis=True)
     engine = ScriptedVlm(["A street."], label="The man in the grey jacket.")
     open_demo(c, tmp_path, at=0.0, paused=True)
-    c.perception.use_engine(engine, "scripted")
-    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    use_model(c, engine)
     composer = c.perception._composer
     wait_for(lambda: composer.label_of(1), timeout=40)
     assert composer.label_of(1) == "the man in the grey jacket"
@@ -291,8 +294,7 @@ def test_a_newer_describe_now_replaces_the_answer_being_written(make_controller,
     open_demo(c, tmp_path, paused=True)
     gate = threading.Event()
     engine = ScriptedVlm(["A man walks. ", "He waves. "], gate, release_after=1)
-    c.perception.use_engine(engine, "scripted")
-    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    use_model(c, engine)
     first, more = [], []
     c.perception.answer.connect(lambda t, text: first.append(text))
     c.perception.answer_more.connect(lambda t, text: more.append(text))
@@ -318,8 +320,7 @@ def test_in_pause_mode_the_film_waits_between_the_sentences_of_an_answer(make_co
     open_demo(c, tmp_path)
     gate = threading.Event()
     engine = ScriptedVlm(["Cars pass. ", "A man crosses the street."], gate, release_after=1)
-    c.perception.use_engine(engine, "scripted")
-    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    use_model(c, engine)
     c.playback.pause = False
     pumped = []  # each pause change, with the sentences said to the end by then
     c.playback.pause_changed.connect(lambda paused: pumped.append(
@@ -348,8 +349,7 @@ def test_a_failing_model_is_switched_off_and_the_player_knows(make_controller, t
     c = make_controller(narration=False, live_analysis=True)
     open_demo(c, tmp_path, paused=True)
     engine = ScriptedVlm(["x"], fail=VlmError("The model failed while describing: no memory"))
-    c.perception.use_engine(engine, "scripted")
-    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    use_model(c, engine)
     messages, answers = [], []
     c.message.connect(lambda text, kind: messages.append(text))
     c.perception.answer.connect(lambda t, text: answers.append(text))
@@ -461,8 +461,7 @@ def test_an_answer_cut_off_by_something_else_is_not_resumed(make_controller, tmp
     open_demo(c, tmp_path, paused=True)
     gate = threading.Event()
     engine = ScriptedVlm(["A man walks. ", "He waves. "], gate, release_after=1)
-    c.perception.use_engine(engine, "scripted")
-    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    use_model(c, engine)
     said = []
     c.narrator.said.connect(lambda d: said.append(d.text))
     try:
@@ -486,8 +485,7 @@ def test_a_note_from_the_model_is_said_once(make_controller, tmp_path):
     c.message.connect(lambda text, kind: messages.append(text))
     engine = ScriptedVlm(["A street."])
     engine.notes.append("Frames are cut into tiles, which is slower on this computer.")
-    c.perception.use_engine(engine, "scripted")
-    wait_for(lambda: c.perception.has_vlm, timeout=10)
+    use_model(c, engine)
     answers = []
     c.perception.answer.connect(lambda t, text: answers.append(text))
     c.describe_now()
