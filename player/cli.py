@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
                         "folder")
     p.add_argument("--no-analysis", action="store_true",
                    help="no live scene analysis: speak only description tracks")
+    p.add_argument("--no-wait", action="store_true",
+                   help="start a film at once; otherwise, on a first viewing, it waits (at most "
+                        "15 seconds) for live analysis to look at its opening")
     p.add_argument("--vo", help="mpv video output for the film (for example gpu, x11, null, tct)")
     p.add_argument("--ao", help="mpv audio output for the film (for example pulse, alsa, null)")
     p.add_argument("--speech-ao", help="mpv audio output for narration speech")
@@ -133,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["vlm_model"] = args.model
     if args.no_analysis:
         overrides["live_analysis"] = False
+    if args.no_wait:
+        overrides["wait_for_narrator"] = False
     if args.no_narration:
         overrides["narration"] = False
     film = {k: v for k, v in (("vo", args.vo), ("ao", args.ao)) if v}

@@ -22,6 +22,7 @@ from player.perception import Perception
 from player.playback import MediaInfo, Playback
 from player.settings import VERBOSITY_NAMES, Settings
 from player.speech_output import SpeechOutput
+from player.start_hold import USER, WAITED, StartHold
 from player.timefmt import spoken
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class Controller(QObject):
         self.perception.use_gaps(gaps.room_at, gaps.gap_at, gaps.next_gap)
         self.perception.problem.connect(lambda text: self.message.emit(text, "info"))
         playback.seeked.connect(self.perception.seek)
+        self._hold = StartHold(playback, self.perception, self)
+        self._hold.released.connect(self._on_hold_released)
+        self._start_text = ""
         self._track_loaded = False
         self._asked: str | None = None
         self._told_source = False
@@ -119,6 +123,7 @@ class Controller(QObject):
 
     # ----- files --------------------------------------------------------------------------
     def open(self, path: str | Path, descriptions: str | Path | None = None) -> bool:
+        self._hold.cancel()
         self.narrator.stop()
         self.scanner.stop()
         self.perception.stop_lookahead()
@@ -172,7 +177,8 @@ class Controller(QObject):
         self.media_loaded.emit(info)
         if info.has_video or info.has_audio:
             self.scanner.start(info.path, info.duration, at=self.playback.time_pos)
-        if info.has_video and self.settings.live_analysis:
+        describe = info.has_video and self.settings.live_analysis
+        if describe:
             # A description track written by a person is better than ours: with one loaded,
             # live analysis only answers "describe now" and questions.
             at = self.playback.time_pos
@@ -184,12 +190,25 @@ class Controller(QObject):
                     f"to describe.")
             self.message.emit(text, "error")
             self._speak_system(text)
-        elif info.has_video and not info.has_audio:
-            self.message.emit(f"Playing {name}. It has no sound track; every moment is free for "
-                              f"narration.", "state")
         else:
-            self.message.emit(f"Playing {name}, {spoken(info.duration)} long.", "state")
+            self._start_text = (f"Playing {name}. It has no sound track; every moment is free "
+                                f"for narration." if not info.has_audio else
+                                f"Playing {name}, {spoken(info.duration)} long.")
+            if describe and not self._track_loaded and self.settings.narration and \
+                    self.settings.wait_for_narrator:
+                self._hold.begin(self.playback.time_pos, info.duration)
+                self.message.emit(f"Opening {name}: the narrator is looking at the first "
+                                  f"seconds. The film starts in a moment; press Space to "
+                                  f"start it now.", "state")
+            else:
+                self.message.emit(self._start_text, "state")
         QTimer.singleShot(800, self._check_decoding)
+
+    @Slot(str)
+    def _on_hold_released(self, why: str) -> None:
+        """The film goes on after waiting for the narrator at its start."""
+        extra = " The narrator is still getting ready." if why == WAITED else ""
+        self.message.emit(self._start_text + extra, "state")
 
     def _check_decoding(self) -> None:
         """mpv reports a codec it cannot decode in its log, after the file has loaded."""
@@ -224,12 +243,16 @@ class Controller(QObject):
     def play_pause(self) -> None:
         if not self._need_media():
             return
+        if self._hold.active:  # the user does not want to wait for the narrator
+            self._hold.end(USER)
+            return
         paused = self.playback.toggle_pause()
         self.message.emit("Paused." if paused else "Playing.", "state")
 
     def seek(self, seconds: float) -> None:
         if not self._need_media():
             return
+        self._hold.end(USER)
         target = min(max(self.playback.time_pos + seconds, 0.0), max(self.media.duration - 0.1, 0.0)
                      if self.media else 0.0)
         self.playback.seek_absolute(target)
@@ -393,6 +416,9 @@ class Controller(QObject):
             if not self.settings.vlm_model and self.settings.live_analysis:
                 self.message.emit("No vision-language model: descriptions come from people "
                                   "and text detection.", "info")
+        s = self.settings
+        if not (s.narration and s.live_analysis and s.wait_for_narrator):
+            self._hold.end(USER)  # nothing to wait for any more
         self.narrator.set_settings(self.settings)
         self.settings_changed.emit(self.settings)
         if self._save is not None:
@@ -418,6 +444,7 @@ class Controller(QObject):
         self.apply_settings(replace(self.settings, **changes))  # type: ignore[arg-type]
 
     def close(self) -> None:
+        self._hold.cancel()
         self.perception.close()
         self.scanner.stop()
         self.narrator.stop()

@@ -101,6 +101,12 @@ class SettingsDialog(QDialog):
                              "Finds people, poses, faces and on-screen text as the film plays. "
                              "Off: only description tracks are spoken.")
         self.analysis.setChecked(settings.live_analysis)
+        self.wait = name(QCheckBox("Hold a film at its start until the narrator has looked at it"),
+                         "Wait for the narrator at the start",
+                         "On a first viewing live analysis needs a few seconds to look at the "
+                         "opening; the film waits for it, at most 15 seconds. Space starts it "
+                         "at once.")
+        self.wait.setChecked(settings.wait_for_narrator)
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.addItem(NO_MODEL, "")
@@ -141,6 +147,7 @@ class SettingsDialog(QDialog):
             form.addRow(lab, widget)
         layout.addLayout(form)
         layout.addWidget(self.analysis)
+        layout.addWidget(self.wait)
         keys_label = QLabel("Keys (separate several keys with a comma and a space)")
         layout.addWidget(keys_label)
         keys = effective_keys(settings.keymap)
@@ -199,6 +206,7 @@ class SettingsDialog(QDialog):
             self._settings, speech_output=str(self.route.currentData()),
             speech_engine=str(self.engine.currentData()),
             live_analysis=self.analysis.isChecked(),
+            wait_for_narrator=self.wait.isChecked(),
             voice=self.voice.text().strip() or "en-us", speech_rate=self.rate.value(),
             speech_volume=float(self.speech_volume.value()), duck_db=self.duck.value(),
             vlm_model=self.model_choice(), keymap=overrides)

@@ -101,6 +101,7 @@ class Perception(QObject):
     answer = Signal(float, str)  # film time, text: the describe-now answer (its first part)
     answer_more = Signal(float, str)  # film time, text: the next sentence of a streamed answer
     answer_done = Signal(float)  # film time: the describe-now answer is complete
+    analysed = Signal(float)  # film time: the look-ahead has looked this far (or, cached, all)
     problem = Signal(str)
     _result = Signal(object)
     _problem = Signal(str, str)
@@ -156,6 +157,8 @@ class Perception(QObject):
         self._path = ""
         self._duration = 0.0
         self.from_cache = False
+        self._no_models = False  # the detectors failed to load (said when it happened)
+        self._unreadable = False  # the look-ahead cannot read this film (said when it happened)
 
     @property
     def cache_config(self) -> dict[str, Any]:
@@ -166,6 +169,12 @@ class Perception(QObject):
     @property
     def available(self) -> bool:
         return self._worker is not None
+
+    @property
+    def cannot_look(self) -> bool:
+        """Live analysis will not look at this film: its models failed to load, or the film
+        cannot be read (each with a message already given)."""
+        return self._no_models or self._unreadable
 
     @property
     def loading(self) -> bool:
@@ -186,6 +195,7 @@ class Perception(QObject):
             from models.worker import AnalysisWorker  # noqa: PLC0415
         except ImportError as exc:
             self._problem_text.emit(f"Live scene analysis is off: {exc}.")
+            self._no_models = True
             return
         stages, notes = self._factory()
         for note in notes:
@@ -211,6 +221,7 @@ class Perception(QObject):
             return
         if worker is None:
             if self._waiting_vlm is None:
+                self._no_models = True
                 return
             self._make_worker([])
         else:
@@ -231,6 +242,7 @@ class Perception(QObject):
         self.stop_lookahead()
         self._path, self._duration = str(path), duration
         self.from_cache = False
+        self._unreadable = False
         from models.observations import ObservationStore  # noqa: PLC0415
 
         self._store = ObservationStore()
@@ -260,6 +272,7 @@ class Perception(QObject):
                          *cached_descriptions(self._observations)]
                 if descs:
                     self.descriptions.emit(list(descs))
+            self.analysed.emit(self._duration)
             self.warm_up()  # still needed for "describe now"
             return
         if pending is not None:
@@ -285,6 +298,7 @@ class Perception(QObject):
             self._lookahead.start()
         except ReaderError as exc:
             self._lookahead = None
+            self._unreadable = True
             self.problem.emit(str(exc))
 
     def keep_ahead(self, playhead: float) -> None:
@@ -647,6 +661,8 @@ class Perception(QObject):
             descs: Sequence[Description] = self._composer.feed(observations)
             if descs:
                 self.descriptions.emit(list(descs))
+        if result.request.kind == "frame":
+            self.analysed.emit(result.request.t)
         image = result.request.frame
         if self.has_vlm and result.request.kind == "frame" and image.size:
             self._ask_labels(result.request.t, image, observations)

@@ -39,6 +39,7 @@ class Settings:
     speech_output: str = "voice"
     speech_engine: str = "auto"
     live_analysis: bool = True
+    wait_for_narrator: bool = True  # a film waits at its start for live analysis to look
     vlm_model: str = ""  # a catalog name (narrate models list) or a path; "" for none
     voice: str = "en-us"
     speech_rate: int = 175
