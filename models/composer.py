@@ -238,6 +238,8 @@ class Composer:
             self._count = len(people)
             out.append(self._new_shot(f.t, people))
             self._remember(people)
+        elif shot:  # no people stage (it failed to load): the cut is still worth saying
+            out.append(self._new_shot_without_people(f.t, f.first("faces")))
         elif people is not None:
             out += self._people_change(f.t, people)
         for text in f.kinds.get("text", []):
@@ -245,7 +247,7 @@ class Composer:
             if lines and text.data.get("new", True):
                 words = ", ".join(lines)
                 # Text stays on screen a while: still worth reading a few seconds late.
-                out.append(self._say(f.t, f"Text on screen: {words}.", 1, 2, valid=4.0))
+                out.append(self._say(f.t, f"Text on screen: {words}", 1, 2, valid=4.0))
         if scene is not None:
             out += self._scene(f.t, scene, shot)
         return [d for d in out if d is not None]
@@ -328,6 +330,14 @@ class Composer:
                 not any(p.get("id") in self._present for p in people):
             return self._say(t, self._back(people) + ".", 1, 2, valid=2.5)
         return self._say(t, f"New shot: {self._group(people)}.", 1, 2, valid=2.5)
+
+    def _new_shot_without_people(self, t: float, faces: Observation | None) -> Description | None:
+        """A cut when only faces (or nothing) tell who is there."""
+        n = int(faces.data.get("count", 0)) if faces is not None else 0
+        if n:
+            return self._say(t, f"New shot: {number(n)} face{'s' if n != 1 else ''} in view.",
+                             2, 1, valid=2.5)
+        return self._say(t, "New shot.", 2, 1, valid=2.5)
 
     def _people_change(self, t: float, people: list[dict]) -> list[Description | None]:
         out: list[Description | None] = []

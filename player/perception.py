@@ -9,6 +9,7 @@ into descriptions for the narrator.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
+from models.cache import content_key
 from models.composer import Composer
 from models.types import Description, Observation
 
@@ -32,10 +34,21 @@ INSTALL_HINT = "pip install 'video-narrator[perception]'"
 
 
 def cache_config(model: str = "") -> dict[str, Any]:
-    """The analysis cache's key settings; with a model, its name (a path: the file name)."""
+    """The analysis cache's key settings; with a model, which one: a catalog name as it is; a
+    model file by its name and content (two different files called model.gguf must not share
+    answers); a model folder by its name and full path."""
     if not model:
         return dict(CACHE_CONFIG)
-    return {**CACHE_CONFIG, "vlm": Path(model).name}
+    path = Path(model).expanduser()
+    key = path.name
+    try:
+        if path.is_file():
+            key = f"{path.name}#{content_key(path)[:16]}"
+        elif path.is_dir():
+            key = f"{path.name}#{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
+    except OSError:  # unreadable now: its answers cannot be told apart from another's
+        pass
+    return {**CACHE_CONFIG, "vlm": key}
 
 
 def default_stages() -> tuple[list[Any], list[str]]:
@@ -158,6 +171,7 @@ class Perception(QObject):
         self._duration = 0.0
         self.from_cache = False
         self._no_models = False  # the detectors failed to load (said when it happened)
+        self._all_stages = True  # every stage loaded and none was switched off since
         self._unreadable = False  # the look-ahead cannot read this film (said when it happened)
 
     @property
@@ -198,6 +212,7 @@ class Perception(QObject):
             self._no_models = True
             return
         stages, notes = self._factory()
+        self._all_stages = not notes
         for note in notes:
             self._problem_text.emit(note)
         worker = AnalysisWorker(stages, on_result=self._result.emit,
@@ -461,6 +476,7 @@ class Perception(QObject):
 
         if name == VLM_NAME:  # a failing model was switched off: _on_vlm_off tells the user
             return
+        self._all_stages = False
         self.problem.emit(f"{name} stopped: {text}")
 
     @Slot(object, str)
@@ -704,6 +720,9 @@ class Perception(QObject):
             return
         if self._mixed_models:  # saved under the new model's name, it would lack its answers
             log.info("not caching the analysis of %s: the model changed while it ran", path)
+            return
+        if not self._all_stages:  # a weaker analysis must not stand in for the full one
+            log.info("not caching the analysis of %s: not every stage could run", path)
             return
         if not store.is_covered(min(1.0, self._duration / 2), max(0.0, self._duration - 1.0)):
             return

@@ -121,10 +121,16 @@ def track_path(video: Path) -> Path:
 
 
 def prepare(video: Path, out: Path, fps: float, stages: list,
-            say: Callable[[str], None], model: ModelWriter | None = None) -> list[Description]:
+            say: Callable[[str], None], model: ModelWriter | None = None,
+            all_stages: bool = True) -> list[Description]:
+    """Analyse ``video`` with ``stages`` and write its description track to ``out``. The
+    analysis is cached for the player only when ``all_stages`` (every stage could be loaded)
+    and none of them had to be switched off on the way: a weaker analysis must not stand in
+    for the full one on every later viewing."""
     from models.observations import ObservationStore  # noqa: PLC0415
     from models.reader import FrameReader  # noqa: PLC0415
     from models.webvtt import write_vtt  # noqa: PLC0415
+    from models.worker import MAX_FAILURES_IN_A_ROW  # noqa: PLC0415
 
     began = time.monotonic()
     reader = FrameReader(str(video), fps=fps, max_width=FRAME_WIDTH)
@@ -133,15 +139,24 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
     store = ObservationStore()
     descriptions: list[Description] = []
     shown = 0
+    active = list(stages)
+    in_a_row = dict.fromkeys((s.name for s in stages), 0)
     reader.start()
     try:
         for frame in reader.frames():
             observations = []
-            for stage in stages:
+            for stage in list(active):
                 try:
                     observations += stage.process(frame.t, frame.image)
+                    in_a_row[stage.name] = 0
                 except Exception as exc:  # noqa: BLE001 - one stage failing must not stop us
-                    say(f"{stage.name} failed at {frame.t:.1f} s: {exc}")
+                    in_a_row[stage.name] += 1
+                    if in_a_row[stage.name] == 1:
+                        say(f"{stage.name} failed at {frame.t:.1f} s: {exc}")
+                    if in_a_row[stage.name] >= MAX_FAILURES_IN_A_ROW:
+                        active.remove(stage)
+                        say(f"{stage.name} failed {MAX_FAILURES_IN_A_ROW} times in a row, so it "
+                            f"is off for the rest of {video.name}.")
             store.record(frame.t, observations, 1.0 / fps)
             if model is not None:
                 recent = store.between(frame.t - 8.0, frame.t + 0.01)
@@ -166,10 +181,14 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
         store.extend(model.answers)
     descriptions.sort(key=lambda d: d.start)
     write_vtt(out, descriptions)
-    try:
-        store.save(video, {**cache_config(model.name if model else ""), "fps": fps})
-    except Exception as exc:  # noqa: BLE001 - the track matters, the cache is a bonus
-        say(f"The analysis cache could not be written: {exc}")
+    if all_stages and len(active) == len(stages):
+        try:
+            store.save(video, {**cache_config(model.name if model else ""), "fps": fps})
+        except Exception as exc:  # noqa: BLE001 - the track matters, the cache is a bonus
+            say(f"The analysis cache could not be written: {exc}")
+    else:
+        say(f"{video.name}: not all of the analysis could run, so it is not kept for the "
+            f"player; it will look again when it plays the film.")
     took = time.monotonic() - began
     speed = f", {duration / took:.1f} times real time" if duration > 0.001 and took > 0 else ""
     say(f"{video.name}: 100 percent. {len(descriptions)} descriptions written to {out.name} "
@@ -222,7 +241,7 @@ def main(argv: list[str]) -> int:
         try:
             writer = (ModelWriter(engine, args.model, video, args.verbosity, say)
                       if engine is not None else None)
-            prepare(video, out, args.fps, stages, say, writer)
+            prepare(video, out, args.fps, stages, say, writer, all_stages=not notes)
         except Exception as exc:  # noqa: BLE001 - go on with the next video
             say(f"{video.name} could not be prepared: {exc}")
             failed += 1

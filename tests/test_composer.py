@@ -44,6 +44,26 @@ def test_text_is_read_verbatim_once():
     assert c.feed([again]) == []  # no repeat within the window
 
 
+def test_text_ending_in_its_own_punctuation_gets_no_second_full_stop():
+    c = Composer()
+    out = c.feed([Observation(1.0, "text", "", data={"lines": ["STOP!"], "new": True}),
+                  Observation(9.0, "text", "", data={"lines": ["Open daily."], "new": True})])
+    assert [d.text for d in out] == ["Text on screen: STOP!", "Text on screen: Open daily."]
+
+
+def test_a_cut_is_said_without_the_people_stage():
+    """With pose detection off (its model failed to load) cuts are still said, with the faces
+    when the face stage saw some."""
+    c = Composer()
+    out = c.feed([Observation(4.0, "shot", ""),
+                  Observation(4.0, "faces", "", data={"count": 2}),
+                  Observation(9.0, "shot", ""),
+                  Observation(9.0, "scene", "", data={"colours": ["red"]})])
+    texts = [d.text for d in out]
+    assert texts[:2] == ["New shot: two faces in view.", "New shot."], texts
+    assert out[0].level == 2 and out[0].priority == 1
+
+
 def test_changes_are_said_not_what_stayed_the_same():
     c = Composer()
     c.feed([Observation(0.0, "shot", ""), people(0.0, person(1, "centre"))])
@@ -78,7 +98,8 @@ def test_fades_darkness_colours_and_camera_motion():
                                                       "motion": "pan left"})])
     texts = [d.text for d in out]
     assert "Mostly green and grey." in texts and "The camera pans left." in texts
-    assert all(d.level == 3 for d in out)
+    assert texts[0] == "New shot."  # no people stage in this test
+    assert all(d.level == 3 for d in out[1:])
 
 
 def test_describe_now_summarises_the_latest_of_each_kind():

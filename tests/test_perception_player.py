@@ -95,3 +95,41 @@ def test_analysis_that_falls_behind_jumps_ahead_of_the_playhead(controller, demo
     assert la.position >= 25.0
     c.perception.keep_ahead(10.0)  # ahead of the playhead: nothing changes
     assert la.position >= 25.0
+
+
+@pytest.mark.parametrize("notes", [[], ["Pose detection is off: its model failed to load."]])
+def test_an_analysis_without_every_stage_is_not_cached(qapp, demo, tmp_path, monkeypatch, notes):
+    """A viewing whose pose model failed to load must not leave its weaker analysis for every
+    later viewing (that would go on without pose once the model is mended)."""
+    from models.perception.shots import ShotStage
+    from player.perception import Perception
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    p = Perception(stages_factory=lambda: ([ShotStage()], list(notes)))
+    p.open(demo, 32.0)
+    wait_for(lambda: p._lookahead is not None and p._lookahead.finished,  # noqa: SLF001
+             timeout=60)
+    wait_for(lambda: p._worker.queued() == 0, timeout=30)  # noqa: SLF001
+    p.close()
+    cache = tmp_path / "cache" / "video-narrator" / "observations"
+    if notes:
+        pump(1.0)
+        assert not list(cache.glob("*.json"))
+    else:
+        wait_for(lambda: list(cache.glob("*.json")), timeout=10)
+
+
+def test_cached_model_answers_are_keyed_by_which_model_wrote_them(tmp_path):
+    from player.perception import cache_config
+
+    one, two, copy = (tmp_path / d / "model.gguf" for d in ("a", "b", "c"))
+    for path, content in ((one, b"GGUF one"), (two, b"GGUF two"), (copy, b"GGUF one")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    assert cache_config(str(one)) != cache_config(str(two))  # same name, other weights
+    assert cache_config(str(one)) == cache_config(str(copy))  # the same file moved
+    (tmp_path / "x" / "model").mkdir(parents=True)
+    (tmp_path / "y" / "model").mkdir(parents=True)
+    assert cache_config(str(tmp_path / "x" / "model")) != cache_config(str(tmp_path / "y" / "model"))
+    assert cache_config("smolvlm-256m")["vlm"] == "smolvlm-256m"  # a catalog name as it is
+    assert "vlm" not in cache_config("")

@@ -124,3 +124,42 @@ def test_prepare_with_a_real_tiny_model_and_a_missing_one(tmp_path):
                       tmp_path=tmp_path)
     assert missing.returncode == 1
     assert "The vision-language model could not be used" in missing.stderr
+
+
+class _BrokenStage:
+    """A stage whose model breaks on every frame (a damaged model file does this)."""
+
+    name = "pose"
+
+    def process(self, t, frame):
+        raise RuntimeError("the graph could not run")
+
+    def flush(self):
+        return []
+
+    def reset(self):
+        pass
+
+
+def test_a_stage_that_keeps_failing_is_switched_off_and_its_weaker_analysis_not_cached(
+        tmp_path, monkeypatch):
+    from models.perception.shots import ShotStage
+    from player.prepare import prepare
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache = tmp_path / "cache" / "video-narrator" / "observations"
+    video = tmp_path / "street.mp4"
+    shutil.copy(DEMO, video)
+    said: list[str] = []
+    prepare(video, tmp_path / "a.vtt", 2.0, [ShotStage(), _BrokenStage()], said.append)
+    assert sum("pose failed at" in s for s in said) == 1, said  # said once, not every frame
+    assert "pose failed 3 times in a row, so it is off for the rest of street.mp4." in said
+    texts = [d.text for d in read_vtt(tmp_path / "a.vtt").timeline.descriptions]
+    assert texts.count("New shot.") >= 2, texts  # the cuts are still said without pose
+    assert not list(cache.glob("*.json"))
+    assert any("not kept for the player" in s for s in said)
+    # A stage that could not even be loaded makes the analysis just as partial.
+    prepare(video, tmp_path / "b.vtt", 2.0, [ShotStage()], said.append, all_stages=False)
+    assert not list(cache.glob("*.json"))
+    prepare(video, tmp_path / "c.vtt", 2.0, [ShotStage()], said.append)
+    assert list(cache.glob("*.json"))
