@@ -314,6 +314,18 @@ class Composer:
             return f"{number(len(people))} people"
         return listing([self._mention(p) for p in _left_to_right(people)])
 
+    def _plain(self, people: Sequence[dict]) -> str:
+        """The people as a listener who has met none of them hears them: "a person standing on
+        the left", "two people, a man in a red coat, sitting on the left and one standing on
+        the right"."""
+        return people_phrase(people, {pid: _indefinite(label)
+                                      for pid, label in self._labels.items()})
+
+    def _ids(self, people: Iterable[dict], known: bool) -> tuple[int, ...]:
+        """The ids of the ``people`` who are known (``known``) or new, left to right."""
+        return tuple(p["id"] for p in _left_to_right(people)
+                     if p.get("id") is not None and self._known(p) == known)
+
     def _back(self, people: Sequence[dict]) -> str:
         """Known people coming back: "the first person is back, on the left"."""
         ordered = _left_to_right(people)
@@ -326,10 +338,12 @@ class Composer:
         if not people:
             return self._say(t, "New shot: no one is in view.", 2, 1)
         known = [p for p in people if self._known(p)]
+        who = dict(refers=self._ids(people, True), introduces=self._ids(people, False),
+                   plain=f"New shot: {self._plain(people)}.")
         if known and len(known) == len(people) and len(people) <= 3 and \
                 not any(p.get("id") in self._present for p in people):
-            return self._say(t, self._back(people) + ".", 1, 2, valid=2.5)
-        return self._say(t, f"New shot: {self._group(people)}.", 1, 2, valid=2.5)
+            return self._say(t, self._back(people) + ".", 1, 2, valid=2.5, **who)
+        return self._say(t, f"New shot: {self._group(people)}.", 1, 2, valid=2.5, **who)
 
     def _new_shot_without_people(self, t: float, faces: Observation | None) -> Description | None:
         """A cut when only faces (or nothing) tell who is there."""
@@ -364,16 +378,19 @@ class Composer:
         n = len(people)
         if n == 0:
             return self._say(t, "Now no one is in view.", 2, 1)
+        plain = f"Now {self._plain(people)}."
         arrivals = [p for p in _left_to_right(people) if p.get("id") not in self._present]
         if arrivals:
-            return self._arrivals(t, arrivals)
+            return self._arrivals(t, arrivals, plain)
         ids = {p.get("id") for p in people}
         gone = [self._people[pid] for pid in self._present - ids if pid in self._people]
         if len(gone) == 1 and self._known(gone[0]):
-            return self._say(t, f"{self._name(gone[0])} is out of view.", 2, 1)
-        return self._say(t, f"Now {self._group(people)}.", 2, 1)
+            return self._say(t, f"{self._name(gone[0])} is out of view.", 2, 1,
+                             refers=self._ids(gone, True), plain=plain)
+        return self._say(t, f"Now {self._group(people)}.", 2, 1, refers=self._ids(people, True),
+                         introduces=self._ids(people, False), plain=plain)
 
-    def _arrivals(self, t: float, arrivals: list[dict]) -> Description | None:
+    def _arrivals(self, t: float, arrivals: list[dict], plain: str) -> Description | None:
         """People who came into view: known ones are back, others appear."""
         back = [p for p in arrivals if self._known(p)]
         new = [p for p in arrivals if not self._known(p)]
@@ -383,7 +400,8 @@ class Composer:
             parts.append(f"{who} appears {where(new[0])}".strip())
         elif new:
             parts.append(f"{number(len(new))} more people appear")
-        return self._say(t, ", and ".join(parts) + ".", 1, 1)
+        return self._say(t, ", and ".join(parts) + ".", 1, 1, refers=self._ids(back, True),
+                         introduces=self._ids(new, False), plain=plain)
 
     def _person_change(self, t: float, p: dict) -> list[Description | None]:
         pid = p.get("id")
@@ -391,18 +409,25 @@ class Composer:
         if old is None:
             return []
         who = self._subject(p)
+        # For a listener who has not met them: "a person on the left", "a man in a red coat".
+        label = self._labels.get(pid)
+        anyone = " ".join(b for b in (_indefinite(label) if label else "a person",
+                                      where(p) if self._count > 1 else "") if b)
+        refers = (pid,) if self._known(p) else ()
         out: list[Description | None] = []
         posture, before = p.get("posture"), old.get("posture")
         if posture != before and posture in ("sitting", "standing", "lying") and \
                 before in ("sitting", "standing", "lying"):
             verb = {"sitting": "sits down", "standing": "stands up", "lying": "lies down"}[posture]
-            out.append(self._say(t, f"{who} {verb}.", 2, 1))
+            out.append(self._say(t, f"{who} {verb}.", 2, 1, refers=refers,
+                                 plain=f"{anyone} {verb}."))
         new_gestures = [g for g in p.get("gestures", []) if g not in old.get("gestures", [])]
         for g in new_gestures[:1]:
             phrase = {"arms raised": "raises both arms", "pointing": "points",
                       "hands on head": "puts their hands on their head", "waving": "waves",
                       "walking": "walks"}.get(g, g)
-            out.append(self._say(t, f"{who} {phrase}.", 3 if g == "walking" else 2, 1))
+            out.append(self._say(t, f"{who} {phrase}.", 3 if g == "walking" else 2, 1,
+                                 refers=refers, plain=f"{anyone} {phrase}."))
         return out
 
     def _remember(self, people: list[dict]) -> None:
@@ -416,16 +441,21 @@ class Composer:
             self._people[pid] = p
             self._present.add(pid)
 
-    def _say(self, t: float, text: str, level: int, priority: int,
-             valid: float = 0.0) -> Description | None:
-        """A description at ``t``; ``valid`` seconds say how long it stays true, if known."""
+    def _say(self, t: float, text: str, level: int, priority: int, valid: float = 0.0,
+             refers: tuple[int, ...] = (), introduces: tuple[int, ...] = (),
+             plain: str = "") -> Description | None:
+        """A description at ``t``; ``valid`` seconds say how long it stays true, if known.
+        ``refers``, ``introduces`` and ``plain``: see :class:`models.types.Description` (a
+        ``plain`` text is kept only for a sentence that refers to someone)."""
         text = sentence(text)
         if any(prev == text and t - when < REPEAT_WINDOW for when, prev in self._recent):
             return None
         self._recent.append((t, text))
         start = max(t, 0.0)
+        plain = sentence(plain) if refers and plain and sentence(plain) != text else ""
         return Description(start=start, text=text, level=level, priority=priority,
-                           source=SOURCE, end=start + valid if valid else None)
+                           source=SOURCE, end=start + valid if valid else None,
+                           refers=refers if plain else (), introduces=introduces, plain=plain)
 
     # ----- describe now -------------------------------------------------------------------------
     @staticmethod

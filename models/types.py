@@ -54,6 +54,12 @@ class Description:
 
     ``level`` is the least verbosity at which it is spoken (1 brief, 2 standard, 3 detailed);
     ``priority`` is 0 low, 1 normal, 2 high; ``source`` names where it came from.
+
+    Live descriptions name people the listener has met ("The second person is back."): such a
+    one ``refers`` to those people's ids, and ``plain`` says the same without relying on an
+    earlier sentence ("New shot: a person standing in the centre."), for a listener who never
+    heard them introduced (that sentence found no room). ``introduces`` lists the people it
+    introduces.
     """
 
     start: float
@@ -63,6 +69,9 @@ class Description:
     source: str = "track"
     end: float | None = None
     ident: str = ""
+    refers: tuple[int, ...] = ()
+    introduces: tuple[int, ...] = ()
+    plain: str = ""
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.start) or self.start < 0:

@@ -84,6 +84,7 @@ class Narrator(QObject):
         self._held = False  # between two sentences of an answer: the film stays paused/ducked
         self.last: Description | None = None
         self.skips: list[Skipped] = []
+        self._met: set[int] = set()  # people the listener has heard of in this film
         playback.time_changed.connect(self.on_time)
         playback.seeked.connect(self.on_seeked)
         playback.pause_changed.connect(self._on_film_paused)
@@ -105,6 +106,7 @@ class Narrator(QObject):
 
     def set_timeline(self, timeline: Timeline) -> None:
         self._timeline = timeline
+        self._met.clear()  # a new film: nobody in it has been introduced yet
         self._rebuild()
         # Synthesize the first sentences while the film is still loading.
         self._prepare_ahead(self._playback.time_pos if self._last_t is not None else 0.0)
@@ -201,11 +203,12 @@ class Narrator(QObject):
         voice = self.voice()
         i = self._next
         while i < len(self._queue) and self._queue[i].start <= t + LOOKAHEAD:
-            text = self._queue[i].text
-            self._speech.prepare(text, voice)
-            short = self.short_text(text)
-            if short:
-                self._speech.prepare(short, voice)
+            desc = self._queue[i]
+            for text in (desc.text, desc.plain) if desc.plain else (desc.text,):
+                self._speech.prepare(text, voice)
+                short = self.short_text(text)
+                if short:
+                    self._speech.prepare(short, voice)
             i += 1
 
     def _step(self, t: float) -> None:
@@ -230,8 +233,9 @@ class Narrator(QObject):
             if self._speaking is not None or self._speech.speaking or self._paused_by_us:
                 return  # wait for the current sentence to end; waiting counts
             desc = max(fresh, key=lambda d: (d.priority, -d.start))
+            heard = self._as_heard(desc)
             waited = t - desc.start
-            full, short_clip, short = self._clips(desc)
+            full, short_clip, short = self._clips(heard)
             if full is None and self._uses_voice():
                 if waited > STALE_AFTER + 3.0:
                     self._skip(desc, "speech was not ready", t)
@@ -249,13 +253,20 @@ class Narrator(QObject):
             self._take(desc)
             planned = self._planned_start(desc, t)
             if d.action == "pause":
-                self._deliver(desc, full, pause=True, planned=planned)
+                self._deliver(heard, full, pause=True, planned=planned)
             elif d.short and short is not None:
-                self._deliver(replace(desc, text=short), short_clip, speed=d.speed,
+                self._deliver(replace(heard, text=short), short_clip, speed=d.speed,
                               planned=planned)
             else:
-                self._deliver(desc, full, speed=d.speed, planned=planned)
+                self._deliver(heard, full, speed=d.speed, planned=planned)
             return
+
+    def _as_heard(self, desc: Description) -> Description:
+        """``desc`` as the listener can follow it: its plain text when it names someone whose
+        introduction they never heard (it found no room, or was above their verbosity)."""
+        if desc.plain and not self._met.issuperset(desc.refers):
+            return replace(desc, text=desc.plain)
+        return desc
 
     def _take(self, desc: Description) -> None:
         """Remove ``desc`` from the waiting part of the queue (it is said or skipped)."""
@@ -294,6 +305,7 @@ class Narrator(QObject):
     def _deliver(self, desc: Description, clip: SpeechClip | None, speed: float = 1.0,
                  pause: bool = False, planned: float | None = None) -> None:
         self.last = desc
+        self._met.update(desc.refers, desc.introduces)
         route = self._settings.speech_output
         self.said.emit(desc)
         if route in ("screen_reader", "both") or not self._uses_voice():

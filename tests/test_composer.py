@@ -152,6 +152,29 @@ def test_someone_known_who_comes_back_after_a_cut_is_back_not_new():
     assert texts(out) == ["The second person, on the right, waves."]
 
 
+def test_sentences_that_name_known_people_carry_a_plain_version():
+    """For a listener who missed someone's introduction the narrator says the plain version:
+    each sentence says whom it introduces and whom it names as known."""
+    c = Composer()
+    (first,) = c.feed(shot(0.0, person(1, "left")))
+    assert first.introduces == (1,) and first.refers == () and first.plain == ""
+    c.feed(shot(3.0, person(2, "right", "sitting", x0=0.7)))
+    (back,) = c.feed(shot(6.0, person(1, "centre", x0=0.4)))
+    assert back.text == "The first person is back, in the centre."
+    assert back.refers == (1,) and back.plain == "New shot: a person standing in the centre."
+    (sits,) = c.feed([people(6.5, person(1, "centre", "sitting", x0=0.4))])
+    assert (sits.refers, sits.plain) == ((1,), "A person sits down.")
+    (mixed,) = c.feed(shot(12.0, person(3, "left"), person(2, "right", x0=0.7)))
+    assert mixed.refers == (2,) and mixed.introduces == (3,)
+    assert mixed.plain == ("New shot: two people, one standing on the left and one standing on "
+                           "the right.")
+    c.name_person(2, "the man in the red coat")
+    (waves,) = c.feed([people(12.5, person(3, "left"),
+                              person(2, "right", "standing", ["waving"], x0=0.7))])
+    assert waves.text == "The man in the red coat, on the right, waves."
+    assert waves.plain == "A man in the red coat on the right waves."
+
+
 def test_a_lone_person_leaving_and_coming_back_without_a_cut():
     c = Composer()
     c.feed(shot(0.0, person(1, "left")))

@@ -243,3 +243,29 @@ def test_a_late_sentence_lets_the_film_go_on_and_is_still_said(run, clip):
     assert c.speech.records[1].text == "It drives away."
     assert not c.speech.records[1].interrupted
     wait_for(lambda: c.playback.mpv.pause is False, timeout=3)
+
+
+def test_someone_whose_introduction_was_not_heard_is_described_plainly(run, tmp_path):
+    """'The person is back' means nothing to a listener who never heard the person arrive (that
+    sentence was above their verbosity, or found no room): they hear the plain version, and
+    the person is known to them from then on."""
+    from models import Description
+
+    clip = media.make_clip(tmp_path, seconds=9.0)
+    story = [Description(1.0, "New shot: a person standing in the centre.", level=3,
+                         source="auto", introduces=(1,)),
+             Description(2.0, "The person is back, on the left.", level=1, source="auto",
+                         refers=(1,), plain="New shot: a person standing on the left."),
+             Description(5.0, "The person sits down.", level=2, source="auto", refers=(1,),
+                         plain="A person sits down.")]
+    heard = {}
+    for verbosity in (2, 3):
+        c = run(verbosity=verbosity)
+        c.open(clip)
+        wait_for(lambda c=c: c.media is not None, timeout=10)
+        c.narrator.add_descriptions(story)
+        wait_for(lambda c=c: (c.playback.mpv.time_pos or 0) > 7.5, timeout=15)
+        heard[verbosity] = [r.text for r in c.speech.records if r.source == "auto"]
+        c.close()
+    assert heard[2] == ["New shot: a person standing on the left.", "The person sits down."]
+    assert heard[3] == [d.text for d in story]
