@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 JOIN_WITHIN = 0.1
+MAX_HOLE = 2.0
+"""The longest stretch without frames, between two frames of one run, that counts as analysed."""
 """Seconds: analysed stretches closer than this are joined (a frame sampled a frame or two
 after its sample time leaves no hole)."""
 
@@ -114,12 +116,17 @@ class ObservationStore:
         for obs in observations:
             self.add(obs)
 
-    def record(self, t: float, observations: Iterable[Observation], span: float) -> None:
+    def record(self, t: float, observations: Iterable[Observation], span: float,
+               after: float | None = None) -> None:
         """Add what was seen in the frame at ``t`` and mark ``[t, t + span)`` analysed
-        (``span`` is usually the sampling interval)."""
+        (``span`` is usually the sampling interval). ``after``: the time of the frame read just
+        before this one in the same run, when there was one; the stretch between them (a
+        variable-frame-rate file's hole, where the last picture stays on screen) is analysed too,
+        if it is at most ``MAX_HOLE`` seconds."""
         with self._lock:
             self.extend(observations)
-            self.cover(t, t + max(0.0, span))
+            start = after if after is not None and 0.0 < t - after <= MAX_HOLE else t
+            self.cover(start, t + max(0.0, span))
 
     def between(self, a: float, b: float, kinds: Iterable[str] | None = None,
                 ) -> list[Observation]:

@@ -172,6 +172,7 @@ class Perception(QObject):
         self.from_cache = False
         self._no_models = False  # the detectors failed to load (said when it happened)
         self._all_stages = True  # every stage loaded and none was switched off since
+        self._last_frame_t: float | None = None  # the look-ahead's last frame in this run
         self._unreadable = False  # the look-ahead cannot read this film (said when it happened)
 
     @property
@@ -299,6 +300,7 @@ class Perception(QObject):
         self.compose = compose
         self._composer = Composer()
         self._observations = []
+        self._last_frame_t = None
         if self._worker is None:
             self._pending = (str(path), at, compose)
             self.warm_up()
@@ -329,6 +331,7 @@ class Perception(QObject):
             self.seek(playhead + 0.5)
 
     def seek(self, t: float) -> None:
+        self._last_frame_t = None  # a new run: the stretch before it was not looked at
         self._forget_gap_questions()
         if self._lookahead is not None:
             self._lookahead.seek(t)
@@ -670,7 +673,9 @@ class Perception(QObject):
             return
         self._observations += observations
         if self._store is not None and getattr(result.request, "kind", "") != "flush":
-            self._store.record(result.request.t, observations, 1.0 / LOOKAHEAD_FPS)
+            self._store.record(result.request.t, observations, 1.0 / LOOKAHEAD_FPS,
+                               after=self._last_frame_t)
+            self._last_frame_t = result.request.t if result.request.kind == "frame" else None
         if len(self._observations) > 20000:
             self._observations = self._observations[-10000:]
         if self.compose:

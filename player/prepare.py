@@ -140,6 +140,7 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
     descriptions: list[Description] = []
     shown = 0
     active = list(stages)
+    last_t: float | None = None
     in_a_row = dict.fromkeys((s.name for s in stages), 0)
     reader.start()
     try:
@@ -157,7 +158,8 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
                         active.remove(stage)
                         say(f"{stage.name} failed {MAX_FAILURES_IN_A_ROW} times in a row, so it "
                             f"is off for the rest of {video.name}.")
-            store.record(frame.t, observations, 1.0 / fps)
+            store.record(frame.t, observations, 1.0 / fps, after=last_t)
+            last_t = frame.t
             if model is not None:
                 recent = store.between(frame.t - 8.0, frame.t + 0.01)
                 descriptions += model.frame(frame.t, frame.image, observations, composer,

@@ -163,3 +163,26 @@ def test_a_stage_that_keeps_failing_is_switched_off_and_its_weaker_analysis_not_
     assert not list(cache.glob("*.json"))
     prepare(video, tmp_path / "c.vtt", 2.0, [ShotStage()], said.append)
     assert list(cache.glob("*.json"))
+
+
+def test_a_film_with_a_hole_in_its_timestamps_is_still_cached_whole(tmp_path, monkeypatch):
+    """A variable-frame-rate film with no frame for 1.5 s (its last picture stays on screen)
+    is analysed to the end: the stretch counts as looked at, so the cache is kept."""
+    from models.observations import ObservationStore
+    from models.perception.shots import ShotStage
+    from player.perception import cache_config
+    from player.prepare import prepare
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    video = tmp_path / "vfr.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc2=s=160x120:r=10:d=3", "-f", "lavfi", "-i",
+                    "testsrc2=s=160x120:r=30:d=3", "-filter_complex",
+                    "[0:v][1:v]concat=n=2:v=1[c];[c]setpts='if(gte(T,4),PTS+1.5/TB,PTS)'[v]",
+                    "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                    str(video)], check=True)
+    said: list[str] = []
+    prepare(video, tmp_path / "vfr.vtt", 2.0, [ShotStage()], said.append)
+    store = ObservationStore.load(video, {**cache_config(), "fps": 2.0})
+    assert store is not None, said
+    assert store.is_covered(0.0, 7.0), store.covered
