@@ -163,7 +163,7 @@ class Controller(QObject):
     @Slot(object)
     def _on_said(self, desc: Description) -> None:
         self.transcript.emit(desc.text)
-        self.perception.recent = [*self.perception.recent[-4:], desc.text]
+        self.perception.remember_said(self.playback.time_pos, desc.text)
 
     @Slot(str)
     def _on_failed(self, text: str) -> None:

@@ -27,6 +27,9 @@ from models.types import Description, Observation
 log = logging.getLogger(__name__)
 
 LOOKAHEAD_FPS = 2.0
+RECENT_SECONDS = 30.0
+"""The model's context: what was said in the last this many seconds of film."""
+RECENT_KEPT = 20
 FRAME_WIDTH = 640
 CACHE_CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 2}
 """What cached analysis depends on; version 2: people keep their ids across shots."""
@@ -165,7 +168,7 @@ class Perception(QObject):
         self.vlm_seconds = 0.0  # how long a look-ahead answer takes (running mean)
         self._questions: dict[int, str | None] = {}
         self._images: dict[int, np.ndarray] = {}
-        self.recent: list[str] = []  # the last descriptions said, for the VLM's context
+        self._said: list[tuple[float, str]] = []  # (film time, text) of what was said lately
         self._store: Any = None
         self._path = ""
         self._duration = 0.0
@@ -184,6 +187,15 @@ class Perception(QObject):
     @property
     def available(self) -> bool:
         return self._worker is not None
+
+    def remember_said(self, t: float, text: str) -> None:
+        """The narrator said ``text`` at film time ``t``: context for the model's next answers."""
+        self._said = [*self._said[-(RECENT_KEPT - 1):], (t, text)]
+
+    def recent(self, t: float, seconds: float = RECENT_SECONDS) -> list[str]:
+        """What was said in the ``seconds`` of film before ``t`` (not what was said later in
+        the film, before a seek back), oldest first, at most three sentences."""
+        return [text for at, text in self._said if t - seconds <= at <= t + 0.5][-3:]
 
     @property
     def cannot_look(self) -> bool:
@@ -263,6 +275,7 @@ class Perception(QObject):
 
         self._store = ObservationStore()
         self._mixed_models = False
+        self._said = []  # nothing of the last film is context for this one
         self.compose = compose
         self._pending = (str(path), at, compose)
 
@@ -536,7 +549,7 @@ class Perception(QObject):
     def _ask_now(self, t: float, image: np.ndarray, seen: str, question: str | None) -> None:
         from models.vlm import VlmRequest, ask_prompt, describe_prompt  # noqa: PLC0415
 
-        recent = list(self.recent[-3:])
+        recent = self.recent(t)
         prompt = (ask_prompt(question, seen, recent) if question
                   else describe_prompt(4.0, self.detail, seen, recent))
         self._ask_model("now", t, VlmRequest(image, prompt, max_new_tokens=48, max_words=30),
@@ -557,7 +570,7 @@ class Perception(QObject):
 
         context = [o for o in self._observations if t - 8.0 <= o.t <= t + 0.01]
         seen = Composer.describe(context, t + 0.05, self.detail, self._composer.labels)
-        question = gap_request(image, gap, self.detail, seen, self.recent)
+        question = gap_request(image, gap, self.detail, seen, self.recent(t))
         self._ask_model("gap", t, question, gap)
 
     def _ask_labels(self, t: float, image: np.ndarray, observations: Sequence[Observation]) -> None:

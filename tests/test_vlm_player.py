@@ -605,3 +605,37 @@ def test_an_older_models_answer_is_not_cached_under_the_new_models_name(qapp):
         assert p._vlm_name == "old" and not p.vlm_loading
     finally:
         p.close()
+
+
+def test_a_question_gets_what_was_said_in_the_film_just_before_as_context(make_controller,
+                                                                          tmp_path):
+    """The model hears what the narrator said in the last half minute of film before the
+    frame: not older sentences, and not ones said later in the film (before a seek back)."""
+    from models import Description
+    from tests.scripted_vlm import ScriptedVlm
+
+    c = make_controller(narration=False, live_analysis=True)
+    open_demo(c, tmp_path, at=0.5, paused=True)
+    engine = ScriptedVlm(["A street."])
+    use_model(c, engine)
+
+    def say_at(t: float, text: str) -> None:
+        c.playback.seek_absolute(t)
+        wait_for(lambda: abs((c.playback.mpv.time_pos or 0) - t) < 0.3, timeout=5)
+        c.narrator.deliver(Description(t, text, source="system"))
+
+    def prompt_at(t: float) -> str:
+        c.playback.seek_absolute(t)
+        wait_for(lambda: abs((c.playback.mpv.time_pos or 0) - t) < 0.3, timeout=5)
+        pump(0.3)
+        question = f"What is there at {t} seconds?"
+        c.ask(question)
+        return wait_for(lambda: next((p for p in engine.prompts if question in p), None),
+                        timeout=30)  # labels for people are asked for too
+
+    say_at(0.5, "A title card reads hello.")
+    say_at(20.0, "A red bus passes.")
+    late = prompt_at(31.5)
+    assert "A red bus passes." in late and "hello" not in late, late
+    early = prompt_at(5.0)
+    assert "hello" in early and "red bus" not in early, early
