@@ -1,6 +1,6 @@
 """The vision-language models Video Narrator knows, and the ones installed on this computer.
 
-A model is either a GGUF file for llama.cpp with its multimodal projector (``mmproj*.gguf``)
+A model is either a GGUF file for llama.cpp with its multimodal projector (``*mmproj*.gguf``)
 beside it, or a Hugging Face folder for transformers. Catalog models are downloaded by
 :func:`models.download.pull` into ``models_dir()/<name>/``; a model counts as installed only when
 its ``manifest.json`` is there, and that file is written last. Any local GGUF file or model folder
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -39,7 +40,7 @@ class ModelEntry:
         name: short name used on the command line (``narrate models pull NAME``).
         repo_id: Hugging Face repository, ``owner/name``.
         files: paths inside the repository to download. For llama, the model GGUF and its
-            projector (the projector's name starts with ``mmproj``); for transformers, the files
+            projector (the projector has ``mmproj`` in its name); for transformers, the files
             of the folder.
         backend: ``"llama"`` (llama.cpp) or ``"transformers"``.
         size_mb: approximate download size in megabytes (shown to people, not checked).
@@ -154,9 +155,44 @@ class InstalledModel:
 
 
 def is_mmproj(path: Path | str) -> bool:
-    """True for a multimodal projector GGUF (llama.cpp names them ``mmproj*.gguf``)."""
+    """True for a multimodal projector GGUF: "mmproj" anywhere in the name, as llama.cpp's
+    converters and most uploads name them (``mmproj-model-f16.gguf``,
+    ``Qwen2.5-VL-3B-Instruct-mmproj-f16.gguf``)."""
     name = Path(path).name.lower()
-    return name.startswith("mmproj") and name.endswith(".gguf")
+    return "mmproj" in name and name.endswith(".gguf")
+
+
+_NOT_A_NAME = re.compile(r"i?q\d+|[kmsl]|xx?s|\d|b?f16|fp16|fp?32|gguf|model|mmproj")
+"""Words that say how a file is stored (Q8_0, Q4_K_M, f16), not which model it holds."""
+
+
+def _name_parts(path: Path) -> set[str]:
+    """The words of a file name that say which model it is."""
+    parts = re.split(r"[-_\s]+", Path(path).stem.lower())
+    return {p for p in parts if p and not _NOT_A_NAME.fullmatch(p)}
+
+
+def best_projector(model_file: Path, projectors: list[Path]) -> Path | None:
+    """The projector among ``projectors`` whose name shares the most words with the model's
+    (``mmproj-SmolVLM-500M-f16.gguf`` for ``SmolVLM-500M-Instruct-Q8_0.gguf``, not the 256M
+    one); quantization words (Q8_0, f16) do not count. Ties go by name; None when empty."""
+    model = _name_parts(model_file)
+    candidates = [p for p in projectors if Path(p) != Path(model_file)]
+
+    def rank(p: Path) -> tuple[int, int, str]:
+        parts = _name_parts(p)
+        return (-len(parts & model), len(parts - model), p.name)
+
+    return min(candidates, key=rank, default=None)
+
+
+def find_projector(model_file: Path) -> Path | None:
+    """The projector GGUF beside ``model_file`` that fits it best (:func:`best_projector`)."""
+    folder = Path(model_file).parent
+    if not folder.is_dir():
+        return None
+    return best_projector(Path(model_file),
+                          sorted(p for p in folder.iterdir() if p.is_file() and is_mmproj(p)))
 
 
 def read_manifest(folder: Path) -> InstalledModel | None:
@@ -179,7 +215,9 @@ def read_manifest(folder: Path) -> InstalledModel | None:
     if backend == "llama":
         ggufs = [p for p in files if p.suffix.lower() == ".gguf"]
         model_file = next((p for p in ggufs if not is_mmproj(p)), None)
-        mmproj = next((p for p in ggufs if is_mmproj(p)), None)
+        projectors = [p for p in ggufs if is_mmproj(p)]
+        mmproj = (best_projector(model_file, projectors) if model_file is not None
+                  else next(iter(projectors), None))
     return InstalledModel(name=name, backend=backend, path=folder, model_file=model_file,
                           mmproj=mmproj, files=files, repo_id=data.get("repo_id"),
                           revision=data.get("revision"))
@@ -197,7 +235,7 @@ def installed(root: Path | None = None) -> list[InstalledModel]:
 def resolve(name_or_path: str | Path, root: Path | None = None) -> InstalledModel:
     """The model to load, from a catalog name that is installed or from a local path.
 
-    A path may be a GGUF file (its projector ``mmproj*.gguf`` must be beside it), a folder with
+    A path may be a GGUF file (its projector ``*mmproj*.gguf`` must be beside it), a folder with
     one model GGUF and its projector, a transformers folder (with ``config.json``), or a folder
     made by ``narrate models pull``.
     """
@@ -206,14 +244,23 @@ def resolve(name_or_path: str | Path, root: Path | None = None) -> InstalledMode
     path = Path(text).expanduser()
     if path.exists():
         return _from_path(path)
-    if isinstance(name_or_path, str) and "/" not in text and "\\" not in text:
+    if isinstance(name_or_path, str) and not _looks_like_path(text):
         entry = find(text)
         model = read_manifest(root / entry.name)
         if model is None:
             raise ModelError(f"The model {entry.name} is not installed; run: narrate models pull "
                              f"{entry.name}")
         return model
-    raise ModelError(f"There is no model file or folder at {path}.")
+    what = "file" if path.suffix.lower() == ".gguf" else "file or folder"
+    raise ModelError(f"There is no model {what} at {path}; check the path, or give a catalog "
+                     "name (narrate models list).")
+
+
+def _looks_like_path(text: str) -> bool:
+    """True for what a person types as a path rather than a catalog name: with a folder
+    separator, starting with ~ or ., or naming a .gguf file."""
+    return ("/" in text or "\\" in text or text.startswith(("~", "."))
+            or text.lower().endswith(".gguf"))
 
 
 def _from_path(path: Path) -> InstalledModel:
@@ -242,12 +289,10 @@ def _from_path(path: Path) -> InstalledModel:
 
 
 def _gguf_model(model_file: Path, name: str) -> InstalledModel:
-    projectors = sorted(p for p in model_file.parent.glob("*") if p.is_file() and is_mmproj(p))
-    if not projectors:
+    projector = find_projector(model_file)
+    if projector is None:
         raise ModelError(f"{model_file} has no multimodal projector (mmproj) file beside it; put "
-                         "the model's mmproj*.gguf in the same folder.")
-    if len(projectors) > 1:
-        log.info("several projectors beside %s; using %s", model_file, projectors[0].name)
+                         "the model's mmproj GGUF in the same folder.")
     return InstalledModel(name=name, backend="llama", path=model_file.parent,
-                          model_file=model_file, mmproj=projectors[0],
-                          files=(model_file, projectors[0]))
+                          model_file=model_file, mmproj=projector,
+                          files=(model_file, projector))

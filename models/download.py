@@ -7,6 +7,12 @@ even in a later run: bytes go to ``<file>.part`` and the file gets its real name
 complete and verified. ``manifest.json`` is written last, so a half-finished model is never listed
 as installed.
 
+Broken connections and busy answers (5xx, 429) are tried again after a short, growing pause (the
+server's Retry-After when it gives one); the count of tries starts again whenever bytes arrive, so
+a large file on a poor connection still finishes. A 403 from the CDN means its signed link has
+expired, and a fresh one is asked of the hub. Every problem, a models folder that cannot be written
+included, becomes a :class:`~models.catalog.ModelError` of one sentence.
+
 ``HF_ENDPOINT`` (a mirror) and ``HF_HUB_OFFLINE`` are read when ``pull()`` is called.
 """
 
@@ -34,8 +40,17 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CHUNK = 256 * 1024
 RETRIES = 5
+"""Tries after a failure in a row (a broken connection, a 5xx or 429 answer); any bytes that
+arrive start the count again, so a large file may break off many times and still finish."""
 RETRY_DELAY_S = 0.5
+"""The wait before a retry grows by this much with each failure in a row (tests shorten it)."""
+MAX_RETRY_DELAY_S = 30.0
+"""The longest wait, also for a server's Retry-After."""
+LINK_REFRESHES = 2
+"""How often an expired download link (403 from the CDN) is asked for again in a row."""
 TIMEOUT_S = 30.0
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+"""HTTP answers worth trying again after a pause."""
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all) for the whole model, often, from the pulling thread."""
@@ -86,12 +101,12 @@ def pull(entry: ModelEntry, dest_root: Path | None = None, progress: Progress | 
          cancel: Cancel | None = None, *, revision: str = "main") -> Path:
     """Download ``entry`` into ``dest_root/<name>/`` (default: the models folder) and return it.
 
-    Does nothing when the model is already there. Raises :class:`ModelError` (one sentence) when
-    offline, when the hub cannot be reached or refuses, when the disk is too full, or when a file
-    fails its checksum (the bad file is removed and nothing is marked installed), and
+    Does nothing when the model is already there (huggingface_hub is not needed then). Raises
+    :class:`ModelError` (one sentence) when offline, when the hub cannot be reached or refuses,
+    when the folder cannot be written, when the disk is too full, or when a file fails its
+    checksum (the bad file is removed and nothing is marked installed), and
     :class:`PullCancelled` when ``cancel()`` returns True.
     """
-    hub = _hub()
     root = models_dir() if dest_root is None else Path(dest_root)
     dest = root / entry.name
     if _read_manifest(dest) is not None:
@@ -101,30 +116,51 @@ def pull(entry: ModelEntry, dest_root: Path | None = None, progress: Progress | 
         raise ModelError(f"You are offline (HF_HUB_OFFLINE is set), so {entry.name} cannot be "
                          f"downloaded; copy its files ({', '.join(entry.files)}) to {dest} or run "
                          f"narrate models pull {entry.name} when online.")
+    hub = _hub()
     base = endpoint()
     remotes = [_metadata(hub, entry, name, base, revision) for name in entry.files]
     total = sum(r.size or 0 for r in remotes)
-    done = sum(_have(dest / r.filename, r.size) for r in remotes)
-    _check_space(entry, dest, total - done)
+    try:
+        done = sum(_have(dest / r.filename, r.size) for r in remotes)
+        _check_space(entry, dest, total - done)
+        dest.mkdir(parents=True, exist_ok=True)
+        _download_all(hub, entry, remotes, dest, base, revision,
+                      _Counter(done, total, progress), cancel)
+    except OSError as exc:
+        raise ModelError(_folder_problem(entry, dest, exc, chosen=dest_root is not None)) from exc
+    return dest
 
-    dest.mkdir(parents=True, exist_ok=True)
+
+def _download_all(hub: SimpleNamespace, entry: ModelEntry, remotes: list[RemoteFile], dest: Path,
+                  base: str, revision: str, counter: _Counter, cancel: Cancel | None) -> None:
+    """Every file of the model, then its manifest, while holding the folder's lock."""
     from filelock import FileLock, Timeout  # noqa: PLC0415  (installed with huggingface_hub)
 
+    lock = FileLock(str(dest / ".pull.lock"), timeout=1)
     try:
-        lock = FileLock(str(dest / ".pull.lock"), timeout=1)
         lock.acquire()
     except Timeout as exc:
         raise ModelError(f"{entry.name} is already being downloaded by another program.") from exc
     try:
-        counter = _Counter(done, total, progress)
         counter.report()
         for remote in remotes:
-            _pull_file(hub, entry, remote, dest, counter, cancel, base)
+            _pull_file(hub, entry, remote, dest, counter, cancel, base, revision)
         _write_manifest(entry, dest, remotes, revision)
     finally:
         lock.release()
     (dest / ".pull.lock").unlink(missing_ok=True)
-    return dest
+
+
+def _folder_problem(entry: ModelEntry, dest: Path, exc: OSError, chosen: bool) -> str:
+    """One sentence for an OSError met while preparing or writing the model's folder
+    (``chosen``: the caller gave the folder, so XDG_DATA_HOME is not the way to move it)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"The disk filled up while downloading {entry.name} into {dest}; free some "
+                "space and run the same command again to continue.")
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(dest) else ""
+    return (f"Could not write {entry.name} into the folder {dest}: {exc.strerror or exc}{where}. "
+            "Make sure that every part of that path is a folder you can write to"
+            + ("." if chosen else ", or set XDG_DATA_HOME to another place for the models."))
 
 
 class _Counter:
@@ -160,23 +196,45 @@ def _hub() -> SimpleNamespace:
 
 def _metadata(hub: SimpleNamespace, entry: ModelEntry, filename: str, base: str,
               revision: str) -> RemoteFile:
+    """The hub's description of one file (a HEAD request), retried on 5xx and 429 answers."""
     import httpx  # noqa: PLC0415  (huggingface_hub's HTTP library)
 
     url = f"{base}/{entry.repo_id}/resolve/{quote(revision, safe='')}/{quote(filename)}"
-    try:
-        meta = hub.get_hf_file_metadata(url, endpoint=base, timeout=TIMEOUT_S)
-    except hub.HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else None
-        raise ModelError(_http_problem(entry, filename, status, base)) from exc
-    except (httpx.HTTPError, hub.OfflineModeIsEnabled, OSError) as exc:
-        raise ModelError(f"Could not reach {base} to download {entry.name} ({exc}); check the "
-                         f"internet connection, or copy the files to "
-                         f"{models_dir() / entry.name} by hand.") from exc
+    failures = 0
+    while True:
+        try:
+            meta = hub.get_hf_file_metadata(url, endpoint=base, timeout=TIMEOUT_S)
+            break
+        except hub.HfHubHTTPError as exc:
+            response = exc.response
+            status = response.status_code if response is not None else None
+            failures += 1
+            if status in TRANSIENT and failures <= RETRIES:
+                wait = _retry_delay(failures, response.headers.get("Retry-After"))
+                log.warning("%s answered %s for %s; trying again in %.1f s", base, status,
+                            filename, wait)
+                time.sleep(wait)
+                continue
+            raise ModelError(_http_problem(entry, filename, status, base)) from exc
+        except (httpx.HTTPError, hub.OfflineModeIsEnabled, OSError) as exc:
+            raise ModelError(f"Could not reach {base} to download {entry.name} ({exc}); check "
+                             f"the internet connection, or copy the files to "
+                             f"{models_dir() / entry.name} by hand.") from exc
     expected = (entry.sha256 or {}).get(filename)
     if expected is None and meta.etag and re.fullmatch(r"[0-9a-f]{64}", meta.etag):
         expected = meta.etag  # the hub's ETag of a large (LFS) file is its SHA-256
     return RemoteFile(filename=filename, url=meta.location, size=meta.size,
                       sha256=expected.lower() if expected else None, commit=meta.commit_hash)
+
+
+def _retry_delay(failures: int, retry_after: str | None) -> float:
+    """Seconds to wait before try ``failures + 1``: the server's Retry-After (in seconds) when it
+    gives one, else a pause that grows with each failure; never more than MAX_RETRY_DELAY_S."""
+    try:
+        wait = float(retry_after) if retry_after else RETRY_DELAY_S * failures
+    except ValueError:  # an HTTP date: not worth parsing for a pause this short
+        wait = RETRY_DELAY_S * failures
+    return min(max(wait, 0.0), MAX_RETRY_DELAY_S)
 
 
 def _http_problem(entry: ModelEntry, filename: str, status: int | None, base: str) -> str:
@@ -185,6 +243,9 @@ def _http_problem(entry: ModelEntry, filename: str, status: int | None, base: st
                 "licence on the website and log in with: hf auth login.")
     if status == 404:
         return f"{base} has no file {filename} in {entry.repo_id}."
+    if status in TRANSIENT:
+        return (f"{base} is busy or having trouble (error {status}) and kept refusing "
+                f"{filename} of {entry.repo_id}; run the same command again later to continue.")
     return f"{base} answered with error {status} for {filename} in {entry.repo_id}."
 
 
@@ -213,14 +274,20 @@ def _mb(n: int) -> int:
 
 
 def _pull_file(hub: SimpleNamespace, entry: ModelEntry, remote: RemoteFile, dest: Path,
-               counter: _Counter, cancel: Cancel | None, base: str) -> None:
+               counter: _Counter, cancel: Cancel | None, base: str, revision: str) -> None:
     final = dest / remote.filename
     if final.is_file() and (remote.size is None or final.stat().st_size == remote.size):
         return  # renamed only after it was verified
     final.parent.mkdir(parents=True, exist_ok=True)
     part = _part(final)
+
+    def fresh_link() -> str:
+        # At the commit first described, so that the bytes cannot change under a resumed file.
+        again = _metadata(hub, entry, remote.filename, base, remote.commit or revision)
+        return again.url
+
     try:
-        _fetch(hub, entry, remote, part, counter, cancel, base)
+        _fetch(hub, entry, remote, part, counter, cancel, base, fresh_link)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise ModelError(f"The disk filled up while downloading {entry.name}; it needs "
@@ -230,16 +297,28 @@ def _pull_file(hub: SimpleNamespace, entry: ModelEntry, remote: RemoteFile, dest
     os.replace(part, final)
 
 
+class _Retry(Exception):
+    """A try of a download failed in a way worth trying again (internal to :func:`_fetch`)."""
+
+    def __init__(self, reason: str, retry_after: str | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
 def _fetch(hub: SimpleNamespace, entry: ModelEntry, remote: RemoteFile, part: Path,
-           counter: _Counter, cancel: Cancel | None, base: str) -> None:
-    """Download into ``part``, continuing from its current size; retry a few times on breaks."""
+           counter: _Counter, cancel: Cancel | None, base: str,
+           fresh_link: Callable[[], str]) -> None:
+    """Download into ``part``, continuing from its current size.
+
+    Broken connections and 5xx or 429 answers are tried again, after a growing pause, up to
+    RETRIES times in a row; bytes arriving reset that count. A 403 from a host other than the
+    hub means the signed CDN link has expired: a fresh one is asked for (``fresh_link``).
+    """
     import httpx  # noqa: PLC0415
 
     session = hub.get_session()
-    same_host = urlsplit(remote.url).netloc == urlsplit(base).netloc
-    headers = hub.build_hf_headers() if same_host else {}
-    headers["Accept-Encoding"] = "identity"
-    failures = 0
+    url = remote.url
+    failures = refreshes = 0
     while True:
         have = part.stat().st_size if part.exists() else 0
         if remote.size is not None and have >= remote.size:
@@ -248,19 +327,34 @@ def _fetch(hub: SimpleNamespace, entry: ModelEntry, remote: RemoteFile, part: Pa
                 part.unlink()
                 continue
             return
-        request = dict(headers)
+        same_host = urlsplit(url).netloc == urlsplit(base).netloc
+        request = hub.build_hf_headers() if same_host else {}
+        request["Accept-Encoding"] = "identity"
         if have:
             request["Range"] = f"bytes={have}-"
+        arrived = 0
         try:
-            with session.stream("GET", remote.url, headers=request, timeout=TIMEOUT_S) as r:
+            with session.stream("GET", url, headers=request, timeout=TIMEOUT_S) as r:
                 if r.status_code == 416:  # the partial file is not a prefix of this one
                     r.read()
                     counter.add(-have)
                     part.unlink()
-                    failures += 1
-                    if failures > RETRIES:
-                        raise ModelError(f"The server would not send {remote.filename}.")
+                    raise _Retry("the server would not continue the partial file")
+                if r.status_code == 403 and not same_host and refreshes < LINK_REFRESHES:
+                    r.read()
+                    refreshes += 1
+                    log.info("the download link of %s was refused (expired?); asking for a "
+                             "new one", remote.filename)
+                    url = fresh_link()
                     continue
+                if r.status_code in TRANSIENT:
+                    r.read()
+                    raise _Retry(f"error {r.status_code}", r.headers.get("Retry-After"))
+                if r.status_code == 403 and not same_host:
+                    r.read()
+                    raise ModelError(f"The download link for {remote.filename} was refused "
+                                     f"(error 403) even after asking {base} for a new one; run "
+                                     "the same command again later to continue.")
                 if r.status_code >= 400:
                     r.read()
                     raise ModelError(_http_problem(entry, remote.filename, r.status_code, base))
@@ -274,18 +368,22 @@ def _fetch(hub: SimpleNamespace, entry: ModelEntry, remote: RemoteFile, part: Pa
                                                 "the same command again to continue it.")
                         f.write(chunk)
                         counter.add(len(chunk))
+                        arrived += len(chunk)
             if remote.size is None:
                 return
             if part.stat().st_size < remote.size:
                 raise httpx.RemoteProtocolError("the connection closed early")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, _Retry) as exc:
+            if arrived:
+                failures = refreshes = 0  # it was getting somewhere: a fresh set of tries
             failures += 1
             if failures > RETRIES:
                 raise ModelError(f"The download of {remote.filename} kept breaking off ({exc}); "
                                  "run the same command again to continue it.") from exc
-            log.warning("download of %s broke off at %d bytes (%s); continuing", remote.filename,
-                        part.stat().st_size if part.exists() else 0, exc)
-            time.sleep(RETRY_DELAY_S * failures)
+            wait = _retry_delay(failures, getattr(exc, "retry_after", None))
+            log.warning("download of %s broke off at %d bytes (%s); trying again in %.1f s",
+                        remote.filename, part.stat().st_size if part.exists() else 0, exc, wait)
+            time.sleep(wait)
 
 
 def _verify(entry: ModelEntry, remote: RemoteFile, part: Path) -> None:

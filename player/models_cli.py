@@ -56,6 +56,11 @@ def main(argv: list[str]) -> int:
     except ModelError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file problem not already put into words: still one line
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"Error: {exc.strerror or exc}{where}; check that the models folder "
+              f"{models_dir()} can be written to.", file=sys.stderr)
+        return 1
 
 
 def _quantize(source: str, kind: str, output: str | None, overwrite: bool) -> int:

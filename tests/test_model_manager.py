@@ -1,8 +1,10 @@
 """Model catalog, download and ``narrate models``, against a local server that acts like the hub.
 
 The server answers ``/{repo}/resolve/{revision}/{file}`` the way huggingface.co does: small files
-directly (ETag, X-Repo-Commit, Content-Length), large (LFS) files with a redirect to a CDN address
-plus X-Linked-Etag (the SHA-256) and X-Linked-Size; the CDN supports Range requests (206).
+directly (ETag, X-Repo-Commit, Content-Length), large (LFS) files with a redirect to a signed CDN
+address (``?sig=N``, a new one each time) plus X-Linked-Etag (the SHA-256) and X-Linked-Size; the
+CDN supports Range requests (206). A file can be told to misbehave: break connections, answer
+with errors first (503, 429), or refuse its first signed links as expired (403).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -33,7 +36,12 @@ class HubFile:
     data: bytes
     lfs: bool = True
     wrong_data: bytes | None = None  # served instead of data (a corrupted mirror)
-    break_first_get: bool = False  # close the connection halfway through the first download
+    breaks: int = 0  # close the connection early in this many downloads
+    break_after: int | None = None  # bytes sent before closing (default: half of what is asked)
+    resolve_errors: list[int] = field(default_factory=list)  # answered to the next /resolve/ asks
+    cdn_errors: list[int] = field(default_factory=list)  # answered to the next CDN downloads
+    expired_links: int = 0  # the first signed links handed out are refused with 403
+    links: int = 0  # signed links handed out so far
 
 
 @dataclass
@@ -41,6 +49,7 @@ class FakeHub:
     files: dict[tuple[str, str], HubFile] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     url: str = ""
+    cdn: str = ""  # the same server under another host name, as the CDN is another host
 
     def add(self, repo: str, name: str, data: bytes, **kw: object) -> HubFile:
         f = HubFile(data, **kw)  # type: ignore[arg-type]
@@ -62,9 +71,17 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             self._answer(body=True)
 
+        def _status(self, code: int) -> None:
+            self.send_response(code)
+            if code == 429:
+                self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def _answer(self, body: bool) -> None:
-            hub.requests.append((self.command, self.path, self.headers.get("Range")))
-            parts = self.path.lstrip("/").split("/")
+            url = urlsplit(self.path)
+            hub.requests.append((self.command, url.path, self.headers.get("Range")))
+            parts = url.path.lstrip("/").split("/")
             if len(parts) >= 5 and parts[2] == "resolve":
                 repo, name = "/".join(parts[:2]), "/".join(parts[4:])
                 f = hub.files.get((repo, name))
@@ -74,9 +91,13 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                if f.resolve_errors:
+                    self._status(f.resolve_errors.pop(0))
+                    return
                 if f.lfs:
+                    f.links += 1
                     self.send_response(302)
-                    self.send_header("Location", f"{hub.url}/cdn/{repo}/{name}")
+                    self.send_header("Location", f"{hub.cdn}/cdn/{repo}/{name}?sig={f.links}")
                     self.send_header("X-Linked-Etag", f'"{hashlib.sha256(f.data).hexdigest()}"')
                     self.send_header("X-Linked-Size", str(len(f.data)))
                     self.send_header("ETag", '"0000pointer"')
@@ -87,7 +108,13 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self._bytes(f, body, etag=hashlib.sha1(f.data).hexdigest())
             elif len(parts) >= 4 and parts[0] == "cdn":
                 f = hub.files[("/".join(parts[1:3]), "/".join(parts[3:]))]
-                self._bytes(f, body, etag=hashlib.sha256(f.data).hexdigest())
+                sig = int(parse_qs(url.query).get("sig", ["0"])[0])
+                if sig <= f.expired_links:
+                    self._status(403)  # "Request has expired", as a signed CDN link says
+                elif f.cdn_errors:
+                    self._status(f.cdn_errors.pop(0))
+                else:
+                    self._bytes(f, body, etag=hashlib.sha256(f.data).hexdigest())
             else:
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
@@ -109,9 +136,10 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if not body:
                 return
-            if f.break_first_get:
-                f.break_first_get = False
-                self.wfile.write(data[start:start + (len(data) - start) // 2])
+            if f.breaks:
+                f.breaks -= 1
+                sent = f.break_after if f.break_after is not None else (len(data) - start) // 2
+                self.wfile.write(data[start:start + sent])
                 self.wfile.flush()
                 self.close_connection = True
                 return
@@ -125,6 +153,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
     fake = FakeHub()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    fake.cdn = f"http://localhost:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
@@ -194,7 +223,7 @@ def test_second_pull_is_a_no_op(hub: FakeHub, smol: dict[str, bytes]) -> None:
 
 def test_broken_connection_is_resumed_with_a_range_request(hub: FakeHub,
                                                            smol: dict[str, bytes]) -> None:
-    hub.files[(REPO, MODEL)].break_first_get = True
+    hub.files[(REPO, MODEL)].breaks = 1
     dest = pull(ENTRY)
     assert _sha(dest / MODEL) == hashlib.sha256(smol[MODEL]).hexdigest()
     gets = [r for r in hub.gets() if r[1].endswith("/" + MODEL)]
@@ -202,6 +231,77 @@ def test_broken_connection_is_resumed_with_a_range_request(hub: FakeHub,
     # Continues from what reached the disk (whole chunks), at most the half that was sent.
     start = int(gets[1][2].removeprefix("bytes=").removesuffix("-"))
     assert 0 < start <= len(smol[MODEL]) // 2
+
+
+def test_large_file_that_breaks_off_many_times_still_arrives(hub: FakeHub,
+                                                             smol: dict[str, bytes]) -> None:
+    # More breaks than RETRIES, but each one after some progress: the count starts again.
+    f = hub.files[(REPO, MODEL)]
+    f.breaks, f.break_after = download.RETRIES + 3, 300 * 1024
+    dest = pull(ENTRY)
+    assert _sha(dest / MODEL) == hashlib.sha256(smol[MODEL]).hexdigest()
+    assert len([r for r in hub.gets() if r[1].endswith("/" + MODEL)]) == download.RETRIES + 4
+
+
+def test_busy_hub_and_cdn_are_tried_again(hub: FakeHub, smol: dict[str, bytes],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(download.time, "sleep", waits.append)
+    hub.files[(REPO, MODEL)].resolve_errors = [503]
+    hub.files[(REPO, MODEL)].cdn_errors = [502, 429]
+    hub.files[(REPO, MMPROJ)].cdn_errors = [500]
+    dest = pull(ENTRY)
+    for name, data in smol.items():
+        assert _sha(dest / name) == hashlib.sha256(data).hexdigest()
+    heads = [r for r in hub.requests if r[0] == "HEAD" and r[1].endswith("/" + MODEL)]
+    assert len(heads) == 2
+    # A growing pause, and the server's Retry-After (0 here) when it gives one.
+    assert waits == [download.RETRY_DELAY_S, download.RETRY_DELAY_S, 0.0,
+                     download.RETRY_DELAY_S]
+
+
+def test_hub_that_stays_busy_gives_up_with_a_clear_message(hub: FakeHub, smol: dict[str, bytes],
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.setattr(download.time, "sleep", lambda s: None)
+    hub.files[(REPO, MMPROJ)].cdn_errors = [503] * 50
+    with pytest.raises(ModelError, match="kept breaking off .*error 503.*run the same command"):
+        pull(ENTRY)
+    gets = [r for r in hub.gets() if r[1].endswith("/" + MMPROJ)]
+    assert len(gets) == download.RETRIES + 1
+    assert installed() == []
+
+
+def test_expired_download_link_is_asked_for_again(hub: FakeHub, smol: dict[str, bytes]) -> None:
+    hub.files[(REPO, MODEL)].expired_links = 1  # the link handed out first has expired
+    dest = pull(ENTRY)
+    assert _sha(dest / MODEL) == hashlib.sha256(smol[MODEL]).hexdigest()
+    heads = [r[1] for r in hub.requests if r[0] == "HEAD" and r[1].endswith("/" + MODEL)]
+    # Asked again at the commit first described, so a resumed file cannot change underneath.
+    assert heads == [f"/{REPO}/resolve/main/{MODEL}", f"/{REPO}/resolve/{COMMIT}/{MODEL}"]
+
+
+def test_link_that_keeps_being_refused_is_not_blamed_on_the_licence(
+        hub: FakeHub, smol: dict[str, bytes]) -> None:
+    hub.files[(REPO, MODEL)].expired_links = 100
+    with pytest.raises(ModelError) as err:
+        pull(ENTRY)
+    text = str(err.value)
+    assert "even after asking" in text and "403" in text and "licence" not in text
+    assert installed() == []
+
+
+def test_installed_model_needs_no_huggingface_hub(hub: FakeHub, smol: dict[str, bytes],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    dest = pull(ENTRY)
+
+    def missing() -> object:
+        raise ModelError("Downloading models needs huggingface_hub")
+
+    monkeypatch.setattr(download, "_hub", missing)  # as without huggingface_hub installed
+    assert pull(ENTRY) == dest
+    with pytest.raises(ModelError, match="needs huggingface_hub"):
+        pull(find("smolvlm-500m"))
 
 
 def test_cancelled_pull_continues_from_the_partial_file(hub: FakeHub,
@@ -297,6 +397,18 @@ def test_not_enough_disk_space(hub: FakeHub, smol: dict[str, bytes],
     assert installed() == []
 
 
+def test_unwritable_models_folder_is_one_clear_sentence(hub: FakeHub, smol: dict[str, bytes],
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("not a folder")
+    with pytest.raises(ModelError) as err:
+        pull(ENTRY, dest_root=not_a_folder / "models")
+    text = str(err.value)
+    assert f"folder {not_a_folder / 'models' / 'smolvlm-256m'}" in text
+    assert "Not a directory" in text and "XDG_DATA_HOME" not in text
+
+
 # Local models given by path.
 
 
@@ -312,6 +424,49 @@ def test_resolve_gguf_paths(tmp_path: Path) -> None:
     assert resolve(tmp_path).model_file == model  # the folder works too
     with pytest.raises(ModelError, match="is a multimodal projector"):
         resolve(proj)
+
+
+def test_projector_with_mmproj_inside_its_name(tmp_path: Path) -> None:
+    model = tmp_path / "Qwen2.5-VL-3B-Instruct-Q4_K_M.gguf"
+    proj = tmp_path / "Qwen2.5-VL-3B-Instruct-mmproj-f16.gguf"
+    model.write_bytes(b"GGUF")
+    proj.write_bytes(b"GGUF")
+    assert catalog.is_mmproj(proj) and not catalog.is_mmproj(model)
+    assert resolve(model).mmproj == proj
+    folder = resolve(tmp_path)  # one model and its projector, not "several model GGUF files"
+    assert (folder.model_file, folder.mmproj) == (model, proj)
+    with pytest.raises(ModelError, match="is a multimodal projector"):
+        resolve(proj)
+
+
+def test_projector_that_fits_the_model_wins(tmp_path: Path) -> None:
+    names = ["SmolVLM-500M-Instruct-Q8_0.gguf", "mmproj-SmolVLM-256M-Instruct-Q8_0.gguf",
+             "mmproj-SmolVLM-500M-Instruct-f16.gguf", "mmproj-Qwen2.5-VL-3B-Instruct-f16.gguf"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"GGUF")
+    model = tmp_path / names[0]
+    # The 256M projector comes first by name and shares the quantization; the 500M one fits.
+    assert resolve(model).mmproj == tmp_path / "mmproj-SmolVLM-500M-Instruct-f16.gguf"
+    assert catalog.find_projector(model) == tmp_path / "mmproj-SmolVLM-500M-Instruct-f16.gguf"
+    assert catalog.find_projector(tmp_path / "missing" / "m.gguf") is None
+    # A model folder whose manifest lists two projectors: the same choice.
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "format": 1, "name": "mine", "backend": "llama",
+        "files": [{"name": n, "size": 4} for n in names[:3]]}))
+    assert resolve(tmp_path).mmproj == tmp_path / "mmproj-SmolVLM-500M-Instruct-f16.gguf"
+
+
+def test_missing_path_is_not_looked_up_in_the_catalog(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cases = [("x.gguf", "file"), ("Model.GGUF", "file"), ("models/mine", "file or folder"),
+             ("./mine", "file or folder"), ("~/no-such-model-here", "file or folder")]
+    for given, what in cases:
+        with pytest.raises(ModelError) as err:
+            resolve(given)
+        text = str(err.value)
+        assert text.startswith(f"There is no model {what} at "), given
+        assert "catalog;" not in text and "no model called" not in text, given
 
 
 def test_resolve_transformers_folder_and_errors(tmp_path: Path,
@@ -375,6 +530,22 @@ def test_cli_list_pull_path(hub: FakeHub, smol: dict[str, bytes],
 
     assert models_cli.main(["pull", "smolvlm-256m"]) == 0
     assert "already installed" in capsys.readouterr().out
+
+
+def test_cli_pull_into_a_models_folder_that_is_a_file(hub: FakeHub, smol: dict[str, bytes],
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    data_home = tmp_path / "not-a-folder"
+    data_home.write_text("a file where the data folder should be")
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
+    assert models_cli.main(["pull", "smolvlm-256m"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    line = err[0]
+    assert line.startswith("Error: Could not write smolvlm-256m into the folder "
+                           f"{data_home / 'video-narrator' / 'models' / 'smolvlm-256m'}")
+    assert "Not a directory" in line and "set XDG_DATA_HOME to another place" in line
 
 
 def test_cli_errors_are_one_sentence(hub: FakeHub, capsys: pytest.CaptureFixture[str],

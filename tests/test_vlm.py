@@ -35,6 +35,37 @@ from models.vlm.prompts import word_budget
     ("Two people talk while one of them looks nervous.", "Two people talk."),
     ("A man, who resembles a politician, gives a speech.", "A man gives a speech."),
     ("A possibly broken chair stands in the corner.", "A possibly broken chair stands in the corner."),
+    # Emotions in front of a person: the adjective goes, the article follows the next word.
+    ("An angry man slams the door.", "A man slams the door."),
+    ("A happy child builds a sandcastle.", "A child builds a sandcastle."),
+    ("Two very excited children run along the beach.", "Two children run along the beach."),
+    ("A happy elderly man waves.", "An elderly man waves."),
+    ("A nervous-looking woman waits by the phone.", "A woman waits by the phone."),
+    # Jobs and relationships guessed from looks.
+    ("A man, probably a police officer, stands by the car.", "A man stands by the car."),
+    ("A man who is probably a police officer stands by the car.", "A man stands by the car."),
+    ("A woman, likely a nurse, pushes a trolley.", "A woman pushes a trolley."),
+    ("A woman who appears to be a doctor examines a patient.", "A woman examines a patient."),
+    ("A woman hugs a boy. She might be his mother.", "A woman hugs a boy."),
+    ("A woman hugs a boy who might be her son.", "A woman hugs a boy."),
+    ("A police officer directs traffic.", "A police officer directs traffic."),  # seen: kept
+    # Names.
+    ("A man runs across a roof. This looks like Tom Cruise.", "A man runs across a roof."),
+    ("A man who looks like Tom Cruise runs across a roof.", "A man runs across a roof."),
+    # Hedges: dropped, and what they hedged must not then be a guess stated as fact.
+    ("It appears that a man is running down the street.", "A man is running down the street."),
+    ("I think a car is parked outside.", "A car is parked outside."),
+    ("A man, I think, waits at the bus stop.", "A man waits at the bus stop."),
+    ("I think she is his mother.", ""),
+    ("It looks like Tom Cruise.", ""),
+    ("A logo flashes and it appears on the screen.",
+     "A logo flashes and it appears on the screen."),
+    # Age: only the guess goes, the action stays.
+    ("The image shows a man who appears to be in his forties sitting at a desk.",
+     "A man sitting at a desk."),
+    ("A man in his forties sits at a desk.", "A man sits at a desk."),
+    ("An 80-year-old woman knits.", "A woman knits."),
+    ("The car is 20 years old.", "The car is 20 years old."),
     ("a dog runs along the beach", "A dog runs along the beach."),
     ("A door opens:", "A door opens."),
     ("", ""),
@@ -82,6 +113,19 @@ def test_first_sentence_yields_each_sentence_when_complete() -> None:
     assert list(first_sentence(["3.5 metres. ", "Ok"])) == ["3.5 metres.", "Ok"]
 
 
+def test_first_sentence_no_ends_a_sentence_unless_a_number_follows() -> None:
+    assert list(first_sentence(["The answer is no. A man enters. ", "He sits"])) == [
+        "The answer is no.", "A man enters.", "He sits"]
+    # "No." before a number is an abbreviation, even when the number comes in the next piece.
+    assert list(first_sentence(["Room No. ", "5 is open. A man", " sits."])) == [
+        "Room No. 5 is open.", "A man sits."]
+    seen = []
+    for s in first_sentence(["The answer is no. ", "A man", " enters."]):
+        seen.append(s)
+    assert seen == ["The answer is no.", "A man enters."]
+    assert list(first_sentence(["No. ", "No. 7 wins."])) == ["No.", "No. 7 wins."]
+
+
 # ----- prompts ---------------------------------------------------------------------------------
 def test_describe_prompt_has_budget_perception_and_recent() -> None:
     assert word_budget(4.0, 2) == 10 and word_budget(0.5, 2) == 3 and word_budget(60, 1) == 10
@@ -93,6 +137,7 @@ def test_describe_prompt_has_budget_perception_and_recent() -> None:
     assert '"A person enters."' in p and '"The first person sits down."' in p
     assert "do not repeat" in p.lower() and "present tense" in p
     assert "one short sentence" in p
+    assert "jobs or relationships" in p and "do not hedge" in p  # what clean() removes
     long = describe_prompt(10.0, 3, "", [])
     assert "at most 25 words" in long and "one or two" in long and "Already said" not in long
     q = ask_prompt("What colour is the car?", "a car", ["A car stops."])

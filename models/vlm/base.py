@@ -86,7 +86,10 @@ class VlmEngine(ABC):
 
 
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "prof", "jr", "sr", "vs", "etc", "e.g", "i.e",
-                 "no", "approx"}
+                 "approx"}
+NUMBER_ABBREVIATIONS = {"no"}
+"""Abbreviations only before a number ("No. 5", "room no. 12"); "The answer is no. A man…"
+ends a sentence."""
 _END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)")
 
 
@@ -96,9 +99,15 @@ def _split_complete(buffer: str) -> tuple[list[str], str]:
     start = 0
     for m in _END.finditer(buffer):
         candidate = buffer[start:m.end()]
-        last_word = candidate.rstrip(".!?…\"')]").rsplit(None, 1)[-1:] or [""]
-        if m.group().startswith(".") and last_word[0].lower() in ABBREVIATIONS:
+        last_word = (candidate.rstrip(".!?…\"')]").rsplit(None, 1)[-1:] or [""])[0].lower()
+        if m.group().startswith(".") and last_word in ABBREVIATIONS:
             continue
+        if m.group() == "." and last_word in NUMBER_ABBREVIATIONS:
+            after = buffer[m.end():].lstrip()
+            if not after:
+                break  # wait for what follows to tell "No. 5" from "no. A man"
+            if after[0].isdigit():
+                continue
         if candidate.strip():
             done.append(candidate.strip())
         start = m.end()

@@ -1,9 +1,13 @@
 """Turns a vision-language model's answer into one or two sentences fit to be spoken.
 
 It removes the framing models like to add ("The image shows", "In this image,", "I can see",
-"Here is a description:"), markdown and quotes, and any clause that guesses emotions or identity
-("appears to be happy", "seems angry", "who looks like a famous actor"); it keeps the model's
-tense, cuts to a word budget at a sentence or clause boundary and ends with a full stop.
+"Here is a description:"), markdown and quotes, and the guesses audio description leaves out:
+emotions ("an angry man", "appears to be happy"), names and fame ("looks like Tom Cruise"), age
+("in his forties"), jobs ("probably a police officer") and relationships ("she might be his
+mother"), and hedges ("I think", "It appears that"). Where it can, only the guessing phrase goes
+and the rest of the sentence stays ("a man who appears to be in his forties sitting at a desk" is
+"A man sitting at a desk."); a sentence whose main clause is a guess goes whole. It keeps the
+model's tense, cuts to a word budget at a sentence or clause boundary and ends with a full stop.
 """
 
 from __future__ import annotations
@@ -52,6 +56,86 @@ _NAME_GUESS = re.compile(
     r" (?:the )?[A-Z][a-z]+"
     r"|\b(?:could|might|may) be (?:the )?(?:[A-Z][a-z]+ [A-Z][a-z]+|famous|well-known)")
 
+
+# Jobs and relationships: guessed from looks, never said ("probably a nurse", "his mother").
+ROLES = (
+    "police officer|policeman|policemen|policewoman|policewomen|police|officer|cop|detective|"
+    "agent|security guard|guard|soldier|doctor|nurse|surgeon|paramedic|firefighter|fireman|"
+    "firemen|teacher|professor|student|pupil|lawyer|judge|businessman|businessmen|"
+    "businesswoman|businesswomen|executive|manager|secretary|receptionist|chef|cook|waiter|"
+    "waitress|bartender|cashier|clerk|worker|farmer|pilot|driver|mechanic|scientist|engineer|"
+    "journalist|reporter|photographer|artist|musician|singer|actor|actress|priest|nun|athlete|"
+    "coach|tourist|customer|patient|politician|president|criminal|thief|thieves|prisoner|spy|"
+    "maid|butler|bodyguard|celebrity|celebrities|"
+    "mother|father|mom|mum|dad|parent|son|daughter|wife|wives|husband|brother|sister|sibling|"
+    "grandmother|grandfather|grandparent|grandson|granddaughter|grandchild|grandchildren|aunt|"
+    "uncle|cousin|nephew|niece|boyfriend|girlfriend|partner|fiancée|fiancé|fiancee|fiance|"
+    "spouse|friend|colleague|co-worker|coworker|boss|bosses|employee|neighbour|neighbor|"
+    "relative|lover|twin|family member|child|children|kid|baby|babies"
+)
+PEOPLE = (
+    "man|men|woman|women|boy|girl|person|people|persons|teenager|teen|guy|lady|ladies|"
+    "gentleman|gentlemen|couple|crowd|family|families|figure|stranger|toddler|audience|fan"
+)
+HEDGES = ("most likely|most probably|probably|possibly|likely|perhaps|presumably|maybe|"
+          "apparently|seemingly")
+AGES = "teens|twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties|\\d0s"
+_DET = r"(?:a|an|the|his|her|their|its|one of (?:his|her|their|the))"
+_ROLE_NP = rf"{_DET} (?:[\w-]+ ){{0,2}}?(?:{ROLES})(?:s|es)?\b"
+_SEEMS = r"(?:appears?|appearing|seems?|seeming|looks?|looking)"
+_NAME = r"(?-i:[A-Z][a-z]+(?:[ -][A-Z][a-z']+)*)"
+# Guesses of job, relationship or name that make a clause speculative.
+_ROLE_GUESS = re.compile(
+    rf"\b(?:{HEDGES}) (?:{_DET}|someone|somebody)\b"
+    rf"|(?<!there )\b(?:might|may|could|must) (?:well |also )?be (?:{_DET}|someone|somebody)\b"
+    rf"|\b{_SEEMS} (?:to be |like ){_ROLE_NP}"
+    rf"|\b{_SEEMS} (?:to be |like )(?:the )?{_NAME}",
+    re.IGNORECASE)
+_ABOUT = rf"(?:(?:about|around|roughly|approximately|{HEDGES}) )?"
+_DECADE = rf"in (?:his|her|their) (?:early |mid-?|late )?(?:{AGES})\b"
+_YEARS = r"(?:\d{1,2}|[a-z]+ty(?:-[a-z]+)?) years? old\b"
+# Guessing phrases that can go while the rest of the sentence stays.
+_GUESS_PHRASES = re.compile(
+    rf"(?P<lead>,)?\s+(?:"
+    rf"(?:who|that) (?:is|are|'s) (?:{HEDGES}) {_ROLE_NP}"
+    rf"|(?:who|that) {_SEEMS} (?:to be |like ){_ROLE_NP}"
+    rf"|(?:who|that) (?:might|may|could|must) (?:well |also )?be {_ROLE_NP}"
+    rf"|(?:who|that) {_SEEMS} (?:to be |like )(?:the )?{_NAME}"
+    rf"|(?:resembling|who resembles) (?:the )?{_NAME}"
+    rf"|(?:who|that) (?:is|are|{_SEEMS}(?: to be)?) {_ABOUT}(?:{_DECADE}|{_YEARS})"
+    rf"|{_ABOUT}{_DECADE}"
+    rf")(?(lead),?)(?=[\s,.;:!?]|$)",
+    re.IGNORECASE)
+# A hedge set off by commas inside a sentence: "A man, I think, waits."
+_MID_HEDGE = re.compile(
+    rf",\s*(?:(?:I|we) (?:think|believe|guess|suppose)|it (?:seems|appears)|{HEDGES})\s*"
+    r"(?:,|(?=[.!?]|$))",
+    re.IGNORECASE)
+# An emotion (or an age) in front of a person: "an angry man", "two happy children", "a
+# happy old woman".
+_FEELING_WORDS = "|".join(w for w in EMOTIONS.split("|") if " " not in w)
+_ATTRIBUTIVE = re.compile(
+    rf"\b(?P<art>an?\s+)?{_ADVERB}(?:{_FEELING_WORDS}|\d{{1,2}}-years?-old)(?:-looking)?"
+    rf"(?:(?:,\s*|\s+and\s+){_ADVERB}(?:{_FEELING_WORDS})(?:-looking)?)*\s+"
+    rf"(?=(?:[\w-]+ )?(?:{PEOPLE}|{ROLES})(?:s|es)?\b)",
+    re.IGNORECASE)
+# Hedges in front of a sentence: dropped, and the rest must then not be a guess of its own.
+_HEDGE_START = re.compile(
+    r"^\s*(?:"
+    r"(?:i|we) (?:think|believe|guess|suppose|assume|suspect|would say)(?: that)?"
+    r"|i'd say(?: that)?"
+    r"|it (?:appears|seems|looks) (?:that|like|as if|as though)"
+    r"|it(?: is|'s) (?:likely|possible|probable) that"
+    rf"|(?:{HEDGES})(?=[ ,])"
+    r")\s*,?\s*", re.IGNORECASE)
+# After a hedge: a job, relationship or name stated as fact ("I think she is his mother.").
+_HEDGED_GUESS = re.compile(
+    rf"\b(?:is|are|was|were|'s) {_ROLE_NP}"
+    rf"|^{_ROLE_NP}[.!?]?$"
+    rf"|\b(?:is|are) {_NAME}"
+    rf"|^{_NAME}[.!?]?$",
+    re.IGNORECASE)
+
 _PREAMBLE = re.compile(
     r"^\s*(?:(?:sure|certainly|of course|okay|ok)\s*[!,.]\s*)?"
     r"(?:here(?:'s| is| are)\b[^:.\n]*[:.]\s*)", re.IGNORECASE)
@@ -80,12 +164,28 @@ _WEAK_END = {"a", "an", "the", "and", "or", "but", "of", "with", "to", "in", "on
 
 
 def _speculative(text: str) -> bool:
-    return bool(_EMOTION.search(text) or _IDENTITY.search(text) or _NAME_GUESS.search(text))
+    return bool(_EMOTION.search(text) or _IDENTITY.search(text) or _NAME_GUESS.search(text)
+                or _ROLE_GUESS.search(text))
+
+
+def _article(match: re.Match[str]) -> str:
+    """The replacement for an emotion in front of a person: the article fixed for the next
+    word ("An angry man" -> "A man"), or nothing."""
+    art = match.group("art")
+    if not art:
+        return ""
+    following = match.string[match.end():match.end() + 1]
+    new = "an " if following.lower() in tuple("aeiou") else "a "
+    return new.capitalize() if art[0].isupper() else new
 
 
 def _drop_speculation(sentence: str) -> str:
-    """The sentence without its speculative clauses ("" when the main clause speculates)."""
+    """The sentence without its speculative phrases and clauses ("" when the main clause
+    speculates)."""
+    sentence = _MID_HEDGE.sub("", sentence)
+    sentence = _GUESS_PHRASES.sub("", sentence)
     sentence = _NAMED.sub("", _PHRASES.sub("", sentence))
+    sentence = _ATTRIBUTIVE.sub(_article, sentence)
     parts = _CLAUSE.split(sentence)
     # parts alternates: clause, separator, clause, separator, ...
     clauses = parts[0::2]
@@ -158,10 +258,16 @@ def clean(text: str, max_words: int | None = None) -> str:
     sentences = []
     for sentence in _SENTENCE.split(text):
         previous = None
+        hedged = False
         while previous != sentence:
             previous = sentence
             sentence = _FRAMING.sub("", sentence)
             sentence = _PREAMBLE.sub("", sentence)
+            unhedged = _HEDGE_START.sub("", sentence)
+            hedged = hedged or unhedged != sentence
+            sentence = unhedged
+        if hedged and _HEDGED_GUESS.search(sentence.strip()):
+            continue
         sentence = _tidy(_drop_speculation(sentence.strip()))
         if sentence and len(sentence.rstrip(".!?").strip()) > 0:
             sentences.append(sentence)

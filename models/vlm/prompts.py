@@ -1,8 +1,9 @@
 """Prompts that ask a vision-language model for audio-description style sentences.
 
 The style follows :mod:`models.composer`: present tense, third person, concrete; no guessing of
-emotion, identity, age or gender; people keep the labels they already have ("the first person");
-say what changed instead of repeating what was just said; fit the length of the pause.
+emotion, identity, age, gender, job or relationship, and no hedging; people keep the labels they
+already have ("the first person"); say what changed instead of repeating what was just said; fit
+the length of the pause.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ RECENT = 3
 
 STYLE = ("Write in the present tense and the third person, like an audio describer. "
          "Describe only what is visible: people, actions, places, objects, on-screen text. "
-         "Do not guess emotions, names, identity, age or gender; call people "
+         "Do not guess emotions, names, identity, age, gender, jobs or relationships, and do "
+         "not hedge (no \"I think\", \"it appears\", \"probably\"); call people "
          "\"a person\", \"the first person\", \"the person on the left\". "
          "Do not start with \"The image shows\" or \"I can see\". No lists, no markdown.")
 
