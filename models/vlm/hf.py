@@ -8,6 +8,7 @@ inside the engine, so this module imports without them and ``problem()`` says wh
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import json
@@ -17,6 +18,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -143,15 +145,72 @@ def available_memory(device: str) -> int | None:
         return None
 
 
-def check_fits(folder: Path, device: str, dtype: str, quantize: str | None = None) -> None:
-    """VlmError when the model clearly will not fit in the free memory of ``device``."""
+def memory_shortage(folder: Path, device: str, dtype: str,
+                    quantize: str | None = None) -> tuple[int, int] | None:
+    """(needed, free) bytes when the model clearly will not fit in the free memory of
+    ``device``; None when it may fit (or the free memory cannot be told)."""
     needed = estimate_bytes(folder, dtype, quantize)
     free = available_memory(device)
     if free is not None and needed > free:
-        where = "GPU memory" if device.startswith("cuda") else "RAM"
-        raise VlmError(f"The model in {folder} needs about {needed / 2**30:.1f} GiB but only "
-                       f"{free / 2**30:.1f} GiB of {where} is free. Close other programs, choose "
-                       f"a smaller model, or try 8bit quantization (4bit on a GPU).")
+        return needed, free
+    return None
+
+
+def check_fits(folder: Path, device: str, dtype: str, quantize: str | None = None) -> None:
+    """VlmError when the model clearly will not fit in the free memory of ``device``."""
+    shortage = memory_shortage(folder, device, dtype, quantize)
+    if shortage is not None:
+        raise VlmError(_shortage_message(folder, device, *shortage))
+
+
+def _shortage_message(folder: Path, device: str, needed: int, free: int) -> str:
+    where = "GPU memory" if device.startswith("cuda") else "RAM"
+    return (f"The model in {folder} needs about {needed / 2**30:.1f} GiB but only "
+            f"{free / 2**30:.1f} GiB of {where} is free. Close other programs, choose "
+            f"a smaller model, or try 8bit quantization (4bit on a GPU).")
+
+
+def _size(n: int) -> str:
+    """Bytes in words: "3.2 GiB", or "450 MiB" below a gibibyte."""
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{max(n, 0) / 2**20:.0f} MiB"
+
+
+def free_unused_memory() -> None:
+    """Give back what a failed attempt left behind (its tensors, the CUDA cache)."""
+    gc.collect()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One way to load the model: on which device, in which dtype, quantized or not."""
+
+    device: str
+    dtype: str
+    quantize: str | None = None
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.startswith("cuda")
+
+    @property
+    def label(self) -> str:
+        """How the user hears it: "in bfloat16", "in 8-bit"."""
+        return f"in {self.quantize[0]}-bit" if self.quantize else f"in {self.dtype}"
+
+
+@dataclass(frozen=True)
+class _PassedOver:
+    """A setting the model was not loaded with, and why."""
+
+    setting: Setting
+    why: str
+    """What follows "on the GPU it ...": "needs about 4.5 GiB in bfloat16 but only ..."."""
+    alone: str
+    """The whole message when this was the only setting to try."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -169,6 +228,16 @@ class HfVlm(VlmEngine):
     model's processor says (None: on a GPU yes, on the CPU one tile, several times faster).
     ``notes`` collects things the user should hear about, such as a fall back to the CPU after
     the GPU ran out of memory.
+
+    Loading on a GPU falls back when the model does not fit there (by the estimate of
+    :func:`estimate_bytes` against the free memory, or because loading ran out of memory): to
+    8-bit and then 4-bit when bitsandbytes is installed, then to the CPU with the CPU's settings
+    (float32, one image tile a frame), and a line in ``notes`` says so. Only a model that does
+    not fit in the RAM either is refused, before any weights are read. After loading,
+    ``device``, ``dtype`` and ``quantize`` say what is in use: ``device`` becomes "cpu" when the
+    model moved there, at load or later when the GPU ran out of memory while describing. ``off``
+    is why the engine switched itself off ("" while it works): the GPU ran out of memory and the
+    model did not fit in the RAM either; every later question then fails with that reason.
     """
 
     name = "transformers"
@@ -182,9 +251,11 @@ class HfVlm(VlmEngine):
         self.path = Path(model_path).expanduser()
         self.device_request = device
         self.dtype_request = dtype
+        self.quantize_request = quantize
         self.quantize = quantize
         self.image_splitting = image_splitting
         self.notes: list[str] = []
+        self.off = ""
         self.device = ""
         self.dtype = ""
         self._model: Any = None
@@ -201,8 +272,8 @@ class HfVlm(VlmEngine):
         for package in ("torch", "transformers"):
             if importlib.util.find_spec(package) is None:
                 return f"The {package} package is not installed. {INSTALL_HINT}"
-        if self.quantize:
-            problem = quantization_problem(self.quantize, self._wants_gpu())
+        if self.quantize_request:
+            problem = quantization_problem(self.quantize_request, self._wants_gpu())
             if problem:
                 return problem
         try:
@@ -233,6 +304,28 @@ class HfVlm(VlmEngine):
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         return device, dtype
 
+    @staticmethod
+    def _cpu_dtype() -> str:
+        """The dtype a model that falls back from the GPU gets on the CPU (a dtype asked for
+        was the GPU's choice; bfloat16 and float16 run slowly or not at all on many CPUs)."""
+        return "float32"
+
+    def _settings(self, device: str, dtype: str) -> list[Setting]:
+        """The settings to try, in order: the one asked for and, on a GPU, the fallbacks: the
+        smaller quantizations bitsandbytes offers, then the CPU with its own settings (8-bit
+        there only when quantization was asked for and torchao is installed)."""
+        first = Setting(device, dtype, self.quantize_request)
+        if not first.on_gpu:
+            return [first]
+        settings = [first]
+        if not quantization_problem("8bit", on_gpu=True):
+            order: list[str | None] = [None, "8bit", "4bit"]
+            settings += [Setting(device, dtype, q)
+                         for q in order[order.index(first.quantize) + 1:]]
+        cpu_quantize = ("8bit" if self.quantize_request
+                        and not quantization_problem("8bit", on_gpu=False) else None)
+        return [*settings, Setting("cpu", self._cpu_dtype(), cpu_quantize)]
+
     def load(self) -> None:
         if self._model is not None:
             return
@@ -245,39 +338,108 @@ class HfVlm(VlmEngine):
         import torch
         import transformers
 
-        device, dtype = self._pick_device(torch)
-        check_fits(self.path, device, dtype, self.quantize)
+        settings = self._settings(*self._pick_device(torch))
+        passed: list[_PassedOver] = []
+        candidates: list[Setting] = []
+        for setting in settings:  # what clearly does not fit is refused before loading
+            shortage = memory_shortage(self.path, setting.device, setting.dtype,
+                                       setting.quantize)
+            if shortage is None:
+                candidates.append(setting)
+                continue
+            needed, free = shortage
+            passed.append(_PassedOver(
+                setting, f"needs about {_size(needed)} {setting.label} but only {_size(free)} "
+                         f"is free", _shortage_message(self.path, setting.device, *shortage)))
+            log.info("%s does not fit %s on %s: %s", self.path.name, setting.label,
+                     setting.device, passed[-1].why)
+        if not candidates:
+            raise VlmError(self._too_large(passed))
         try:
             transformers.AutoConfig.from_pretrained(self.path, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure here means a broken config
             raise VlmError(f"The model config in {self.path} cannot be used: {exc}") from exc
         processor = self._load_processor(transformers)
-        kwargs: dict[str, Any] = dict(local_files_only=True, use_safetensors=True,
-                                      dtype=getattr(torch, dtype))
-        if self.quantize:
-            kwargs.update(self._quantization(transformers, device, getattr(torch, dtype)))
-        try:
-            model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
-            if not self.quantize:
-                model = model.to(device)
-        except Exception as exc:  # noqa: BLE001
-            if is_out_of_memory(exc):
-                raise VlmError(f"The model in {self.path} does not fit in {device} memory: "
-                               f"{exc}") from exc
-            raise VlmError(f"The model in {self.path} cannot be loaded: {exc}") from exc
+        model, setting = None, settings[0]
+        for setting in candidates:
+            if setting is not candidates[0]:
+                free_unused_memory()  # what the attempt before left behind
+            try:
+                model = self._from_pretrained(torch, transformers, setting)
+                break
+            except Exception as exc:  # noqa: BLE001
+                chosen = setting is settings[0] or setting.device == "cpu"
+                if not is_out_of_memory(exc) and chosen:
+                    raise VlmError(f"The model in {self.path} cannot be loaded: {exc}") from exc
+                # out of memory, or a fallback quantization that cannot run here
+                why = ("ran out of memory loading it" if is_out_of_memory(exc)
+                       else f"could not be loaded ({exc})")
+                passed.append(_PassedOver(
+                    setting, f"{why} {setting.label}",
+                    f"The model in {self.path} does not fit in {setting.device} memory: {exc}"))
+                log.warning("%s on %s %s: %s", self.path.name, setting.device, setting.label,
+                            exc)
+        if model is None:
+            free_unused_memory()
+            raise VlmError(self._too_large(passed))
         self._model, self._processor = model.eval(), processor
-        self._set_tiling(device)
-        self.device, self.dtype = device, dtype
-        log.info("Loaded %s on %s as %s", self.path, device, self.quantize or dtype)
+        self._set_tiling(setting.device)
+        self.device, self.dtype, self.quantize = setting.device, setting.dtype, setting.quantize
+        self.off = ""
+        if setting != settings[0]:
+            self._note_fallback(settings[0], setting, passed)
+        log.info("Loaded %s on %s as %s", self.path, setting.device,
+                 setting.quantize or setting.dtype)
 
-    def _quantization(self, transformers: Any, device: str, dtype: Any) -> dict[str, Any]:
+    def _from_pretrained(self, torch: Any, transformers: Any, setting: Setting) -> Any:
+        """The model's weights loaded with ``setting`` (a seam for tests)."""
+        kwargs: dict[str, Any] = dict(local_files_only=True, use_safetensors=True,
+                                      dtype=getattr(torch, setting.dtype))
+        if setting.quantize:
+            kwargs.update(self._quantization(transformers, setting))
+        elif setting.on_gpu and importlib.util.find_spec("accelerate") is not None:
+            kwargs["device_map"] = setting.device  # straight to the GPU, no copy in RAM first
+        model = transformers.AutoModelForImageTextToText.from_pretrained(self.path, **kwargs)
+        if not setting.quantize and "device_map" not in kwargs:
+            model = model.to(setting.device)
+        return model
+
+    def _too_large(self, passed: list[_PassedOver]) -> str:
+        """Why the model was not loaded when no setting fitted."""
+        if len(passed) == 1:
+            return passed[0].alone
+        gpu = [p for p in passed if p.setting.on_gpu]
+        cpu = [p for p in passed if not p.setting.on_gpu]
+        if not gpu or not cpu:
+            return passed[-1].alone
+        return (f"The model {self.path.name} is too large for this computer and was not "
+                f"loaded: on the GPU it {gpu[-1].why}, and in the computer's memory (RAM) it "
+                f"{cpu[-1].why}. Close other programs or choose a smaller model.")
+
+    def _note_fallback(self, first: Setting, used: Setting, passed: list[_PassedOver]) -> None:
+        """The line the user hears when the model is not running as asked."""
+        name = self.path.name
+        if used.on_gpu:
+            note = (f"The GPU had too little memory for {name} {first.label}; it runs on the "
+                    f"GPU {used.label}, which can make descriptions a little less accurate.")
+        else:
+            gpu = [p.setting for p in passed if p.setting.on_gpu]
+            even = f" even {gpu[-1].label}" if gpu and gpu[-1] != first else ""
+            note = (f"The GPU had too little memory for {name}{even}; it runs on the processor "
+                    f"(CPU) instead, which is slower.")
+        log.warning(note)
+        self.notes.append(note)
+
+    def _quantization(self, transformers: Any, setting: Setting) -> dict[str, Any]:
         """from_pretrained() arguments that quantize the model: bitsandbytes on a GPU, torchao
         int8 weight-only on the CPU."""
-        if device.startswith("cuda"):
+        if setting.on_gpu:
+            import torch
+
             config = transformers.BitsAndBytesConfig(
-                load_in_8bit=self.quantize == "8bit", load_in_4bit=self.quantize == "4bit",
-                bnb_4bit_compute_dtype=dtype)
-            return {"quantization_config": config, "device_map": device}
+                load_in_8bit=setting.quantize == "8bit", load_in_4bit=setting.quantize == "4bit",
+                bnb_4bit_compute_dtype=getattr(torch, setting.dtype))
+            return {"quantization_config": config, "device_map": setting.device}
         from torchao.quantization import Int8WeightOnlyConfig
 
         return {"quantization_config": transformers.TorchAoConfig(Int8WeightOnlyConfig())}
@@ -318,6 +480,7 @@ class HfVlm(VlmEngine):
         with self._lock:
             self._model = None
             self._processor = None
+            self.off = ""
             if self._generator is not None:
                 self._generator.shutdown()
                 self._generator = None
@@ -368,22 +531,49 @@ class HfVlm(VlmEngine):
         return self._model.generate(**{**self.generate_options, **kwargs})
 
     def _fall_back_to_cpu(self, exc: BaseException) -> None:
+        """Move the model to the CPU, with the CPU's settings (its dtype, one image tile a
+        frame), after the GPU ran out of memory; when the RAM cannot hold it either, switch
+        the model off (free it, set ``off``) and raise VlmError saying so."""
         import torch
 
+        dtype = self._cpu_dtype()
+        shortage = memory_shortage(self.path, "cpu", dtype)
+        if shortage is not None:
+            needed, free = shortage
+            self._switch_off(
+                f"The GPU ran out of memory describing a frame, and {self.path.name} cannot "
+                f"move to the processor instead: it needs about {_size(needed)} of RAM but only "
+                f"{_size(free)} is free. The vision-language model is switched off; close "
+                f"other programs and choose it again, or choose a smaller model.")
+            raise VlmError(self.off) from exc
         note = (f"The GPU ran out of memory ({exc}); the model now runs on the CPU, "
                 f"which is slower.")
         log.warning(note)
         self.notes.append(note)
-        self._model = self._model.to("cpu", dtype=torch.float32)
-        self.device, self.dtype = "cpu", "float32"
+        self._model = self._model.to("cpu", dtype=getattr(torch, dtype))
+        self.device, self.dtype = "cpu", dtype
+        self._set_tiling("cpu")  # a GPU's tiles would make every frame several times slower
         self._batch_limit = None  # the limit was the GPU's
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+    def _switch_off(self, why: str) -> None:
+        """Free the model (the caller holds the lock) and answer nothing more: ``off`` says why."""
+        log.warning(why)
+        self.off = why
+        self._model = None
+        free_unused_memory()
+
+    def _check_on(self) -> None:
+        if self.off:
+            raise VlmError(self.off)
+
     def stream(self, request: VlmRequest) -> Iterator[str]:
+        self._check_on()
         if self._model is None:
             self.load()
         with self._lock:
+            self._check_on()
             for attempt in (1, 2):
                 yielded = False
                 try:
@@ -411,10 +601,12 @@ class HfVlm(VlmEngine):
         rest = list(requests)
         if not rest:
             return []
+        self._check_on()
         if self._model is None:
             self.load()
         answers: list[str] = []
         with self._lock:
+            self._check_on()
             while rest:
                 size = self._batch_limit or len(rest)
                 answers += self._answer_batch(rest[:size])

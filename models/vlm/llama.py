@@ -18,8 +18,11 @@ otherwise the model runs on the CPU. Build the wheel once (``pip wheel -w DIR ll
 to make later installs instant.
 
 Memory: on the CPU the model and projector files together must fit in 80% of the free RAM
-(MemAvailable in /proc/meminfo), or loading is refused before llama.cpp starts. With GPU offload
-this check is skipped, since the weights then live in GPU memory.
+(MemAvailable in /proc/meminfo), or loading is refused before llama.cpp starts. On a GPU the
+layers asked for are tried first, then half of them (the rest on the CPU), then none: an attempt
+is skipped when the free GPU memory (:func:`gpu_free_memory`) clearly cannot hold it, and moved
+on from when llama.cpp cannot load it; ``notes`` says where the model ended up. Only a model
+that does not fit in the RAM either is refused.
 
 Which chat handler
 ------------------
@@ -33,10 +36,14 @@ chat template falls back to the LLaVA 1.5 prompt format.
 from __future__ import annotations
 
 import base64
+import gc
 import importlib.util
 import logging
 import os
+import shutil
 import struct
+import subprocess
+import sys
 import threading
 import zlib
 from collections.abc import Iterator
@@ -46,6 +53,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from models.catalog import find_projector
 from models.vlm.base import VlmEngine, VlmError, VlmRequest
 
 log = logging.getLogger(__name__)
@@ -156,28 +164,6 @@ def read_gguf(path: str | Path) -> GgufInfo:
 
 
 # ----- finding files and checking memory ---------------------------------------------------------
-def find_projector(model_path: Path) -> Path | None:
-    """The multimodal projector (``*mmproj*.gguf``) beside ``model_path``, if there is one.
-
-    When there are several, one whose name shares the most with the model's name wins.
-    """
-    folder = model_path.parent
-    if not folder.is_dir():
-        return None
-    found = [p for p in folder.glob("*.gguf")
-             if "mmproj" in p.name.lower() and p.resolve() != model_path.resolve()]
-    if not found:
-        return None
-    stem = model_path.stem.lower()
-
-    def shared(p: Path) -> tuple[int, str]:
-        name = p.stem.lower().replace("mmproj", "").strip("-_.")
-        common = sum(1 for part in name.replace("_", "-").split("-") if part and part in stem)
-        return (-common, p.name)
-
-    return sorted(found, key=shared)[0]
-
-
 def available_ram() -> int | None:
     """MemAvailable from /proc/meminfo in bytes; None when it cannot be told."""
     try:
@@ -188,6 +174,59 @@ def available_ram() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+GPU_OVERHEAD = 1.2
+"""The context's cache and the compute buffers, as a share of the weights put on the GPU."""
+
+
+def gpu_free_memory() -> int | None:
+    """Free bytes of GPU memory on all visible NVIDIA GPUs together; None when it cannot be told.
+
+    Asked of torch when something already imported it (importing it only for this would cost
+    seconds and memory), else of nvidia-smi.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                return sum(int(torch.cuda.mem_get_info(i)[0])
+                           for i in range(torch.cuda.device_count()))
+        except Exception:  # noqa: BLE001 - no answer is a fine answer here
+            pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return sum(int(line) for line in out.split()) * 2**20 or None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def gpu_bytes(files: list[Path], layers: int, total: int | None) -> int:
+    """GPU memory ``layers`` of the model's ``total`` layers (-1: all) and the projector need:
+    ``files`` are the model and then the projector."""
+    model, projector = (p.stat().st_size for p in files)
+    share = 1.0 if layers < 0 or not total or layers >= total else layers / total
+    return int((model * share + projector) * GPU_OVERHEAD)
+
+
+def layer_plan(asked: int, total: int | None) -> list[int]:
+    """The GPU layer counts to try in order: ``asked`` (-1: all), half of them, then 0 (the
+    CPU). ``total`` is the model's layer count as llama.cpp counts them (None if unknown)."""
+    if asked == 0:
+        return [0]
+    top = total if total and (asked < 0 or asked > total) else asked
+    plan = [asked]
+    if top > 1:
+        plan.append(top // 2)
+    return [*plan, 0]
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{max(n, 0) / 2**20:.0f} MiB"
 
 
 def check_fits(files: list[Path], free: int | None, share: float = RAM_SHARE) -> None:
@@ -306,7 +345,9 @@ class LlamaVlm(VlmEngine):
     the image encoder twice as slow). ``image_splitting`` None means: on a GPU, frames are cut
     into tiles as the model ships; on the CPU a SmolVLM-family model sees each frame as one tile
     (see :mod:`models.vlm.projector`), several times faster. ``notes`` collects what the user
-    should hear about (a one-tile copy that could not be written).
+    should hear about (a one-tile copy that could not be written, a model that did not fit on
+    the GPU). After loading, ``n_gpu_layers`` is the number of layers on the GPU (-1: all, 0:
+    the model runs on the CPU).
     """
 
     name = "llama.cpp"
@@ -366,37 +407,101 @@ class LlamaVlm(VlmEngine):
 
         quiet_mtmd_log()
 
-        gpu_layers = self.n_gpu_layers_request
-        if gpu_layers is None:
-            gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
-        if gpu_layers == 0:  # on the CPU the weights live in RAM
-            check_fits([self.path, mmproj], available_ram())
-        projector = self._projector_for(mmproj, gpu_layers)
+        asked = self.n_gpu_layers_request
+        if asked is None:
+            asked = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        blocks = model_info.metadata.get(f"{model_info.architecture}.block_count")
+        total = blocks + 1 if isinstance(blocks, int) and blocks > 0 else None  # + output layer
+        plan = layer_plan(asked, total)
+        files = [self.path, mmproj]
         name = handler_name(model_info, projector_info)
         handler_class = getattr(llama_chat_format, name, None) or llama_chat_format.MTMDChatHandler
+        free = gpu_free_memory() if plan != [0] else None
+        passed: list[tuple[int, str]] = []  # GPU layer counts not used, and why
+        for layers in plan:
+            if layers == 0:  # on the CPU the weights live in RAM
+                self._check_ram(files, passed)
+            else:
+                needed = gpu_bytes(files, layers, total)
+                if free is not None and needed > free:
+                    passed.append((layers, f"needs about {_size(needed)} with "
+                                           f"{self._layers(layers, total)} there but only "
+                                           f"{_size(free)} is free"))
+                    log.info("%s: %s", self.path.name, passed[-1][1])
+                    continue
+            if passed:
+                gc.collect()  # what the attempt before left behind
+            try:
+                llm, projector = self._open(llama_cpp, llama_chat_format, handler_class,
+                                            mmproj, layers)
+            except (ValueError, RuntimeError, OSError) as exc:
+                if layers == 0:
+                    raise VlmError(f"llama.cpp cannot load {self.path.name} with {mmproj.name}: "
+                                   f"{exc}. The file may be corrupt, or too new for this "
+                                   f"llama-cpp-python; try updating it.") from exc
+                passed.append((layers, f"could not be loaded with {self._layers(layers, total)} "
+                                       f"there ({exc})"))
+                log.warning("%s: %s", self.path.name, passed[-1][1])
+                continue
+            break
+        self._llm, self.handler, self.n_gpu_layers = llm, name, layers
+        self.projector = projector
+        if layers != plan[0]:
+            self._note_fallback(layers, total)
+        log.info("Loaded %s with %s (%s, %d GPU layers)", self.path, projector, name, layers)
+
+    @staticmethod
+    def _layers(layers: int, total: int | None) -> str:
+        if layers < 0 or (total and layers >= total):
+            return "all its layers"
+        return f"{layers} of its {total} layers" if total else f"{layers} layers"
+
+    def _check_ram(self, files: list[Path], passed: list[tuple[int, str]]) -> None:
+        """Refuse, before llama.cpp starts, a model the RAM cannot hold (and, when GPU
+        attempts came first, say that the GPU could not either)."""
+        try:
+            check_fits(files, available_ram())
+        except VlmError as exc:
+            if not passed:
+                raise
+            raise VlmError(f"{exc} The GPU cannot hold it either: it {passed[-1][1]}.") from None
+
+    def _open(self, llama_cpp: Any, llama_chat_format: Any, handler_class: Any, mmproj: Path,
+              layers: int) -> tuple[Any, Path]:
+        """llama.cpp's model with ``layers`` on the GPU and its projector, loaded now; the
+        model is closed again when any part fails."""
+        projector = self._projector_for(mmproj, layers)
         llm = None
         try:
             if issubclass(handler_class, llama_chat_format.MTMDChatHandler):
                 handler = handler_class(clip_model_path=str(projector), verbose=False,
-                                        use_gpu=gpu_layers != 0)
+                                        use_gpu=layers != 0)
             else:
                 handler = handler_class(clip_model_path=str(projector), verbose=False)
             threads = self.n_threads or cpu_count()
             llm = llama_cpp.Llama(model_path=str(self.path), chat_handler=handler,
                                   n_ctx=self.n_ctx, n_threads=threads, n_threads_batch=threads,
-                                  n_gpu_layers=gpu_layers, verbose=False)
+                                  n_gpu_layers=layers, verbose=False)
             init = getattr(handler, "_init_mtmd_context", None)
             if init is not None:  # load the projector now, not on the first question
                 init(llm)
-        except (ValueError, RuntimeError, OSError) as exc:
+        except BaseException:
             if llm is not None:
                 llm.close()
-            raise VlmError(f"llama.cpp cannot load {self.path.name} with {mmproj.name}: {exc}. "
-                           f"The file may be corrupt, or too new for this llama-cpp-python; "
-                           f"try updating it.") from exc
-        self._llm, self.handler, self.n_gpu_layers = llm, name, gpu_layers
-        self.projector = projector
-        log.info("Loaded %s with %s (%s, %d GPU layers)", self.path, projector, name, gpu_layers)
+            raise
+        return llm, projector
+
+    def _note_fallback(self, layers: int, total: int | None) -> None:
+        """The line the user hears when the model did not fit on the GPU as asked."""
+        if layers == 0:
+            note = (f"The GPU had too little memory for {self.path.name}; it runs on the "
+                    f"processor (CPU) instead, which is slower.")
+        else:
+            note = (f"The GPU had too little memory for all of {self.path.name}; "
+                    f"{self._layers(layers, total)} run on the GPU and the rest on the "
+                    f"processor (CPU), which is slower.")
+        log.warning(note)
+        self.notes.append(note)
 
     def _projector_for(self, mmproj: Path, gpu_layers: int) -> Path:
         """The projector file to load: a one-tile copy on the CPU (unless ``image_splitting``
