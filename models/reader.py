@@ -378,18 +378,27 @@ class FrameReader:
             except queue.Full:
                 continue
 
-    def _seek_container(self, target: float) -> None:
+    def _seek_container(self, target: float) -> float:
+        """Seek to ``target``; returns where decoding starts on the media clock, for frames
+        without timestamps: ``target`` (the keyframe the seek lands on is at or a little before
+        it), or 0 when the file cannot seek (an elementary stream such as raw H.264 has no
+        timestamps to seek by) and is decoded from the start again, reopened if need be."""
         try:
             self._container.seek(int((target + self._offset) * 1_000_000), backward=True,
                                  any_frame=False)
+            return target
         except av.FFmpegError as exc:
             log.info("seeking in %s failed (%s); decoding from the start", self.path.name, exc)
+        try:
             self._container.seek(0)
+        except av.FFmpegError:  # not even to the start: open the file again
+            self._close_container()
+            self._container, self._stream = self._open()
+        return 0.0
 
     def _decode(self, target: float, generation: int, seek: bool) -> bool:
         """Decode from ``target``; True at the end of the stream, False when interrupted."""
-        if seek:
-            self._seek_container(target)
+        base = self._seek_container(target) if seek else 0.0
         wanted = target
         keyframe = False
         last_t: float | None = None
@@ -422,7 +431,7 @@ class FrameReader:
                 continue
             bad_in_a_row = 0
             for frame in decoded:
-                t = self._time_of(frame, last_t)
+                t = self._time_of(frame, last_t, base)
                 last_t = t
                 keyframe = keyframe or bool(frame.key_frame)
                 if frame.is_corrupt:
@@ -439,10 +448,12 @@ class FrameReader:
                 keyframe = False
                 wanted = next_sample_time(t, self.fps)
 
-    def _time_of(self, frame: Any, last_t: float | None) -> float:
+    def _time_of(self, frame: Any, last_t: float | None, base: float) -> float:
+        """The frame's time from its timestamp; without one, a frame step after the frame
+        before, and ``base`` (where decoding started) for the first frame."""
         if frame.pts is not None and frame.time_base is not None:
             return float(frame.pts * frame.time_base) - self._offset
-        return 0.0 if last_t is None else last_t + self._frame_step
+        return base if last_t is None else last_t + self._frame_step
 
     @staticmethod
     def _aspect(ratio: Any) -> float:

@@ -56,8 +56,10 @@ class Request:
     """Analyse ``frame`` (RGB ``uint8``, (height, width, 3)) seen at media time ``t``.
 
     ``kind`` is a label the caller reads back from the result ("frame" for plain analysis; the
-    worker itself sends "flush" results). ``token`` is given by :meth:`AnalysisWorker.submit`
-    when left at 0.
+    worker itself sends "flush" results). A request of kind "now" (:data:`NOW`: describe now, a
+    frame from the playhead, away from the look-ahead's stream) is looked at alone: stages that
+    can (``look``) leave what they follow from frame to frame as it was. ``token`` is given by
+    :meth:`AnalysisWorker.submit` when left at 0.
     """
 
     priority: Priority
@@ -106,6 +108,8 @@ _RESET = "reset"
 _REWIND = "rewind"
 _SWAP = "swap-vlm"
 VLM = "vlm"
+NOW = "now"
+"""The kind of a request for one frame apart from the stream (describe now)."""
 VLM_NAME = "vision-language model"
 _TOKENS = itertools.count(1)
 """Tokens are unique across workers (a caller may keep one table of jobs for several)."""
@@ -513,7 +517,9 @@ class AnalysisWorker:
         name = stage.name
         self._failures[name] += 1
         self._failures_in_a_row[name] += 1
-        log.warning("perception stage %s failed %s: %r", name, what, exc)
+        first = self._failures_in_a_row[name] == 1  # the whole story once, not for every frame
+        log.warning("perception stage %s failed %s: %r", name, what, exc,
+                    exc_info=exc if first else None)
         if self._failures_in_a_row[name] >= MAX_FAILURES_IN_A_ROW and stage in self._enabled:
             self._enabled.remove(stage)
             self._problem(name, f"it failed on {MAX_FAILURES_IN_A_ROW} frames in a row "
@@ -523,11 +529,14 @@ class AnalysisWorker:
         started = time.perf_counter()
         observations: list[Observation] = []
         timings: dict[str, float] = {}
-        self._last_t = request.t
+        alone = request.kind == NOW  # the stream's state stays for its next frame
+        if not alone:
+            self._last_t = request.t
         for stage in list(self._enabled):
             t0 = time.perf_counter()
+            look = getattr(stage, "look", None) if alone else None
             try:
-                found = stage.process(request.t, request.frame)
+                found = (look or stage.process)(request.t, request.frame)
             except Exception as exc:
                 self._stage_failed(stage, f"at {request.t:.2f} s", exc)
                 continue

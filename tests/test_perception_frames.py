@@ -291,6 +291,33 @@ def test_camera_motion(media_dir: Path, still_image: Path, name: str, x: str, y:
     assert moves.count(motion) >= len(moves) - 1, moves
 
 
+def test_no_camera_motion_is_measured_across_the_demo_cuts():
+    # The street scene's shots (demo.plan.json) start at 16.7, 17.5, 18.7, 19.7, 20.98, 22.98
+    # and 25.18 s, and the closing card at 25.5 s: the first samples of those shots at 2 frames
+    # a second, and 18.5 s (the camera whips round in the traffic), compare unrelated pictures.
+    scenes = {o.t: o.data["motion"] for o in run(SceneStage(), sample(DEMO, 2.0))}
+    at_cuts = {t: scenes[t] for t in (15.5, 17.0, 17.5, 18.5, 19.0, 20.0, 21.0, 23.0, 25.5)}
+    assert set(at_cuts.values()) == {"still"}, at_cuts
+    assert not [t for t, m in scenes.items() if m.startswith("zoom") and t < 24], scenes
+
+
+def test_a_pan_goes_on_being_seen_after_a_cut(media_dir: Path, still_image: Path):
+    """A pan over the Mandelbrot set, a cut, and a pan over a street (a demo frame): every frame
+    but the first of each shot pans right; the first frame after the cut is still."""
+    street = media_dir / "street.png"
+    ffmpeg("-ss", "22", "-i", str(DEMO), "-frames:v", "1",
+           "-vf", "crop=352:176:0:56,scale=1280:640", str(street))
+    clip = encode(media_dir / "pan-cut-pan.mp4",
+                  "-loop", "1", "-framerate", "25", "-t", "2", "-i", str(still_image),
+                  "-loop", "1", "-framerate", "25", "-t", "2", "-i", str(street),
+                  "-filter_complex", "[0:v]crop=640:360:x='100+t*80':y=180[a];"
+                  "[1:v]crop=640:360:x='100+t*80':y=140[b];[a][b]concat=n=2:v=1:a=0[v]",
+                  "-map", "[v]")
+    moves = {o.t: o.data["motion"] for o in run(SceneStage(), sample(clip, 4.0))}
+    assert moves.pop(0.0) == "still" and moves.pop(2.0) == "still", moves
+    assert list(moves.values()).count("pan right") >= len(moves) - 1, moves
+
+
 def test_colour_names():
     cv2, _ = load_cv2()
     cases = {(255, 0, 0): "red", (255, 140, 0): "orange", (255, 230, 0): "yellow",

@@ -6,6 +6,7 @@ one that fails), not stand-ins for anything in the package.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -27,6 +28,7 @@ from models.reader import Frame, FrameReader, ReaderError, sample_times
 from models.types import Observation
 from models.worker import AnalysisWorker, LookAhead, Priority, Request, Result
 from tests.media import FFMPEG, make_audio_only, make_clip
+from tests.people_media import frame_at
 
 FRAME = 1 / 25
 
@@ -259,6 +261,32 @@ def test_start_part_way(small_clip: Path) -> None:
     assert [round(f.t, 2) for f in frames] == [8.2, 9.0]
 
 
+def test_a_stream_without_timestamps_is_timed_from_where_decoding_starts(media: Path) -> None:
+    """A raw H.264 elementary stream has no timestamps and cannot seek: its frames are counted
+    from the start, and after a seek (or a start part way) the times are still the film's."""
+    raw = media / "clock.h264"
+    # Second k of the ten is grey, 20 * k luma steps above black (limited range, so 20 * k *
+    # 255 / 219 in RGB): a frame's brightness says where in the film it is.
+    _ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x48:r=25:d=10",
+            "-vf", "geq=lum='16+20*floor(T)':cb=128:cr=128", *_x264("-g", "25"), "-f", "h264",
+            str(raw))
+    with av.open(str(raw)) as container:
+        assert next(container.decode(video=0)).pts is None  # really no timestamps
+
+    def second_of(frame: Frame) -> int:
+        return round(float(frame.image.mean()) / (20 * 255 / 219))
+
+    with FrameReader(raw, fps=2.0) as reader:
+        assert reader.get(5.0).t == 0.0
+        reader.seek(6.0)
+        after = list(reader.frames())
+    assert [round(f.t, 2) for f in after] == [6.0, 6.52, 7.0, 7.52, 8.0, 8.52, 9.0, 9.52]
+    assert [second_of(f) for f in after] == [6, 6, 7, 7, 8, 8, 9, 9]
+    assert reader.errors == []
+    late = list(FrameReader(raw, fps=1.0, start=8.0).frames())
+    assert [(round(f.t, 2), second_of(f)) for f in late] == [(8.0, 8), (9.0, 9)]
+
+
 # -- stages for the worker -----------------------------------------------------------------------
 
 class Brightness:
@@ -461,6 +489,127 @@ def test_failures_must_come_in_a_row() -> None:
         assert [len(r.observations) for r in got.results] == [0, 0, 1, 0, 0, 1]
     finally:
         worker.stop()
+
+
+def _real_stage(name: str, monkeypatch: pytest.MonkeyPatch,
+                fails: Callable[[int], bool]) -> Stage:
+    """A real perception stage whose model raises on the calls (counted from 0) for which
+    ``fails`` is true: rapidocr's reader for "text", mediapipe's graphs for "faces" and "pose"."""
+    if name == "text":
+        rapidocr = pytest.importorskip("rapidocr", reason="the perception extra is not installed")
+        from models.perception.ocr import TextStage
+
+        stage: Stage = TextStage(["rapidocr"])
+        model, method = rapidocr.RapidOCR, "__call__"
+    else:
+        pytest.importorskip("mediapipe", reason="the perception extra is not installed")
+        from mediapipe.python.solution_base import SolutionBase
+
+        from models.perception.faces import FaceStage
+        from models.perception.pose import PoseStage
+
+        stage = FaceStage() if name == "faces" else PoseStage()
+        model, method = SolutionBase, "process"
+    assert stage.problem() == ""  # the models load before they are broken
+    original = getattr(model, method)
+    calls = itertools.count()
+
+    def run_model(self: object, *args: object, **kwargs: object) -> object:
+        if fails(next(calls)):
+            raise RuntimeError("the model fell over")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(model, method, run_model)
+    return stage
+
+
+KIND = {"text": "text", "faces": "faces", "pose": "people"}
+
+
+@pytest.mark.parametrize("name", ["text", "faces", "pose"])
+def test_a_real_stage_whose_model_keeps_failing_is_switched_off_and_said(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = _real_stage(name, monkeypatch, lambda call: True)
+    got = Collector()
+    worker = AnalysisWorker([stage, Brightness()], got.result, on_problem=got.problem)
+    try:
+        for i in range(5):
+            worker.submit(Request(Priority.LOOKAHEAD, i * 0.5, frame_at(1.0 + i * 0.5)))
+        assert worker.wait_idle(60)
+        assert len(got.problems) == 1, got.problems
+        assert got.problems[0][0] == stage.name
+        assert "3 frames in a row" in got.problems[0][1]
+        assert "the model fell over" in got.problems[0][1]
+        assert worker.enabled == ("brightness",)
+        assert worker.stats().failures[stage.name] == 3
+        assert [[o.kind for o in r.observations] for r in got.results] == [["scene"]] * 5
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize("name", ["text", "faces", "pose"])
+def test_one_bad_frame_does_not_switch_a_real_stage_off(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    stage = _real_stage(name, monkeypatch, lambda call: call == 0)
+    got = Collector()
+    start = 1.0 if name == "text" else 5.0  # the title card, or the man in the car
+    worker = AnalysisWorker([stage], got.result, on_problem=got.problem)
+    try:
+        for i in range(4):
+            worker.submit(Request(Priority.LOOKAHEAD, i * 0.5, frame_at(start + i * 0.5)))
+        assert worker.wait_idle(60)
+    finally:
+        worker.stop()
+    assert got.problems == [] and worker.stats().failures[stage.name] == 1
+    kinds = [[o.kind for o in r.observations] for r in got.results]
+    assert kinds[0] == [] and kinds[1] == [KIND[name]], kinds  # the next frame is seen
+    seen = got.results[1].observations[0]
+    if name == "text":
+        assert any("Video Narrator demo" in line for line in seen.data["lines"]), seen
+    else:
+        assert seen.data["count"] == 1, seen
+
+
+def test_describe_now_leaves_the_lookahead_as_it_was() -> None:
+    """The look-ahead reads on while someone asks about a frame from elsewhere in the film: the
+    stages look at that frame alone, so the look-ahead's next frame is compared with its own
+    last one (no false cut) and the text it read is not read out again."""
+    pytest.importorskip("rapidocr", reason="the perception extra is not installed")
+    from models.perception.ocr import TextStage
+    from models.perception.scene import SceneStage
+    from models.perception.shots import ShotStage
+
+    got = Collector()
+    worker = AnalysisWorker([ShotStage(), SceneStage(), TextStage()], got.result,
+                            on_problem=got.problem)
+
+    def ask(request: Request) -> list[Observation]:
+        worker.submit(request)
+        assert worker.wait_idle(60)
+        return list(got.results[-1].observations)
+
+    # The worker only knows the times it is given: the demo's bicycle at a railing (under the
+    # MAIN STREET sign) plays at 10 to 11 s of this film, and its title card at 9 s.
+    try:
+        first = ask(Request(Priority.LOOKAHEAD, 10.0, frame_at(21.0)))
+        assert any("MAIN STREET" in o.text for o in first if o.kind == "text"), first
+        ask(Request(Priority.LOOKAHEAD, 10.5, frame_at(21.5)))
+        now = ask(Request(Priority.NOW, 9.0, frame_at(2.0), kind="now"))
+        assert [o.kind for o in now] == ["scene", "text"], now
+        assert "Video Narrator demo" in now[1].text and now[1].data["new"] is True
+        assert now[0].data["motion"] == "still" and now[0].data["fade"] is None
+        later = ask(Request(Priority.LOOKAHEAD, 11.0, frame_at(22.0)))
+        assert [o.kind for o in later] == ["scene"], later  # no cut, no text read again
+        assert later[0].data["motion"] == "still"
+        # Asked about the sign while it is on screen: every line, known already.
+        again = ask(Request(Priority.NOW, 10.8, frame_at(21.8), kind="now"))
+        [text] = [o for o in again if o.kind == "text"]
+        assert "MAIN STREET" in text.text and text.data["new"] is False
+        last = ask(Request(Priority.LOOKAHEAD, 11.5, frame_at(22.5)))
+        assert [o.kind for o in last] == ["scene"], last
+    finally:
+        worker.stop()
+    assert got.problems == []
 
 
 def test_a_stage_with_a_problem_is_off_from_the_start(caplog: pytest.LogCaptureFixture) -> None:

@@ -59,3 +59,10 @@ class Stage(Protocol):
     # Optional: ``rewind()``, for a seek within the same film: like reset, but what the stage
     # learnt of the film stays (the pose and face stages keep who is who). The worker calls it
     # when a stage has it, and reset otherwise.
+    #
+    # Optional: ``look(t, frame) -> list[Observation]``, for one frame from elsewhere in the
+    # film (describe now, at the playhead, while the stream of frames runs ahead): what the
+    # stage sees in that frame alone, leaving what it follows from frame to frame (the last
+    # frame, tracks, text already read) as it was, so the next frame of the stream goes on from
+    # the one before. The worker calls it for requests of kind "now" when a stage has it, and
+    # process otherwise (right for a stage that keeps nothing from frame to frame).

@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from models.perception.identity import Identities, face_regions, signature
+from models.perception.identity import (
+    Assignment,
+    Identities,
+    Signature,
+    face_regions,
+    signature,
+)
 from models.perception.shots import ShotStage
 from models.perception.tracking import Tracker, iou
 from models.types import Observation
@@ -335,43 +341,66 @@ class FaceStage:
         return self._detector.problem()
 
     def process(self, t: float, frame: np.ndarray) -> list[Observation]:
-        if self.problem():
+        found = self._faces(frame)
+        if found is None:
             return []
-        rgb = as_rgb(frame, self.options.max_side)
-        if rgb is None:
-            log.warning("faces: skipped a frame that is not an image array (%r)",
-                        getattr(frame, "shape", type(frame)))
-            return []
-        try:
-            faces = self._detector.detect(rgb)
-        except Exception:  # a failing frame should not stop the narration
-            log.warning("face detection failed at %.2f s", t, exc_info=True)
-            return []
-        faces.sort(key=lambda f: (f.box[0] + f.box[2]) / 2)
+        rgb, faces, signatures = found
         if follows_on(self._cuts, self._last, t, rgb) is False:
             self._tracker.reset()  # a cut, an earlier frame or a hole: new tracks, same faces
             self._identities.drop_tracks()
         self._last = (t, rgb.shape)
         tracks = self._tracker.update([f.box for f in faces], t)
+        ids = self._identities.assign(t, list(zip(tracks, signatures, strict=True)),
+                                      live={tr.id for tr in self._tracker.tracks})
+        return [self._observation(t, faces, ids)]
+
+    def look(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """This frame alone (describe now: a frame from elsewhere in the film): the faces and
+        their ids by appearance; the tracks of the stream are left as they were (a face not
+        seen before joins the known ones)."""
+        found = self._faces(frame)
+        if found is None:
+            return []
+        _, faces, signatures = found
+        return [self._observation(t, faces, self._identities.recognise(t, signatures))]
+
+    def _faces(self, frame: np.ndarray) -> tuple[np.ndarray, list[FaceDetection],
+                                                 list[Signature]] | None:
+        """The frame as used, its faces from left to right and their signatures; None when
+        the stage is off or the frame is not a picture."""
+        if self.problem():
+            return None
+        rgb = as_rgb(frame, self.options.max_side)
+        if rgb is None:
+            log.warning("faces: skipped a frame that is not an image array (%r)",
+                        getattr(frame, "shape", type(frame)))
+            return None
+        # A failure of the detector is raised: the worker counts it and, when it goes on frame
+        # after frame, switches the stage off and tells the user (one bad frame does not).
+        faces = self._detector.detect(rgb)
+        faces.sort(key=lambda f: (f.box[0] + f.box[2]) / 2)
         h, w = rgb.shape[:2]
         signatures = [signature(rgb, face_regions((f.box[0] * w, f.box[1] * h, f.box[2] * w,
                                                    f.box[3] * h), w, h)) for f in faces]
-        found = self._identities.assign(t, list(zip(tracks, signatures, strict=True)),
-                                        live={tr.id for tr in self._tracker.tracks})
+        return rgb, faces, signatures
+
+    @staticmethod
+    def _observation(t: float, faces: list[FaceDetection], ids: list[Assignment]) -> Observation:
         items = [{"id": a.id, "new": a.new, "facing": facing(f.keypoints),
                   "box": [round(v, 4) for v in f.box], "score": round(f.score, 3)}
-                 for a, f in zip(found, faces, strict=True)]
+                 for a, f in zip(ids, faces, strict=True)]
         n = len(items)
         text = "no faces" if n == 0 else "1 face" if n == 1 else f"{n} faces"
         conf = float(np.mean([f.score for f in faces])) if faces else 1.0
-        return [Observation(t, "faces", text, conf, {"count": n, "faces": items})]
+        return Observation(t, "faces", text, conf, {"count": n, "faces": items})
 
     def flush(self) -> list[Observation]:
         return []
 
     def rewind(self) -> None:
         """The stream jumps within the same film (a seek): new tracks, the same faces."""
-        self._tracker.reset()
+        self._tracker.reset()  # its ids start again at 1: they must not lead to the old faces
+        self._identities.drop_tracks()
         self._cuts.reset()
         self._last = None
 

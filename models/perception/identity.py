@@ -345,6 +345,23 @@ class Identities:
         self._bound(set(ids))
         return done
 
+    def recognise(self, t: float, signatures: Sequence[Signature | None]) -> list[Assignment]:
+        """Ids for people seen in one frame apart from the stream (describe now, a frame from
+        elsewhere in the film), one per signature, in order: a known person by appearance, by
+        the rules for a new track; anyone else joins the gallery as a new person (so the
+        stream knows them when it gets there). Tracks, links and the known people's
+        signatures are left as they are."""
+        tracks = [(-1 - i, sig) for i, sig in enumerate(signatures)]  # never a tracker's id
+        found = self._identify(tracks, list(range(len(tracks))), set())
+        done = [found[i] for i in range(len(tracks))]
+        for sig, a in zip(signatures, done, strict=True):
+            if a.new:
+                self._update(self._people[a.id], sig, t)
+        ids = sorted({a.id for a in done})
+        self._together |= {frozenset((a, b)) for i, a in enumerate(ids) for b in ids[i + 1:]}
+        self._bound(set(ids))
+        return done
+
     def _continued(self, tracks: Sequence[tuple[int, Signature | None]]) -> dict[int, Assignment]:
         """The tracks that go on as the person they were, by index; a track that now looks
         unlike its person (below ``split``) is left out, to be identified afresh."""

@@ -24,7 +24,11 @@ with every known line and neither contains the other. New lines are emitted
 together as one ``"text"`` observation ({"lines", "new": True, "box"}, box the union of their
 boxes); known lines are not repeated while they stay on screen, even across shot changes. A
 line is forgotten once no read has seen it for ``forget_after`` seconds (default 1.5 s), so the
-same text appearing again later is read again.
+same text appearing again later is read again. :meth:`TextStage.look` reads one frame from
+elsewhere in the film (describe now) in full, every line, without changing what is known.
+
+An engine that fails raises: the worker counts failures and switches the stage off when they
+come frame after frame; a failed read is not recorded, so the next frame is read again.
 """
 
 from __future__ import annotations
@@ -396,15 +400,34 @@ class TextStage:
         detail = self._detail_grid(rgb)
         if not self._due(t, shot_change, detail):
             return []
+        self.reads += 1
+        # A failure of the engine is raised: the worker counts it and, when it goes on frame
+        # after frame, switches the stage off and tells the user. Nothing here records the
+        # failed read, so the next frame is read again (one bad frame costs one frame).
+        lines = self.engine.read(shrink(rgb, self.options.max_width, load_cv2()[0]))
         self._shot_change = False
         self._last_read, self._detail = t, detail
-        self.reads += 1
-        try:
-            lines = self.engine.read(shrink(rgb, self.options.max_width, load_cv2()[0]))
-        except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the narration
-            log.warning("text: reading the frame at %.2f s failed: %s", t, exc)
-            return []
         return self._remember(t, [ln for ln in lines if _useful(ln, self.options.min_score)])
+
+    def look(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """This frame alone (describe now: a frame from elsewhere in the film): every line on
+        screen, read now whatever the interval, as one ``"text"`` observation whose ``new`` is
+        False when all of them were read already. What the stage has read, and when, is left as
+        it was, so text still on screen in the stream is not read out again."""
+        if self.problem():
+            return []
+        rgb = prepare_frame(frame)
+        if rgb is None or min(rgb.shape[:2]) < 16:
+            return []
+        self.reads += 1
+        lines = self.engine.read(shrink(rgb, self.options.max_width, load_cv2()[0]))
+        lines = [ln for ln in lines if _useful(ln, self.options.min_score)]
+        if not lines:
+            return []
+        same = self.options.same_above
+        new = any(not any(_same(normalise(ln.text), k, same) for k in self._known)
+                  for ln in lines)
+        return [_observation(t, lines, new)]
 
     def _due(self, t: float, shot_change: bool, detail: np.ndarray) -> bool:
         opt = self.options
@@ -443,11 +466,14 @@ class TextStage:
                 del self._known[match]
             self._known[key] = (line.text, t)
         self._known = {k: v for k, v in self._known.items() if t - v[1] <= opt.forget_after}
-        if not fresh:
-            return []
-        texts = [ln.text.strip() for ln in fresh]
-        box = (min(ln.box[0] for ln in fresh), min(ln.box[1] for ln in fresh),
-               max(ln.box[2] for ln in fresh), max(ln.box[3] for ln in fresh))
-        return [Observation(t=t, kind="text", text=", ".join(texts),
-                            confidence=float(np.mean([ln.score for ln in fresh])),
-                            data={"lines": texts, "new": True, "box": list(box)})]
+        return [_observation(t, fresh, True)] if fresh else []
+
+
+def _observation(t: float, lines: list[TextLine], new: bool) -> Observation:
+    """One ``"text"`` observation of ``lines`` (their box is the union of theirs)."""
+    texts = [ln.text.strip() for ln in lines]
+    box = (min(ln.box[0] for ln in lines), min(ln.box[1] for ln in lines),
+           max(ln.box[2] for ln in lines), max(ln.box[3] for ln in lines))
+    return Observation(t=t, kind="text", text=", ".join(texts),
+                       confidence=float(np.mean([ln.score for ln in lines])),
+                       data={"lines": texts, "new": new, "box": list(box)})

@@ -60,6 +60,7 @@ from models.perception.identity import (
     Assignment,
     Identities,
     IdentityOptions,
+    Signature,
     body_regions,
     signature,
 )
@@ -330,8 +331,9 @@ class PoseStage:
     Emits one ``"people"`` observation per frame (``count`` 0 included). ``id`` values stay with
     the same person for the whole video: through missed frames, absences and shot changes (see
     :mod:`models.perception.identity`); ``new`` is True on the first frame a person is seen.
-    ``reset`` forgets everyone; a frame earlier than the last one (a describe-now frame, or a
-    seek without a reset) drops the tracks but keeps the people known so far.
+    ``reset`` forgets everyone; a frame earlier than the last one (a seek without a reset)
+    drops the tracks but keeps the people known so far. ``look`` sees one frame apart from the
+    stream (describe now) and leaves the tracks alone.
     """
 
     name = "pose"
@@ -467,7 +469,9 @@ class PoseStage:
                 add(face.score, fcx, fcy + 3.2 * fh, 10 * fh, 0.0)
         return people
 
-    def _describe(self, pid: int, person: _Person, t: float, w: int, h: int) -> dict[str, Any]:
+    def _describe(self, pid: int, person: _Person, t: float, w: int, h: int,
+                  history: Sequence[Sample]) -> dict[str, Any]:
+        """One person's entry; ``history``: their recent samples, this frame's last."""
         lm = person.landmarks
         box = clip_box((person.box[0] / w, person.box[1] / h, person.box[2] / w, person.box[3] / h))
         # Apparent full height: a close-up cut off by the frame is still near.
@@ -479,10 +483,6 @@ class PoseStage:
         if torso is not None:
             apparent = max(apparent, 3.0 * float(np.linalg.norm(torso[0] - torso[1])) / h)
         distance = "near" if apparent > 0.6 else "far" if apparent < 0.25 else "middle"
-        history = self._history.setdefault(pid, deque())
-        history.append(Sample(t, lm, person.box))
-        while history and t - history[0].t > self.options.history:
-            history.popleft()
         found = gestures(lm)
         if waving(history):
             found.append("waving")
@@ -504,43 +504,78 @@ class PoseStage:
         return [p.landmarks for p in self._people(rgb)]
 
     def process(self, t: float, frame: np.ndarray) -> list[Observation]:
-        if self.problem():
+        found = self._find(frame)
+        if found is None:
             return []
+        rgb, people = found
+        h, w = rgb.shape[:2]
+        self._check_continuity(t, rgb)
+        ids = self._identify(t, rgb, people)
+        self._history = {k: v for k, v in self._history.items()
+                         if v and t - v[-1].t <= self.options.history}
+        items = []
+        for a, p in zip(ids, people, strict=True):
+            history = self._history.setdefault(a.id, deque())
+            history.append(Sample(t, p.landmarks, p.box))
+            while history and t - history[0].t > self.options.history:
+                history.popleft()
+            items.append(self._describe(a.id, p, t, w, h, history) | {"new": a.new})
+        return [self._observation(t, people, items)]
+
+    def look(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """This frame alone (describe now: a frame from elsewhere in the film): the people,
+        their ids by appearance, and what one frame shows (no waving or walking); the tracks
+        of the stream are left as they were (someone not seen before joins the known people)."""
+        found = self._find(frame)
+        if found is None:
+            return []
+        rgb, people = found
+        h, w = rgb.shape[:2]
+        ids = self._identities.recognise(t, self._signatures(rgb, people))
+        items = [self._describe(a.id, p, t, w, h, [Sample(t, p.landmarks, p.box)])
+                 | {"new": a.new} for a, p in zip(ids, people, strict=True)]
+        return [self._observation(t, people, items)]
+
+    def _find(self, frame: np.ndarray) -> tuple[np.ndarray, list[_Person]] | None:
+        """The frame as used and its people from left to right; None when the stage is off or
+        the frame is not a picture."""
+        if self.problem():
+            return None
         rgb = as_rgb(frame, self.options.max_side)
         if rgb is None:
             log.warning("pose: skipped a frame that is not an image array (%r)",
                         getattr(frame, "shape", type(frame)))
-            return []
-        self._check_continuity(t, rgb)
-        h, w = rgb.shape[:2]
-        try:
-            people = self._people(rgb) if min(h, w) >= MIN_SIDE else []
-        except Exception:  # a failing frame should not stop the narration
-            log.warning("pose estimation failed at %.2f s", t, exc_info=True)
-            return []
+            return None
+        # A failure of the models is raised: the worker counts it and, when it goes on frame
+        # after frame, switches the stage off and tells the user (one bad frame does not).
+        people = self._people(rgb) if min(rgb.shape[:2]) >= MIN_SIDE else []
         people.sort(key=lambda p: (p.box[0] + p.box[2]) / 2)
-        found = self._identify(t, rgb, people)
-        self._history = {k: v for k, v in self._history.items()
-                         if v and t - v[-1].t <= self.options.history}
-        items = [self._describe(a.id, p, t, w, h) | {"new": a.new}
-                 for a, p in zip(found, people, strict=True)]
+        return rgb, people
+
+    @staticmethod
+    def _observation(t: float, people: list[_Person], items: list[dict[str, Any]]) -> Observation:
         n = len(items)
         text = "no people" if n == 0 else "1 person" if n == 1 else f"{n} people"
         conf = float(np.mean([p.score for p in people])) if people else 1.0
-        return [Observation(t, "people", text, conf, {"count": n, "people": items})]
+        return Observation(t, "people", text, conf, {"count": n, "people": items})
+
+    @staticmethod
+    def _signatures(rgb: np.ndarray, people: list[_Person]) -> list[Signature]:
+        h, w = rgb.shape[:2]
+        return [signature(rgb, body_regions(p.landmarks, p.box, w, h)) for p in people]
 
     def _identify(self, t: float, rgb: np.ndarray, people: list[_Person]) -> list[Assignment]:
         """Stable ids for this frame's people: tracks, then appearance."""
         h, w = rgb.shape[:2]
         tracks = self._tracker.update([(p.box[0] / w, p.box[1] / h, p.box[2] / w, p.box[3] / h)
                                        for p in people], t)
-        signatures = [signature(rgb, body_regions(p.landmarks, p.box, w, h)) for p in people]
+        signatures = self._signatures(rgb, people)
         return self._identities.assign(t, list(zip(tracks, signatures, strict=True)),
                                        live={tr.id for tr in self._tracker.tracks})
 
     def _check_continuity(self, t: float, rgb: np.ndarray) -> None:
         """Drop the tracks where the picture does not follow on from the last frame: a cut, a
-        frame earlier than the last (describe now, a seek), a long hole or another frame size.
+        frame earlier than the last (a seek), a long hole or another frame size.
         Who is who is then decided by appearance alone; the people known so far stay known."""
         if follows_on(self._cuts, self._last, t, rgb) is False:
             self._drop_tracks()

@@ -15,7 +15,10 @@ Conventions:
 - ``motion`` names the camera's movement, not the content's: "pan right" means the camera
   turns right, so the content slides left across the screen; "tilt up" means the content slides
   down; "zoom in" means the content grows from the centre. "shaky" is a translation that keeps
-  reversing; "still" covers no camera movement and the first frame after a cut.
+  reversing; "still" covers no camera movement and the first frame after a cut. Motion is only
+  measured between two frames of one shot: the stage runs its own shot detector
+  (:class:`~models.perception.shots.ShotStage`) on every frame, and a frame that starts a shot,
+  follows a jump in time or changes size is "still" (the frame before shows something else).
 
 This module also holds the small frame helpers the other stages share (:func:`prepare_frame`,
 :func:`shrink`). OpenCV is imported only when a frame is processed.
@@ -156,11 +159,14 @@ class SceneStage:
     name = "scene"
 
     def __init__(self, options: SceneOptions | None = None) -> None:
+        from models.perception.shots import ShotStage  # shots.py imports this module's helpers
+
         self.options = options or SceneOptions()
         self._cv2, self._problem = load_cv2()
         self._levels: deque[tuple[float, float]] = deque(maxlen=12)
         self._shifts: deque[tuple[float, float]] = deque(maxlen=5)
         self._prev: tuple[float, np.ndarray] | None = None
+        self._cuts = ShotStage()  # motion across a cut compares two unrelated pictures
 
     def problem(self) -> str:
         return self._problem
@@ -169,6 +175,7 @@ class SceneStage:
         self._levels.clear()
         self._shifts.clear()
         self._prev = None
+        self._cuts.reset()
 
     def flush(self) -> list[Observation]:
         return []
@@ -180,12 +187,27 @@ class SceneStage:
             return []
         if self._prev is not None and t <= self._prev[0]:
             self.reset()  # a seek backwards, or the same frame again
+        cut = bool(self._cuts.process(t, rgb))
         small = shrink(rgb, self.options.width, cv2)
         gray = luma(small)
+        self._levels.append((t, float(gray.mean())))
+        return [self._observe(t, small, gray, self._fade(t), self._motion(t, gray, cut))]
+
+    def look(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """This frame alone (describe now: a frame from elsewhere in the film): brightness and
+        colours, no fade and motion "still"; what the stage follows frame to frame is left as
+        it was."""
+        cv2 = self._cv2
+        rgb = prepare_frame(frame)
+        if cv2 is None or rgb is None:
+            return []
+        small = shrink(rgb, self.options.width, cv2)
+        return [self._observe(t, small, luma(small), None, "still")]
+
+    def _observe(self, t: float, small: np.ndarray, gray: np.ndarray, fade: str | None,
+                 motion: str) -> Observation:
+        cv2 = self._cv2
         brightness = float(gray.mean())
-        self._levels.append((t, brightness))
-        fade = self._fade(t)
-        motion = self._motion(t, gray)
         colours = colour_names(small, cv2)
         dark = brightness < self.options.dark_below
         data = {"brightness": round(brightness, 3), "dark": dark, "fade": fade,
@@ -196,7 +218,7 @@ class SceneStage:
         if colours:
             words.append(", ".join(colours))
         words.append(motion)
-        return [Observation(t=t, kind="scene", text="; ".join(words), data=data)]
+        return Observation(t=t, kind="scene", text="; ".join(words), data=data)
 
     def _fade(self, t: float) -> str | None:
         recent = [(ti, b) for ti, b in self._levels if t - ti <= 2.0 + 1e-6]
@@ -224,16 +246,18 @@ class SceneStage:
             return "to black"
         return None
 
-    def _motion(self, t: float, gray: np.ndarray) -> str:
+    def _motion(self, t: float, gray: np.ndarray, cut: bool = False) -> str:
         """Camera motion between the previous frame and this one.
 
         Translation comes from phase correlation (trusted when its peak response is at least
         ``min_response``); zoom from a Farneback flow field, as the mean radial flow after the
-        median translation is taken off. Flat pictures and cuts are "still".
+        median translation is taken off. Flat pictures and the first frame of a shot (``cut``,
+        or a luma difference over ``cut_luma``) are "still".
         """
         cv2, opt = self._cv2, self.options
         prev, self._prev = self._prev, (t, gray)
-        if prev is None or t - prev[0] > opt.max_gap or prev[1].shape != gray.shape:
+        if (cut or prev is None or t - prev[0] > opt.max_gap
+                or prev[1].shape != gray.shape):
             self._shifts.clear()
             return "still"
         dt, before = t - prev[0], prev[1]

@@ -72,6 +72,11 @@ class ShotStage:
     def flush(self) -> list[Observation]:
         return []
 
+    def look(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """This frame alone (describe now: a frame from elsewhere in the film): one picture is
+        never a shot change, and the frame the stream compares its next one with stays."""
+        return []
+
     def process(self, t: float, frame: np.ndarray) -> list[Observation]:
         cv2, opt = self._cv2, self.options
         rgb = prepare_frame(frame)
