@@ -183,6 +183,7 @@ class Composer:
         self._count = 0
         self._pending: tuple[int, frozenset[int], int] | None = None  # (count, ids, frames)
         self._dark = False
+        self._motion: tuple[str, int] = ("", 0)  # the camera's movement, and frames in a row
 
     def reset(self) -> None:
         """Forget the story so far and everyone in it (a new film)."""
@@ -267,9 +268,16 @@ class Composer:
             colours = [c for c in data.get("colours", []) if c][:2]
             if colours:
                 out.append(self._say(t, f"Mostly {' and '.join(colours)}.", 3, 0))
-        motion = data.get("motion")
-        if shot and motion and motion not in ("still", "shaky"):
-            out.append(self._say(t, f"The camera {_motion_verb(motion)}.", 3, 0))
+        # The camera's movement within a shot, once it has held for two samples (a cut has
+        # none: the stage does not measure across one).
+        motion = data.get("motion") or ""
+        if shot or motion in ("", "still", "shaky"):
+            self._motion = ("", 0)
+        else:
+            seen = self._motion[1] + 1 if self._motion[0] == motion else 1
+            self._motion = (motion, seen)
+            if seen == 2:
+                out.append(self._say(t, f"The camera {_motion_verb(motion)}.", 3, 0))
         return out
 
     # ----- people ----------------------------------------------------------------------------

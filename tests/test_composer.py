@@ -97,9 +97,20 @@ def test_fades_darkness_colours_and_camera_motion():
                                                       "colours": ["green", "grey"],
                                                       "motion": "pan left"})])
     texts = [d.text for d in out]
-    assert "Mostly green and grey." in texts and "The camera pans left." in texts
+    assert "Mostly green and grey." in texts and "The camera pans left." not in texts
     assert texts[0] == "New shot."  # no people stage in this test
     assert all(d.level == 3 for d in out[1:])
+    # The camera's movement is said once it holds for two samples within the shot, once.
+    panning = [Observation(t, "scene", "", data={"brightness": 0.6, "colours": ["green"],
+                                                 "motion": "pan left"}) for t in (6.5, 7.0, 7.5)]
+    out = c.feed(panning)
+    assert [(d.start, d.text) for d in out] == [(7.0, "The camera pans left.")]
+    assert out[0].level == 3 and out[0].priority == 0
+    # The frame after a cut does not count: two samples within the new shot are needed.
+    tilt = [Observation(t, "scene", "", data={"motion": "tilt up"}) for t in (8.0, 8.5, 9.0)]
+    out = c.feed([Observation(8.0, "shot", ""), *tilt])
+    assert [(d.start, d.text) for d in out if "camera" in d.text] == [
+        (9.0, "The camera tilts up.")]
 
 
 def test_describe_now_summarises_the_latest_of_each_kind():
