@@ -450,10 +450,12 @@ class AnalysisWorker:
             said = str(exc) if isinstance(exc, VlmError) else \
                 f"The vision-language model failed: {exc}"
             notes = (*self._vlm_notes(), said)
-            if self._vlm_failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            off = str(getattr(engine, "off", "") or "")  # the engine switched itself off
+            if off or self._vlm_failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 self._vlm = None
                 _close_quietly(engine)
-                why = (f"it failed {MAX_FAILURES_IN_A_ROW} times in a row (last: {exc}); "
+                why = (f"{off.rstrip('.')}; descriptions come from the detectors" if off else
+                       f"it failed {MAX_FAILURES_IN_A_ROW} times in a row (last: {exc}); "
                        f"descriptions come from the detectors")
                 self._problem(VLM_NAME, why)
                 if self._on_vlm_off is not None:

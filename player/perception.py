@@ -448,6 +448,18 @@ class Perception(QObject):
             self._planner.max_outstanding = 4 if device.startswith("cuda") else 1
         self.vlm_ready.emit(name)
 
+    def _follow_the_model_to_the_cpu(self) -> None:
+        """A model on a GPU that ran out of memory moves itself to the processor: from then on
+        it is asked one question at a time, as a model on the CPU is (its own thread stays)."""
+        if self._gpu_worker is None or self._engine is None or \
+                str(getattr(self._engine, "device", "cpu")).startswith("cuda"):
+            return
+        if self._gpu_worker.vlm_batch != 1:
+            log.info("the model moved to the CPU: one question at a time from now on")
+        self._gpu_worker.vlm_batch = 1
+        if self._planner is not None:
+            self._planner.max_outstanding = 1
+
     def _stop_gpu_worker(self, wait: bool = False) -> None:
         """Stop the model's own worker. The questions still queued there are answered here (a
         describe now from the detectors; the others are forgotten, and people's labels asked
@@ -586,6 +598,7 @@ class Perception(QObject):
         job = self._vlm_jobs.get(token)
         for note in result.notes:
             self.problem.emit(note)
+        self._follow_the_model_to_the_cpu()
         if job is None:
             return
         kind, info = job.kind, job.info

@@ -294,6 +294,8 @@ def test_the_worker_switches_off_a_model_that_no_longer_fits(gpu_engine, monkeyp
     assert switched_off == [gpu_engine]
     notes = [note for result in results for note in result.notes]
     assert "cannot move to the processor" in notes[0]
+    # Switched off at its first failure: the user hears why once, not three times.
+    assert sum("cannot move to the processor" in note for note in notes) == 1, notes
 
 
 # ----- llama.cpp -------------------------------------------------------------------------------
@@ -400,3 +402,31 @@ def test_llama_on_a_gpu_that_fits_loads_once_with_no_note(lv, tiny_gguf, monkeyp
         assert llama.layers == [-1] and engine.n_gpu_layers == -1 and engine.notes == []
     finally:
         engine.close()
+
+
+def test_the_player_asks_a_model_that_moved_to_the_cpu_one_question_at_a_time(
+        qapp, gpu_engine, monkeypatch) -> None:
+    """On a GPU the model gets batches of questions; once it has moved to the processor after
+    running out of memory, one at a time, as any model on the CPU."""
+    from models.schedule import GapMap
+    from player.perception import Perception
+    from tests.conftest import wait_for
+
+    ram(monkeypatch, free=64 * GIB)
+    on_a_full_gpu(gpu_engine, monkeypatch)
+    p = Perception(stages_factory=lambda: ([], []))
+    gaps = GapMap()
+    p.use_gaps(gaps.room_at, gaps.gap_at, gaps.next_gap)
+    problems: list[str] = []
+    p.problem.connect(problems.append)
+    answers: list[str] = []
+    p.answer.connect(lambda _t, text: answers.append(text))
+    p.warm_up()
+    p.use_engine(gpu_engine, "tiny")
+    wait_for(lambda: p.has_vlm and p._gpu_worker is not None, timeout=20)  # noqa: SLF001
+    assert p._gpu_worker.vlm_batch == 8 and p._planner.max_outstanding == 4  # noqa: SLF001
+    frame = (320, 180, FRAME.tobytes())
+    assert p.describe_now(1.0, frame)
+    wait_for(lambda: any("now runs on the CPU" in m for m in problems), timeout=60)
+    assert p._gpu_worker.vlm_batch == 1 and p._planner.max_outstanding == 1  # noqa: SLF001
+    p.close()
