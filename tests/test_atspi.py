@@ -84,7 +84,9 @@ def probe(env: dict, *args: str, timeout: float = 60) -> dict:
 
 def test_screen_reader_finds_every_control_and_presses_describe_now(session_bus, tmp_path):
     clip = media.make_clip(tmp_path, seconds=60.0)
-    media.write_vtt(tmp_path, [(0.5, 2.0, "A test card with coloured bars.", 1)])
+    # The cue lasts: "describe now" repeats a track's cue while it is still current, and the
+    # probes take a few seconds (with a 1.5 s cue, a slow start made the press too late).
+    media.write_vtt(tmp_path, [(0.5, 40.0, "A test card with coloured bars.", 1)])
     env = {**session_bus, "QT_QPA_PLATFORM": "xcb", "QT_LINUX_ACCESSIBILITY_ALWAYS_ON": "1",
            "QT_ACCESSIBILITY": "1", "XDG_CONFIG_HOME": str(tmp_path / "config")}
     log = open(tmp_path / "narrate.log", "w")  # noqa: SIM115 - closed below
