@@ -319,6 +319,7 @@ def _fetch(hub: SimpleNamespace, entry: ModelEntry, remote: RemoteFile, part: Pa
     session = hub.get_session()
     url = remote.url
     failures = refreshes = 0
+    furthest = 0  # the most of the file there has been: only getting past it is progress
     while True:
         have = part.stat().st_size if part.exists() else 0
         if remote.size is not None and have >= remote.size:
@@ -374,8 +375,10 @@ def _fetch(hub: SimpleNamespace, entry: ModelEntry, remote: RemoteFile, part: Pa
             if part.stat().st_size < remote.size:
                 raise httpx.RemoteProtocolError("the connection closed early")
         except (httpx.HTTPError, _Retry) as exc:
-            if arrived:
-                failures = refreshes = 0  # it was getting somewhere: a fresh set of tries
+            now = part.stat().st_size if part.exists() else 0
+            if arrived and now > furthest:  # further than ever: a fresh set of tries (a server
+                failures = refreshes = 0  # that ignores Range and breaks off gets nowhere)
+            furthest = max(furthest, now)
             failures += 1
             if failures > RETRIES:
                 raise ModelError(f"The download of {remote.filename} kept breaking off ({exc}); "

@@ -38,6 +38,7 @@ class HubFile:
     wrong_data: bytes | None = None  # served instead of data (a corrupted mirror)
     breaks: int = 0  # close the connection early in this many downloads
     break_after: int | None = None  # bytes sent before closing (default: half of what is asked)
+    ignores_range: bool = False  # answer a Range request with the whole file (200)
     resolve_errors: list[int] = field(default_factory=list)  # answered to the next /resolve/ asks
     cdn_errors: list[int] = field(default_factory=list)  # answered to the next CDN downloads
     expired_links: int = 0  # the first signed links handed out are refused with 403
@@ -123,7 +124,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _bytes(self, f: HubFile, body: bool, etag: str) -> None:
             data = f.wrong_data if f.wrong_data is not None else f.data
             start = 0
-            ranged = self.headers.get("Range")
+            ranged = None if f.ignores_range else self.headers.get("Range")
             if ranged:
                 start = int(ranged.removeprefix("bytes=").split("-")[0])
             self.send_response(206 if ranged else 200)
@@ -241,6 +242,17 @@ def test_large_file_that_breaks_off_many_times_still_arrives(hub: FakeHub,
     dest = pull(ENTRY)
     assert _sha(dest / MODEL) == hashlib.sha256(smol[MODEL]).hexdigest()
     assert len([r for r in hub.gets() if r[1].endswith("/" + MODEL)]) == download.RETRIES + 4
+
+
+def test_a_server_that_ignores_range_and_keeps_breaking_off_is_given_up(
+        hub: FakeHub, smol: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each try starts again from the first byte and breaks at the same place: no progress.
+    monkeypatch.setattr(download.time, "sleep", lambda s: None)
+    f = hub.files[(REPO, MODEL)]
+    f.breaks, f.break_after, f.ignores_range = 1000, 300 * 1024, True
+    with pytest.raises(ModelError, match="kept breaking off"):
+        pull(ENTRY)
+    assert len([r for r in hub.gets() if r[1].endswith("/" + MODEL)]) == download.RETRIES + 1
 
 
 def test_busy_hub_and_cdn_are_tried_again(hub: FakeHub, smol: dict[str, bytes],
