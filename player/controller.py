@@ -258,6 +258,13 @@ class Controller(QObject):
         self.playback.seek_absolute(target)
         self.message.emit(f"{'Back' if seconds < 0 else 'Forward'} to {spoken(target)}.", "state")
 
+    def seek_to(self, seconds: float) -> None:
+        """Go to ``seconds`` (the seek slider: it shows where it went, so no message)."""
+        if self.media is None:
+            return
+        self._hold.end(USER)
+        self.playback.seek_absolute(seconds)
+
     def change_volume(self, delta: float) -> None:
         self.set_volume(self.playback.volume + delta)
 

@@ -176,6 +176,7 @@ class Perception(QObject):
         self._no_models = False  # the detectors failed to load (said when it happened)
         self._all_stages = True  # every stage loaded and none was switched off since
         self._last_frame_t: float | None = None  # the look-ahead's last frame in this run
+        self._run_token = 0  # look-ahead results with a smaller token are of an earlier film
         self._unreadable = False  # the look-ahead cannot read this film (said when it happened)
 
     @property
@@ -321,7 +322,9 @@ class Perception(QObject):
         from models.reader import ReaderError  # noqa: PLC0415
         from models.worker import LookAhead  # noqa: PLC0415
 
-        self._worker.reset_stages()  # a new film: nobody from the last one is known here
+        # A new film: nobody from the last one is known here, and what the worker still
+        # brings of it (asked before this token) is not this film's.
+        self._run_token = self._worker.reset_stages()
         try:
             self._lookahead = LookAhead(str(path), self._worker, fps=LOOKAHEAD_FPS,
                                         max_width=FRAME_WIDTH, start=at)
@@ -697,6 +700,11 @@ class Perception(QObject):
                 self.answer.emit(t, seen)
                 self.answer_done.emit(t)
             return
+        if result.request.kind == "flush":
+            self._last_frame_t = None  # the worker is between two runs (a seek, a new film)
+        if result.request.kind in ("frame", "flush") and token is not None and \
+                token <= self._run_token:
+            return  # the film before this one: its last frames, and its stages' flush
         self._observations += observations
         if self._store is not None and getattr(result.request, "kind", "") != "flush":
             self._store.record(result.request.t, observations, 1.0 / LOOKAHEAD_FPS,
@@ -742,6 +750,8 @@ class Perception(QObject):
         if self._lookahead is not None:
             self._lookahead.stop()
             self._lookahead = None
+            if self._worker is not None:
+                self._worker.cancel_lookahead()  # its frames waiting in the queue
         self._save_cache()
 
     def _save_cache(self) -> None:

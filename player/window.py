@@ -167,8 +167,7 @@ class MainWindow(QMainWindow):
         self.controller = controller
         c = controller
         self.play.clicked.connect(lambda: c.run("play_pause"))
-        self.seek.actionTriggered.connect(lambda _a: c.playback.seek_absolute(
-            float(self.seek.sliderPosition())))
+        self.seek.actionTriggered.connect(lambda _a: c.seek_to(float(self.seek.sliderPosition())))
         self.volume.valueChanged.connect(self._on_volume_slider)
         self.speed.valueChanged.connect(self._on_speed_box)
         self.narration.toggled.connect(lambda on: on != c.settings.narration and c.set_narration(on))

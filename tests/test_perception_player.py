@@ -133,3 +133,26 @@ def test_cached_model_answers_are_keyed_by_which_model_wrote_them(tmp_path):
     assert cache_config(str(tmp_path / "x" / "model")) != cache_config(str(tmp_path / "y" / "model"))
     assert cache_config("smolvlm-256m")["vlm"] == "smolvlm-256m"  # a catalog name as it is
     assert "vlm" not in cache_config("")
+
+
+def test_what_was_seen_of_the_last_film_never_reaches_the_next(qapp, demo, tmp_path,
+                                                                monkeypatch):
+    """Frames of film A still in the worker when film B opens are dropped: they must not count
+    as B's analysis (which would start B before its opening was looked at) nor be said in B."""
+    from player.perception import Perception
+    from tests import media
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    other = media.make_clip(tmp_path, name="other.mp4", seconds=8.0)
+    p = Perception()
+    seen: list[float] = []
+    p.analysed.connect(seen.append)
+    p.open(demo, 32.0, at=20.0)
+    wait_for(lambda: any(t >= 20.0 for t in seen), timeout=60)  # film A is being analysed
+    p.stop_lookahead()
+    seen.clear()
+    p.open(other, 8.0)
+    wait_for(lambda: seen and max(seen) >= 3.0, timeout=60)
+    assert all(t < 8.5 for t in seen), seen
+    assert all(o.t < 8.5 for o in p.observations()), [o for o in p.observations() if o.t >= 8.5]
+    p.close()

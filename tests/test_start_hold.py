@@ -110,3 +110,13 @@ def test_the_film_goes_on_after_waiting_long_enough(make_controller, demo, monke
     wait_for(lambda: c.playback.pause is False, timeout=5)
     assert messages[-1] == ("Playing street.mp4, 32 seconds long. The narrator is still "
                             "getting ready."), messages
+
+
+def test_a_seek_from_the_slider_starts_the_film_at_once(make_controller, demo):
+    c = make_controller()
+    messages = opened(c, demo)
+    assert c.playback.pause is True
+    c.seek_to(10.0)
+    assert c.playback.pause is False
+    assert messages[-1] == "Playing street.mp4, 32 seconds long."
+    wait_for(lambda: c.playback.time_pos > 10.0, timeout=10)
