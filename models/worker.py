@@ -133,7 +133,9 @@ class AnalysisWorker:
     not call back into blocking worker methods (:meth:`stop`). ``device`` names the device whose
     models the stages use ("cpu", "cuda:0"); it names the thread and is shown in logs.
     ``on_vlm_off`` is called (on the worker thread) with the vision-language engine the worker
-    switched off after it failed too often, and why.
+    switched off after it failed too often, or at once when the engine switched itself off
+    (its ``off``), and why: a clause ("it failed 3 times in a row (...); ..."), or the
+    engine's own reason, whole sentences ending with a full stop.
     """
 
     def __init__(self, stages: Sequence[Stage], on_result: ResultCallback,
@@ -449,14 +451,14 @@ class AnalysisWorker:
 
             said = str(exc) if isinstance(exc, VlmError) else \
                 f"The vision-language model failed: {exc}"
-            notes = (*self._vlm_notes(), said)
             off = str(getattr(engine, "off", "") or "")  # the engine switched itself off
+            notes = self._vlm_notes() if off else (*self._vlm_notes(), said)  # off: said below
             if off or self._vlm_failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 self._vlm = None
                 _close_quietly(engine)
-                why = (f"{off.rstrip('.')}; descriptions come from the detectors" if off else
-                       f"it failed {MAX_FAILURES_IN_A_ROW} times in a row (last: {exc}); "
-                       f"descriptions come from the detectors")
+                # The engine's own reason is whole sentences, with what to do; ours is a clause.
+                why = off or (f"it failed {MAX_FAILURES_IN_A_ROW} times in a row (last: {exc}); "
+                              f"descriptions come from the detectors")
                 self._problem(VLM_NAME, why)
                 if self._on_vlm_off is not None:
                     try:

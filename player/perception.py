@@ -518,8 +518,12 @@ class Perception(QObject):
         if engine is not self._engine:
             log.info("a model no longer in use was switched off: %s", why)
             return
-        self.problem.emit(f"The vision-language model is off: {why}. To try it again, restart "
-                          f"the player, or choose no model and then it again in Settings.")
+        if why.endswith("."):  # the model's own reason, whole, with what to do about it
+            self.problem.emit(f"{why} Until then, descriptions come from the detectors.")
+        else:
+            self.problem.emit(f"The vision-language model is off: {why}. To try it again, "
+                              f"restart the player, or choose no model and then it again in "
+                              f"Settings.")
         if self._vlm_name == self._vlm:
             self._vlm_name = ""
             self._forget_model_answers()

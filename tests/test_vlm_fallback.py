@@ -283,19 +283,22 @@ def test_the_worker_switches_off_a_model_that_no_longer_fits(gpu_engine, monkeyp
 
     ram(monkeypatch, free=1000)
     on_a_full_gpu(gpu_engine, monkeypatch)
-    results, switched_off = [], []
+    results, switched_off, reasons = [], [], []
     with AnalysisWorker([], on_result=results.append, vlm_batch=1,
-                        on_vlm_off=lambda engine, why: switched_off.append(engine)) as worker:
+                        on_vlm_off=lambda engine, why: (switched_off.append(engine),
+                                                        reasons.append(why))) as worker:
         worker.attach_vlm(gpu_engine)
         wait_until(lambda: worker.has_vlm)
         for i in range(MAX_FAILURES_IN_A_ROW):
             worker.submit(Request(Priority.GAP, float(i), NO_FRAME, kind=VLM, vlm=request()))
         assert worker.wait_idle(60)
     assert switched_off == [gpu_engine]
+    # Switched off at its first failure, and the user hears why once (from the player's
+    # "the model is off"), not with each failure nor also as a note.
+    assert len(reasons) == 1 and "cannot move to the processor" in reasons[0]
+    assert reasons[0].endswith("choose a smaller model.")  # whole: the player says it as is
     notes = [note for result in results for note in result.notes]
-    assert "cannot move to the processor" in notes[0]
-    # Switched off at its first failure: the user hears why once, not three times.
-    assert sum("cannot move to the processor" in note for note in notes) == 1, notes
+    assert not any("cannot move to the processor" in note for note in notes), notes
 
 
 # ----- llama.cpp -------------------------------------------------------------------------------
