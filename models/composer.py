@@ -394,7 +394,8 @@ class Composer:
         gone = [self._people[pid] for pid in self._present - ids if pid in self._people]
         if len(gone) == 1 and self._known(gone[0]):
             return self._say(t, f"{self._name(gone[0])} is out of view.", 2, 1,
-                             refers=self._ids(gone, True), plain=plain)
+                             refers=self._ids(gone, True),
+                             plain=f"{self._plain(gone)} is out of view.")
         return self._say(t, f"Now {self._group(people)}.", 2, 1, refers=self._ids(people, True),
                          introduces=self._ids(people, False), plain=plain)
 

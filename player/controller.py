@@ -441,6 +441,7 @@ class Controller(QObject):
             self.message.emit("Live scene analysis is off.", "info")
             return
         self.perception.warm_up()
+        self.narrator.forget_people()  # the analysis numbers the people it finds afresh
         info = self.media
         if info is not None and info.has_video:
             self.perception.open(info.path, info.duration, at=self.playback.time_pos,

@@ -106,10 +106,15 @@ class Narrator(QObject):
 
     def set_timeline(self, timeline: Timeline) -> None:
         self._timeline = timeline
-        self._met.clear()  # a new film: nobody in it has been introduced yet
+        self.forget_people()  # a new film: nobody in it has been introduced yet
         self._rebuild()
         # Synthesize the first sentences while the film is still loading.
         self._prepare_ahead(self._playback.time_pos if self._last_t is not None else 0.0)
+
+    def forget_people(self) -> None:
+        """The listener has met nobody yet: a new film, or live analysis started again (it
+        numbers the people it finds afresh)."""
+        self._met.clear()
 
     def add_descriptions(self, descs: list[Description]) -> None:
         """Add descriptions found while playing (live analysis). One that arrives after its
@@ -254,9 +259,9 @@ class Narrator(QObject):
             planned = self._planned_start(desc, t)
             if d.action == "pause":
                 self._deliver(heard, full, pause=True, planned=planned)
-            elif d.short and short is not None:
-                self._deliver(replace(heard, text=short), short_clip, speed=d.speed,
-                              planned=planned)
+            elif d.short and short is not None:  # its first part: whom it names is unsure
+                self._deliver(replace(heard, text=short, refers=(), introduces=()), short_clip,
+                              speed=d.speed, planned=planned)
             else:
                 self._deliver(heard, full, speed=d.speed, planned=planned)
             return

@@ -199,8 +199,10 @@ def test_a_lone_person_leaving_and_coming_back_without_a_cut():
     assert texts(c.feed([people(6.5, person(1, "right", x0=0.7), person(2, "left"))])) == [
         "Someone appears on the left."]
     c.feed([people(7.0, person(2, "left"))])
-    assert texts(c.feed([people(7.5, person(2, "left"))])) == [
-        "The first person is out of view."]
+    (gone,) = c.feed([people(7.5, person(2, "left"))])
+    assert gone.text == "The first person is out of view."
+    # For a listener who never met the first person, the plain version says who left.
+    assert (gone.refers, gone.plain) == ((1,), "A person standing on the right is out of view.")
 
 
 def test_name_person_accepts_short_plain_labels():
