@@ -49,6 +49,13 @@ from models.vlm.prompts import word_budget
     ("A woman hugs a boy. She might be his mother.", "A woman hugs a boy."),
     ("A woman hugs a boy who might be her son.", "A woman hugs a boy."),
     ("A police officer directs traffic.", "A police officer directs traffic."),  # seen: kept
+    # A role word that is not the person: what a thing looks like is seen, and kept.
+    ("A man wears a jacket that looks like a police uniform.",
+     "A man wears a jacket that looks like a police uniform."),
+    ("The room looks like a doctor's office.", "The room looks like a doctor's office."),
+    # On-screen text is read as it is, capitals and all.
+    ("A banner reads Happy Mother's Day.", "A banner reads Happy Mother's Day."),
+    ("Angry men shout at a bus.", "Men shout at a bus."),
     # Names.
     ("A man runs across a roof. This looks like Tom Cruise.", "A man runs across a roof."),
     ("A man who looks like Tom Cruise runs across a roof.", "A man runs across a roof."),

@@ -81,7 +81,10 @@ HEDGES = ("most likely|most probably|probably|possibly|likely|perhaps|presumably
           "apparently|seemingly")
 AGES = "teens|twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties|\\d0s"
 _DET = r"(?:a|an|the|his|her|their|its|one of (?:his|her|their|the))"
-_ROLE_NP = rf"{_DET} (?:[\w-]+ ){{0,2}}?(?:{ROLES})(?:s|es)?\b"
+# A role as the head of its noun phrase: not "a police uniform", "a doctor's office".
+_NOT_HEAD = (r"(?!['’]s\b)(?!\s+(?:uniform|office|car|station|badge|hat|cap|coat|jacket|"
+             r"costume|outfit|building|van|truck|room|desk|kit|bag|vest|helmet)s?\b)")
+_ROLE_NP = rf"{_DET} (?:[\w-]+ ){{0,2}}?(?:{ROLES})(?:s|es)?\b{_NOT_HEAD}"
 _SEEMS = r"(?:appears?|appearing|seems?|seeming|looks?|looking)"
 _NAME = r"(?-i:[A-Z][a-z]+(?:[ -][A-Z][a-z']+)*)"
 # Guesses of job, relationship or name that make a clause speculative.
@@ -115,7 +118,9 @@ _MID_HEDGE = re.compile(
 # happy old woman".
 _FEELING_WORDS = "|".join(w for w in EMOTIONS.split("|") if " " not in w)
 _ATTRIBUTIVE = re.compile(
-    rf"\b(?P<art>an?\s+)?{_ADVERB}(?:{_FEELING_WORDS}|\d{{1,2}}-years?-old)(?:-looking)?"
+    # A capital inside a sentence is a title or a name ("reads Happy Mother's Day"): kept.
+    rf"\b(?P<art>an?\s+)?{_ADVERB}(?:(?-i:{_FEELING_WORDS})|^(?:{_FEELING_WORDS})"
+    rf"|\d{{1,2}}-years?-old)(?:-looking)?"
     rf"(?:(?:,\s*|\s+and\s+){_ADVERB}(?:{_FEELING_WORDS})(?:-looking)?)*\s+"
     rf"(?=(?:[\w-]+ )?(?:{PEOPLE}|{ROLES})(?:s|es)?\b)",
     re.IGNORECASE)
