@@ -155,6 +155,34 @@ def test_without_bitsandbytes_a_full_gpu_goes_straight_to_the_cpu(tiny_model,
         engine.close()
 
 
+class BrokenQuantization(Loads):
+    """As Loads, but bitsandbytes cannot run on this GPU: quantized attempts fail for that
+    reason, not for lack of memory."""
+
+    def from_pretrained(self, path: object, **kwargs: object) -> object:
+        if kwargs.get("quantization_config") is not None:
+            self.attempts.append((str(kwargs.get("device_map")), "quantized"))
+            raise RuntimeError("bitsandbytes was compiled without GPU support")
+        return super().from_pretrained(path, **kwargs)
+
+
+def test_a_note_does_not_blame_memory_for_a_quantization_that_cannot_run(tiny_model,
+                                                                         monkeypatch) -> None:
+    if importlib.util.find_spec("bitsandbytes") is None:
+        pytest.skip("bitsandbytes is not installed: pip install bitsandbytes accelerate")
+    Gpu(monkeypatch)
+    BrokenQuantization(monkeypatch)
+    engine = hf.HfVlm(tiny_model, device="cuda")
+    engine.load()
+    try:
+        assert engine.device == "cpu"
+        assert engine.notes[-1].startswith("tiny-smolvlm could not run on the GPU (the last try "
+                                           "could not be loaded (bitsandbytes was compiled")
+        assert "too little memory" not in engine.notes[-1]
+    finally:
+        engine.close()
+
+
 def test_a_gpu_too_small_for_bfloat16_is_not_tried_and_8bit_is_used(tiny_model,
                                                                    monkeypatch) -> None:
     if importlib.util.find_spec("bitsandbytes") is None:

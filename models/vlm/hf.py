@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import threading
+import traceback
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -423,10 +424,15 @@ class HfVlm(VlmEngine):
             note = (f"The GPU had too little memory for {name} {first.label}; it runs on the "
                     f"GPU {used.label}, which can make descriptions a little less accurate.")
         else:
-            gpu = [p.setting for p in passed if p.setting.on_gpu]
-            even = f" even {gpu[-1].label}" if gpu and gpu[-1] != first else ""
-            note = (f"The GPU had too little memory for {name}{even}; it runs on the processor "
-                    f"(CPU) instead, which is slower.")
+            gpu = [p for p in passed if p.setting.on_gpu]
+            if gpu and gpu[-1].why.startswith("could not be loaded"):  # not for lack of memory
+                note = (f"{name} could not run on the GPU (the last try {gpu[-1].why}); it runs "
+                        f"on the processor (CPU) instead, which is slower.")
+            else:
+                even = (f" even {gpu[-1].setting.label}"
+                        if gpu and gpu[-1].setting != first else "")
+                note = (f"The GPU had too little memory for {name}{even}; it runs on the "
+                        f"processor (CPU) instead, which is slower.")
         log.warning(note)
         self.notes.append(note)
 
@@ -536,6 +542,8 @@ class HfVlm(VlmEngine):
         the model off (free it, set ``off``) and raise VlmError saying so."""
         import torch
 
+        # The failed generate()'s frames (held by the traceback) keep its tensors on the GPU.
+        traceback.clear_frames(exc.__traceback__)
         dtype = self._cpu_dtype()
         shortage = memory_shortage(self.path, "cpu", dtype)
         if shortage is not None:
