@@ -80,7 +80,9 @@ def use_model(c, engine) -> None:
 def open_demo(c, tmp_path: Path, at: float = 6.0, paused: bool = False) -> None:
     """Open a copy of the demo (no description track beside it) and go to ``at``. ``paused``:
     the film stands still from the start while the look-ahead works ahead (on a loaded machine,
-    a playing film could outrun it and make it jump)."""
+    a playing film could outrun it and make it jump). With narration on, give the player
+    wait_for_narrator=False: these tests pause and play the film themselves, and the film's
+    wait at its start would end at a moment of its own."""
     video = tmp_path / "street.mp4"
     shutil.copy(DEMO, video)
     c.open(video)
@@ -99,7 +101,7 @@ def test_the_first_sentence_is_spoken_while_the_model_is_still_writing(make_cont
     straight after it, without cutting it off."""
     from tests.scripted_vlm import ScriptedVlm
 
-    c = make_controller(narration=True, live_analysis=True)
+    c = make_controller(narration=True, live_analysis=True, wait_for_narrator=False)
     open_demo(c, tmp_path)
     c.playback.pause = True
     gate = threading.Event()
@@ -203,7 +205,8 @@ def test_while_the_model_loads_the_answer_says_so(make_controller, tmp_path, tin
 
     monkeypatch.setattr(loader, "open_vlm", slow_open)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    c = make_controller(narration=True, live_analysis=True, vlm_model=str(tiny_model))
+    c = make_controller(narration=True, live_analysis=True, wait_for_narrator=False,
+                        vlm_model=str(tiny_model))
     try:
         open_demo(c, tmp_path)
         assert c.perception.vlm_loading and not c.perception.has_vlm
@@ -316,7 +319,7 @@ def test_in_pause_mode_the_film_waits_between_the_sentences_of_an_answer(make_co
     its next sentence, instead of playing a moment and stopping again; then it goes on."""
     from tests.scripted_vlm import ScriptedVlm
 
-    c = make_controller(narration=True, live_analysis=True, mode="pause")
+    c = make_controller(narration=True, live_analysis=True, wait_for_narrator=False, mode="pause")
     open_demo(c, tmp_path)
     gate = threading.Event()
     engine = ScriptedVlm(["Cars pass. ", "A man crosses the street."], gate, release_after=1)
@@ -457,7 +460,7 @@ def test_an_answer_cut_off_by_something_else_is_not_resumed(make_controller, tmp
     sentences are not said after the time, out of context."""
     from tests.scripted_vlm import ScriptedVlm
 
-    c = make_controller(narration=True, live_analysis=True)
+    c = make_controller(narration=True, live_analysis=True, wait_for_narrator=False)
     open_demo(c, tmp_path, paused=True)
     gate = threading.Event()
     engine = ScriptedVlm(["A man walks. ", "He waves. "], gate, release_after=1)
