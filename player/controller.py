@@ -71,6 +71,7 @@ class Controller(QObject):
         self._hold = StartHold(playback, self.perception, self)
         self._hold.released.connect(self._on_hold_released)
         self._start_text = ""
+        self._opened_paused = False
         self._track_loaded = False
         self._asked: str | None = None
         self._told_source = False
@@ -131,9 +132,11 @@ class Controller(QObject):
         self.narrator.gaps.update([], [], has_audio=True)
         self.media = None
         self.narrator.set_timeline(Timeline([], []))
-        if not self.playback.open(path):
-            return False
         track = Path(descriptions) if descriptions else find_description_track(path)
+        # A film that will wait for the narrator is loaded paused, so not a frame is missed.
+        self._opened_paused = self._waits_for_narrator(track is not None)
+        if not self.playback.open(path, paused=self._opened_paused):
+            return False
         if track is not None:
             self.load_descriptions(track)
         self.message.emit(f"Opening {Path(path).name}.", "state")
@@ -194,15 +197,22 @@ class Controller(QObject):
             self._start_text = (f"Playing {name}. It has no sound track; every moment is free "
                                 f"for narration." if not info.has_audio else
                                 f"Playing {name}, {spoken(info.duration)} long.")
-            if describe and not self._track_loaded and self.settings.narration and \
-                    self.settings.wait_for_narrator:
+            if describe and self._waits_for_narrator(self._track_loaded):
                 self._hold.begin(self.playback.time_pos, info.duration)
                 self.message.emit(f"Opening {name}: the narrator is looking at the first "
                                   f"seconds. The film starts in a moment; press Space to "
                                   f"start it now.", "state")
             else:
                 self.message.emit(self._start_text, "state")
+        if self._opened_paused and not self._hold.active:  # nothing to wait for after all
+            self.playback.pause = False
+        self._opened_paused = False
         QTimer.singleShot(800, self._check_decoding)
+
+    def _waits_for_narrator(self, has_track: bool) -> bool:
+        """A film waits at its start for live analysis when the narrator is to describe it."""
+        s = self.settings
+        return s.live_analysis and s.narration and s.wait_for_narrator and not has_track
 
     @Slot(str)
     def _on_hold_released(self, why: str) -> None:

@@ -206,8 +206,9 @@ class Playback(QObject):
                 return None
             return self._mpv.command(*args)
 
-    def open(self, path: str | Path) -> bool:
-        """Load a file; returns False (and emits ``failed``) if it clearly can't be played."""
+    def open(self, path: str | Path, paused: bool = False) -> bool:
+        """Load a file, playing or (``paused``) standing still on its first frame; returns
+        False (and emits ``failed``) if it clearly can't be played."""
         problem = check_path(path)
         if problem:
             self.failed.emit(problem)
@@ -215,8 +216,8 @@ class Playback(QObject):
         self._path = str(path)
         with self._lock:
             self._decoder_errors.clear()
+        self.pause = paused  # before loading: a film that is to wait never starts
         self._command("loadfile", str(Path(path).resolve()))
-        self.pause = False
         return True
 
     def decoder_errors(self) -> list[str]:

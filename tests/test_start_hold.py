@@ -39,7 +39,7 @@ def test_the_title_card_is_read_because_the_film_waits_for_the_narrator(make_con
     c = make_controller(verbosity=2)
     messages = opened(c, demo)
     assert c.playback.pause is True, messages
-    assert c.playback.time_pos < 0.5
+    assert c.playback.time_pos < 0.1  # loaded paused: not a frame of the opening was missed
     assert any("looking at the first seconds" in m and "press Space" in m for m in messages)
     wait_for(lambda: c.playback.pause is False, timeout=30)
     assert messages[-1] == "Playing street.mp4, 32 seconds long.", messages
