@@ -309,9 +309,12 @@ class Composer:
         standing on the right" (or "a man with glasses..." when a label came first)."""
         if self._known(p):
             return " ".join(b for b in (self._name(p), where(p)) if b)
-        pid = p.get("id", -1)
-        first = _indefinite(self._labels[pid]) if pid in self._labels else "a person"
-        return " ".join(b for b in (first, person_detail(p)) if b)
+        return " ".join(b for b in (self._someone(p), person_detail(p)) if b)
+
+    def _someone(self, p: dict) -> str:
+        """The person as someone not met yet: "a man with glasses" (their label) or "a person"."""
+        label = self._labels.get(p.get("id", -1))
+        return _indefinite(label) if label else "a person"
 
     def _group(self, people: Sequence[dict]) -> str:
         """Several people by name where known: "the first person on the left and a person
@@ -419,9 +422,8 @@ class Composer:
             return []
         who = self._subject(p)
         # For a listener who has not met them: "a person on the left", "a man in a red coat".
-        label = self._labels.get(pid)
-        anyone = " ".join(b for b in (_indefinite(label) if label else "a person",
-                                      where(p) if self._count > 1 else "") if b)
+        anyone = " ".join(b for b in (self._someone(p), where(p) if self._count > 1 else "")
+                          if b)
         refers = (pid,) if self._known(p) else ()
         out: list[Description | None] = []
         posture, before = p.get("posture"), old.get("posture")
