@@ -1,8 +1,11 @@
 """A transformers vision-language model (SmolVLM / Idefics3 and other image-text-to-text models)
 loaded from a local folder.
 
-Only safetensors checkpoints are accepted (pickle files can run code when loaded). Nothing is
-ever downloaded: every load uses ``local_files_only=True``. torch and transformers are imported
+Only safetensors checkpoints are accepted (pickle files can run code when loaded), and a model
+folder's own Python code never runs: a folder whose configs name code (``auto_map``) is refused,
+and every load passes ``trust_remote_code=False`` (without it, transformers asks on the terminal
+whether to run the code, a question a user of the player never sees). Nothing is ever
+downloaded: every load uses ``local_files_only=True``. torch and transformers are imported
 inside the engine, so this module imports without them and ``problem()`` says what to install.
 """
 
@@ -39,6 +42,37 @@ int8 weight-only layers run about as fast as float32 in less than half the memor
 accelerate needed; bitsandbytes and optimum-quanto also run there but 4 to 6 times slower (with
 SmolVLM-256M's shape). torchao's 4-bit layers need a GPU kernel library and bitsandbytes' 4-bit
 ran 8 times slower than float32 on the CPU, so 4bit is for GPUs only."""
+
+
+SAFE_LOAD = {"local_files_only": True, "trust_remote_code": False}
+"""The arguments of every from_pretrained() call: nothing downloaded, no code from the folder."""
+
+
+def custom_code(folder: Path) -> list[str]:
+    """The files of a model folder that ask transformers to run the folder's own code: its
+    JSON configs that hold an ``auto_map`` (config.json, tokenizer_config.json,
+    processor_config.json, preprocessor_config.json...)."""
+    found: list[str] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a broken config is reported where it is read
+        if isinstance(config, dict) and config.get("auto_map"):
+            found.append(path.name)
+    return found
+
+
+def code_refusal(folder: Path) -> str:
+    """One sentence refusing a folder whose configs name code of its own ("" when none do)."""
+    configs = custom_code(folder)
+    if not configs:
+        return ""
+    programs = sorted(p.name for p in folder.glob("*.py"))
+    named = ", ".join(configs + programs[:3]) + (" and more" if len(programs) > 3 else "")
+    return (f"The model folder {folder} was refused: it asks to run its own program code "
+            f"({named}), and Video Narrator never runs code from a model folder; choose a model "
+            f"that transformers supports without custom code.")
 
 
 def safetensors_files(folder: Path) -> list[Path]:
@@ -282,7 +316,7 @@ class HfVlm(VlmEngine):
             stored_dtype(self.path)
         except VlmError as exc:
             return str(exc)
-        return ""
+        return code_refusal(self.path)
 
     def _wants_gpu(self) -> bool:
         """Whether the model will run on a CUDA GPU (for "auto" this imports torch to ask)."""
@@ -357,7 +391,7 @@ class HfVlm(VlmEngine):
         if not candidates:
             raise VlmError(self._too_large(passed))
         try:
-            transformers.AutoConfig.from_pretrained(self.path, local_files_only=True)
+            transformers.AutoConfig.from_pretrained(self.path, **SAFE_LOAD)
         except Exception as exc:  # noqa: BLE001 - any failure here means a broken config
             raise VlmError(f"The model config in {self.path} cannot be used: {exc}") from exc
         processor = self._load_processor(transformers)
@@ -394,7 +428,7 @@ class HfVlm(VlmEngine):
 
     def _from_pretrained(self, torch: Any, transformers: Any, setting: Setting) -> Any:
         """The model's weights loaded with ``setting`` (a seam for tests)."""
-        kwargs: dict[str, Any] = dict(local_files_only=True, use_safetensors=True,
+        kwargs: dict[str, Any] = dict(SAFE_LOAD, use_safetensors=True,
                                       dtype=getattr(torch, setting.dtype))
         if setting.quantize:
             kwargs.update(self._quantization(transformers, setting))
@@ -470,7 +504,7 @@ class HfVlm(VlmEngine):
 
     def _load_processor(self, transformers: Any) -> Any:
         try:
-            return transformers.AutoProcessor.from_pretrained(self.path, local_files_only=True)
+            return transformers.AutoProcessor.from_pretrained(self.path, **SAFE_LOAD)
         except Exception as exc:  # noqa: BLE001
             if "torchvision" not in str(exc):
                 raise VlmError(f"The processor in {self.path} cannot be loaded: {exc}") from exc
@@ -733,7 +767,7 @@ def _processor_with_pil(folder: Path, transformers: Any) -> Any:
     module = importlib.import_module(
         f"transformers.models.{model_type}.image_processing_pil_{model_type}")
     image_processor = getattr(module, image_type + "Pil")(**image_settings)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **SAFE_LOAD)
     template = folder / "chat_template.jinja"
     chat_template = template.read_text(encoding="utf-8") if template.exists() else None
     if chat_template is None and (folder / "chat_template.json").exists():
