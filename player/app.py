@@ -50,10 +50,10 @@ def has_display() -> bool:
 
 
 def has_screen() -> bool:
-    """A real screen (X11 or Wayland) that mpv can show the film on."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    """A real screen (X11 or Wayland) that mpv can show the film on, and that answers."""
+    from player.display import screen_problem  # noqa: PLC0415
+
+    return not screen_problem()
 
 
 def build_controller(wid: int | None, opts: LaunchOptions,
@@ -63,6 +63,7 @@ def build_controller(wid: int | None, opts: LaunchOptions,
 
     from player.speech import choose_engine, engine_order  # noqa: PLC0415
 
+    stored = settings
     settings = replace(settings, **opts.overrides).normalized()  # type: ignore[arg-type]
     playback = Playback(wid=wid, options=opts.film_options)
     choice = choose_engine(engine_order(settings.speech_engine))
@@ -71,7 +72,7 @@ def build_controller(wid: int | None, opts: LaunchOptions,
     speech.notes = choice.notes if settings.speech_engine != "auto" else ()
     if not choice.chain:
         speech.notes = choice.notes
-    return Controller(playback, speech, settings)
+    return Controller(playback, speech, settings, stored=stored)
 
 
 def write_record(controller: Controller, path: str) -> None:

@@ -1,14 +1,18 @@
 """User settings: one dataclass, stored as JSON in the user's config folder.
 
 A damaged settings file never stops the player: it is set aside (renamed ``.bad``) and the
-defaults are used, with a message the window shows and speaks.
+defaults are used, with a message the window shows and speaks; a file with some values of the
+wrong type keeps its good values, and a copy is kept as ``.bad``. Only what the user changes in
+the player is saved: options given on the command line apply to that run alone.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -77,8 +81,11 @@ def settings_path() -> Path:
 def load(path: Path | None = None, move_damaged: bool = True) -> LoadResult:
     """Read settings; a missing file gives defaults, a damaged one gives defaults and a message
     (and is moved aside to settings.json.bad unless ``move_damaged`` is False: a check that
-    only reads, such as ``narrate doctor``, leaves it where it is)."""
+    only reads, such as ``narrate doctor``, leaves it where it is). A readable file with some
+    values of the wrong type keeps its good values; a copy of it is kept as settings.json.bad
+    and the file is rewritten with defaults in place of the bad values."""
     path = path or settings_path()
+    bad = path.with_suffix(".json.bad")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
@@ -90,21 +97,60 @@ def load(path: Path | None = None, move_damaged: bool = True) -> LoadResult:
         if not move_damaged:
             return LoadResult(Settings(), f"Your settings file {path} cannot be read ({exc}); "
                                           f"the player will use defaults and keep it as "
-                                          f"{path.name}.bad.")
-        bad = path.with_suffix(".json.bad")
+                                          f"{bad.name}.")
         try:
             os.replace(path, bad)
         except OSError:
             bad = path
         return LoadResult(Settings(), f"Your settings file could not be read, so defaults are in use. "
                                       f"The old file is kept at {bad}.")
-    known = {f.name for f in fields(Settings)}
+    good, wrong = _valid_values(raw)
+    settings = Settings(**good).normalized()
+    if not wrong:
+        return LoadResult(settings)
+    names = ", ".join(wrong)
+    log.warning("settings values invalid: %s", names)
+    if not move_damaged:
+        return LoadResult(settings, f"Some values in your settings file {path} are not valid "
+                                    f"({names}); the player will use defaults for them and keep "
+                                    f"the file as {bad.name}.")
     try:
-        settings = Settings(**{k: v for k, v in raw.items() if k in known}).normalized()
-    except (TypeError, ValueError) as exc:
-        log.warning("settings values invalid: %s", exc)
-        return LoadResult(Settings(), "Some settings had invalid values, so defaults are in use.")
-    return LoadResult(settings)
+        shutil.copyfile(path, bad)
+    except OSError as exc:
+        log.warning("could not copy %s to %s: %s", path, bad, exc)
+        return LoadResult(settings, f"Some settings were not valid ({names}), so defaults are "
+                                    f"in use for them.")
+    save(settings, path)
+    return LoadResult(settings, f"Some settings were not valid ({names}), so defaults are in "
+                                f"use for them. The old file is kept at {bad}.")
+
+
+def _valid_values(raw: dict[str, object]) -> tuple[dict[str, object], list[str]]:
+    """The known values of the right type, and the names of the known ones of a wrong type
+    (unknown names, from a newer version perhaps, are ignored)."""
+    defaults = Settings()
+    good: dict[str, object] = {}
+    wrong: list[str] = []
+    for f in fields(Settings):
+        if f.name not in raw:
+            continue
+        value, default = raw[f.name], getattr(defaults, f.name)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                math.isfinite(value)
+        elif isinstance(default, dict):
+            ok = isinstance(value, dict) and all(
+                isinstance(v, list) and all(isinstance(x, str) for x in v)
+                for v in value.values())
+        else:
+            ok = isinstance(value, type(default))
+        if ok:
+            good[f.name] = value
+        else:
+            wrong.append(f.name)
+    return good, wrong
 
 
 def save(settings: Settings, path: Path | None = None) -> str:

@@ -71,3 +71,31 @@ def test_doctor_reports_a_damaged_file_and_leaves_it_in_place(private_config):
     assert path.read_text() == "[1, 2" and not path.with_suffix(".json.bad").exists()
     assert "could not be read" in store.load().problem
     assert not path.exists() and path.with_suffix(".json.bad").exists()
+
+
+def test_values_of_the_wrong_type_keep_a_bad_copy_and_the_good_values(private_config):
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    text = json.dumps({"volume": 60, "verbosity": "loud", "narration": "yes", "mode": "pause",
+                       "speed": [1], "keymap": {"describe_now": "F5"}, "voice": 3})
+    path.write_text(text)
+    result = store.load()
+    s = result.settings
+    assert (s.volume, s.mode) == (60.0, "pause")  # the good values are kept
+    assert (s.verbosity, s.narration, s.speed, s.keymap, s.voice) == (2, True, 1.0, {}, "en-us")
+    for name in ("verbosity", "narration", "speed", "keymap", "voice"):
+        assert name in result.problem
+    assert "not valid" in result.problem and "settings.json.bad" in result.problem
+    assert path.with_suffix(".json.bad").read_text() == text
+    assert json.loads(path.read_text())["verbosity"] == 2  # repaired, so said once
+    assert store.load() == store.LoadResult(s)
+
+
+def test_doctor_reads_wrong_types_without_touching_the_file(private_config):
+    path = store.settings_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"verbosity": "loud"}))
+    result = store.load(move_damaged=False)
+    assert "verbosity" in result.problem
+    assert path.read_text() == json.dumps({"verbosity": "loud"})
+    assert not path.with_suffix(".json.bad").exists()
