@@ -152,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
                          film_options=film, speech_options=speech, overrides=overrides,
                          quit_after=args.quit_after, record=args.record)
     if opts.gui and not has_display():
-        print("No display found: starting in terminal mode.", file=sys.stderr)
+        from player.display import screen_problem  # noqa: PLC0415
+
+        problem = screen_problem() or "no display found"
+        print(f"{problem[0].upper()}{problem[1:]}: starting in terminal mode.", file=sys.stderr)
         opts.gui = False
     return run_gui(opts) if opts.gui else run_terminal(opts)
 

@@ -96,8 +96,12 @@ def _qt() -> Check:
         from PySide6 import QtWidgets  # noqa: F401, PLC0415
     except ImportError as exc:
         return Check("Qt (PySide6)", False, str(exc), "pip install PySide6-Essentials")
+    from player.display import screen_problem  # noqa: PLC0415
+
     display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
-    where = f"display {display}" if display else "no display: narrate will use terminal mode"
+    problem = screen_problem()
+    where = (f"{problem}: narrate will use terminal mode" if problem
+             else f"display {display}")
     return Check("Qt (PySide6)", True, f"PySide6 {PySide6.__version__}, {where}")
 
 

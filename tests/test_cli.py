@@ -304,3 +304,29 @@ def test_terminal_mode_keeps_the_keyboard_when_qt_is_set_to_offscreen(tmp_path):
     assert term.wait(20) == 0
     assert "Traceback" not in term.out
     assert "could not be restored" not in term.out  # the keyboard was still there at the end
+
+
+def test_an_unreachable_display_plays_in_the_terminal(tmp_path):
+    """DISPLAY naming an X server that is gone: Qt would abort (exit 134) blaming a missing
+    library; the player says what is wrong and plays in the terminal instead."""
+    short = media.make_clip(tmp_path, name="short.mp4", seconds=3.0)
+    media.write_vtt(tmp_path, [(0.5, 2.0, "Coloured bars fill the screen.", 1)],
+                    name="short.descriptions.vtt")
+    env = no_display_env(tmp_path)
+    n = next(n for n in range(150, 300) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    env["DISPLAY"] = f":{n}"  # no X server has this number here
+    result = narrate(str(short), "--ao", "null", "--speech-ao", "null", "--no-analysis", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"The display :{n} cannot be reached: starting in terminal mode." in result.stderr
+    assert "[0:00] Coloured bars fill the screen." in result.stdout
+    doctor = subprocess.run([sys.executable, "-m", "player.cli", "doctor"], capture_output=True,
+                            text=True, timeout=60, cwd=ROOT, env=env)
+    assert f"the display :{n} cannot be reached: narrate will use terminal mode" in doctor.stdout
+
+
+def test_a_live_display_is_used(xvfb, monkeypatch):
+    from player.display import screen_problem
+
+    monkeypatch.setenv("DISPLAY", xvfb)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert screen_problem() == ""
