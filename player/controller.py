@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -52,11 +52,14 @@ class Controller(QObject):
 
     def __init__(self, playback: Playback, speech: SpeechOutput, settings: Settings,
                  save_settings: Callable[[Settings], str] | None = settings_store.save,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, stored: Settings | None = None) -> None:
+        """``settings`` are the ones in use; ``stored`` the user's saved ones, when options
+        given on the command line for this run alone were laid over them."""
         super().__init__(parent)
         self.playback = playback
         self.speech = speech
         self.settings = settings.normalized()
+        self._stored = (stored or settings).normalized()
         self._save = save_settings
         self.narrator = Narrator(playback, speech, self.settings, self)
         self.perception = Perception(parent=self)
@@ -133,29 +136,47 @@ class Controller(QObject):
         self.media = None
         self.narrator.set_timeline(Timeline([], []))
         track = Path(descriptions) if descriptions else find_description_track(path)
+        timeline = self._read_track(track) if track is not None else None
         # A film that will wait for the narrator is loaded paused, so not a frame is missed.
-        self._opened_paused = self._waits_for_narrator(track is not None)
+        self._opened_paused = self._waits_for_narrator(timeline is not None)
         if not self.playback.open(path, paused=self._opened_paused):
             return False
-        if track is not None:
-            self.load_descriptions(track)
+        if track is not None and timeline is not None:
+            self._use_track(track, timeline)
         self.message.emit(f"Opening {Path(path).name}.", "state")
         return True
 
     def load_descriptions(self, track: Path) -> None:
+        """Speak ``track`` from now on; a track that cannot be used changes nothing."""
+        timeline = self._read_track(track)
+        if timeline is not None:
+            self._use_track(track, timeline)
+
+    def _read_track(self, track: Path) -> Timeline | None:
+        """The track's timeline, its problems said; None (after saying why) when it cannot be
+        read or holds no description, and live analysis describes the film instead."""
         try:
             result = read_vtt(track)
         except OSError as exc:
             self.message.emit(f"The description track {track.name} could not be read: "
                               f"{exc.strerror or exc}.", "error")
-            return
+            return None
         for problem in result.problems[:5]:
             self.message.emit(f"{track.name}, line {problem.line}: {problem.message}", "error")
         if len(result.problems) > 5:
             self.message.emit(f"{track.name}: {len(result.problems) - 5} more problems.", "error")
-        self.narrator.set_timeline(result.timeline)
+        if not result.timeline.descriptions:
+            instead = (" Live scene analysis describes the film instead."
+                       if self.settings.live_analysis else "")
+            self.message.emit(f"The description track {track.name} holds no description that "
+                              f"can be used.{instead}", "error")
+            return None
+        return result.timeline
+
+    def _use_track(self, track: Path, timeline: Timeline) -> None:
+        self.narrator.set_timeline(timeline)
         self._track_loaded = True
-        n = len(result.timeline.descriptions)
+        n = len(timeline.descriptions)
         self.message.emit(f"Loaded {n} description{'s' if n != 1 else ''} from {track.name}.",
                           "info")
 
@@ -424,8 +445,13 @@ class Controller(QObject):
         return self.settings.vlm_model if self.settings.live_analysis else ""
 
     def apply_settings(self, settings: Settings) -> None:
+        """Use ``settings``, and save what they change (a value given on the command line for
+        this run, and left alone, is not saved)."""
         old_model, old_live = self._wanted_model(), self.settings.live_analysis
-        self.settings = settings.normalized()
+        old, self.settings = self.settings, settings.normalized()
+        changed = {f.name: getattr(self.settings, f.name) for f in fields(Settings)
+                   if getattr(self.settings, f.name) != getattr(old, f.name)}
+        self._stored = replace(self._stored, **changed)
         if self.settings.live_analysis != old_live:
             self._switch_analysis(self.settings.live_analysis)
         if self._wanted_model() != old_model:
@@ -438,8 +464,8 @@ class Controller(QObject):
             self._hold.end(USER)  # nothing to wait for any more
         self.narrator.set_settings(self.settings)
         self.settings_changed.emit(self.settings)
-        if self._save is not None:
-            problem = self._save(self.settings)
+        if self._save is not None and changed:
+            problem = self._save(self._stored)
             if problem:
                 self.message.emit(problem, "error")
 

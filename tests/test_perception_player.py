@@ -156,3 +156,18 @@ def test_what_was_seen_of_the_last_film_never_reaches_the_next(qapp, demo, tmp_p
     assert all(t < 8.5 for t in seen), seen
     assert all(o.t < 8.5 for o in p.observations()), [o for o in p.observations() if o.t >= 8.5]
     p.close()
+
+
+def test_a_track_without_a_usable_cue_gives_way_to_live_analysis(controller, demo):
+    """A description track in which no cue can be read: the player says so and describes the
+    film itself, as it does when the track cannot be read at all."""
+    track = demo.with_suffix(".descriptions.vtt")
+    track.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:00.500\nBackwards.\n\nno times here\n",
+                     encoding="utf-8")
+    c = controller(verbosity=2)
+    messages: list[str] = []
+    c.message.connect(lambda text, _kind: messages.append(text))
+    c.open(demo)
+    assert any("holds no description that can be used" in m and "Live scene analysis" in m
+               for m in messages), messages
+    wait_for(lambda: any(r.source == "auto" for r in c.speech.records), timeout=40)
