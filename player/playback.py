@@ -109,6 +109,7 @@ class Playback(QObject):
         self._duck_gain = 1.0
         self._decoder_errors: list[str] = []
         self._terminated = False
+        self._start_paused: bool | None = None  # how the file being loaded is to start
         self._fade: tuple[float, float, float, float] = (1.0, 1.0, 0.0, 1.0)
         self._fade_timer = QTimer(self)
         self._fade_timer.setInterval(15)
@@ -151,6 +152,11 @@ class Playback(QObject):
             elif data.reason == data.EOF:
                 self.ended.emit()
         elif eid == mpv.MpvEventID.FILE_LOADED:
+            wanted, self._start_paused = self._start_paused, None
+            if wanted is not None and bool(self._get("pause")) != wanted:
+                # At the end of the last film, keep-open paused mpv; that pause can land after
+                # the new file was asked for (seen in 3 of 12 tries), leaving it paused.
+                self._set("pause", wanted)
             self.loaded.emit(self._media_info())
         elif eid == mpv.MpvEventID.PLAYBACK_RESTART:
             pos = self._get("time-pos")
@@ -217,6 +223,7 @@ class Playback(QObject):
         with self._lock:
             self._decoder_errors.clear()
         self.pause = paused  # before loading: a film that is to wait never starts
+        self._start_paused = paused  # and again once loaded (see _on_event)
         self._command("loadfile", str(Path(path).resolve()))
         return True
 

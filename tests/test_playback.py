@@ -161,3 +161,23 @@ def test_path_with_spaces_and_non_ascii(playback, clip, tmp_path):
     assert Path(ev.loaded[0].path).name == odd.name
     assert ev.failed == []
     pump(0.3)
+
+
+def test_a_film_opened_after_the_last_one_ended_plays(qapp, tmp_path, clip):
+    """At the end of a film mpv pauses (keep-open); that pause could land after the next film
+    was opened, leaving it paused while the player said "Playing" (3 in 12 tries)."""
+    short = media.make_clip(tmp_path, name="short.mp4", seconds=1.0)
+    for _try in range(4):
+        pb = Playback(options={"vo": "null", "ao": "null"})
+        try:
+            ev = Events(pb)
+            pb.open(short)
+            wait_for(lambda ev=ev: ev.ended, timeout=10)
+            pump(0.15)  # the moment at which the late pause was seen to hit the next film
+            ev.loaded.clear()
+            pb.open(clip, paused=False)
+            wait_for(lambda ev=ev: ev.loaded, timeout=10)
+            wait_for(lambda pb=pb: (pb.mpv.time_pos or 0) > 0.3, timeout=5)
+            assert pb.pause is False
+        finally:
+            pb.terminate()
