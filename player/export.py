@@ -45,6 +45,7 @@ DEFAULT_RATE = 48000
 # Output containers by file extension, and the ffmpeg muxer for each.
 _MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 _NOISE = ("Conversion failed!", "Exiting normally")
+_TRUNCATED = ("partial file", "ended prematurely")  # what the demuxers say of a cut-off file
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def export_described(video: Path, clips: Sequence[PlacedClip], out: Path, duck_d
         _allow_open_files(len(used) + 64)
         try:
             _run_ffmpeg(args, duration, progress, cancel, out)
+            _finish(tmp, out, streams=info["streams"] + 1, duration=duration)
             os.replace(tmp, out)
         except OSError as exc:
             _remove(tmp)
@@ -400,6 +402,66 @@ def _run_ffmpeg(args: list[str], duration: float | None,
         raise ExportError(f"The export failed: {detail}")
     if progress is not None and last < 1.0:
         progress(1.0)
+
+
+def _finish(tmp: Path, out: Path, streams: int, duration: float | None) -> None:
+    """Make the finished ``tmp`` safe to put in ``out``'s place: on the disk for good (a full
+    disk can show only here), whole (ffmpeg has been seen to end with success after the disk
+    filled, leaving a truncated file), and readable as the user's umask allows (temporary files
+    are made private). Raises ExportError, or OSError from the disk."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    problem = _check_written(tmp, streams, duration)
+    if problem:
+        if _free_bytes(out.parent) < 1024 * 1024:
+            raise ExportError(_disk_full(out))
+        raise ExportError(f"The export failed: the file ffmpeg wrote is {problem}, so "
+                          f"{out.name} was not written.")
+    os.chmod(tmp, 0o666 & ~_umask())
+
+
+def _check_written(path: Path, streams: int, duration: float | None) -> str:
+    """"" when ``path`` is a whole film of ``streams`` streams and about ``duration`` seconds;
+    otherwise what is wrong with it."""
+    try:
+        info = probe(path)
+    except (ExportError, ValueError, OSError, subprocess.TimeoutExpired):
+        return "unreadable"
+    if info["streams"] != streams:
+        return f"missing tracks ({info['streams']} of {streams})"
+    if duration and (info["duration"] or 0.0) < duration - max(1.0, 0.02 * duration):
+        return f"cut short ({info['duration'] or 0:.1f} of {duration:.1f} seconds)"
+    # The index can be whole (written first, with +faststart) while the data it points to is
+    # not: read every packet through (no decoding: as fast as the disk).
+    try:
+        proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-i",
+                               _file_url(path), "-map", "0", "-c", "copy", "-f", "null", "-"],
+                              capture_output=True, text=True, errors="replace", timeout=3600)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unreadable"
+    if proc.returncode != 0 or any(sign in proc.stderr for sign in _TRUNCATED):
+        return "cut short"
+    return ""
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux), else by setting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _progress_fraction(line: str, duration: float) -> float | None:

@@ -282,3 +282,59 @@ def test_disk_full_on_a_tiny_disk(media: Path, tmp_path: Path) -> None:
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+@pytest.mark.parametrize("short_by", [2_000, 100_000])
+def test_a_disk_that_fills_near_the_end_leaves_the_old_file_untouched(
+        media: Path, described, tmp_path: Path, short_by: int) -> None:
+    """The disk fills while ffmpeg finishes the file (writing its index): ffmpeg was seen to end
+    with success and leave a file without its index, which replaced a good file of that name.
+    A real tmpfs, filled to leave a little less room than the export needs."""
+    needed = described[0].path.stat().st_size
+    small = tmp_path / "small"
+    small.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={needed + 1_000_000}", "tmpfs",
+                           str(small)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()})")
+    try:
+        out = small / "out.mp4"
+        out.write_bytes(b"the good copy")
+        room = os.statvfs(small).f_bavail * os.statvfs(small).f_frsize
+        (small / "filler").write_bytes(bytes(room - needed + short_by))
+        with pytest.raises(ExportError, match="The disk is full"):
+            export_described(media / "film.mp4", _clips(media), out)
+        assert out.read_bytes() == b"the good copy"
+        assert sorted(p.name for p in small.iterdir()) == ["filler", "out.mp4"]
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_the_export_is_made_with_the_users_umask(media: Path, described, tmp_path: Path) -> None:
+    """Temporary files are private (0600); the finished export is not."""
+    old = os.umask(0o027)
+    try:
+        result = export_described(media / "film.mp4", _clips(media), tmp_path / "shared.mp4")
+    finally:
+        os.umask(old)
+    assert result.path.stat().st_mode & 0o777 == 0o640
+    assert described[0].path.stat().st_mode & 0o777 == 0o666 & ~old
+
+
+def test_an_export_cut_short_is_not_kept(media: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the reason ffmpeg's file is incomplete, it never takes the target's place."""
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the good copy")
+    real = export._run_ffmpeg
+
+    def truncating(args, duration, progress, cancel, target):
+        real(args, duration, progress, cancel, target)
+        written = Path(args[-1].removeprefix("file:"))
+        written.write_bytes(written.read_bytes()[: written.stat().st_size // 2])
+
+    monkeypatch.setattr(export, "_run_ffmpeg", truncating)
+    with pytest.raises(ExportError, match="was not written"):
+        export_described(media / "film.mp4", _clips(media), out)
+    assert out.read_bytes() == b"the good copy"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
