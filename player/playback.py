@@ -60,6 +60,12 @@ def gain_to_mpv_volume(db: float) -> float:
     return (10 ** (db / 20.0)) ** (1.0 / 3.0)
 
 
+EMBEDDING_VOS = "gpu,xv,x11"
+"""The video outputs that draw into the player's window, in order. Left to choose, mpv falls
+back (no OpenGL, a software renderer, no XVideo: virtual machines, remote desktops, Xvfb) to
+outputs such as sdl that ignore the window id and open a window of their own."""
+
+
 class Playback(QObject):
     """Plays one file at a time with libmpv; properties become signals.
 
@@ -100,6 +106,7 @@ class Playback(QObject):
         }
         if wid is not None:
             opts["wid"] = str(int(wid))
+            opts["vo"] = EMBEDDING_VOS
         for key, value in (options or {}).items():
             opts[key.replace("-", "_")] = value
         self._mpv = mpv.MPV(log_handler=self._on_log, loglevel="warn", **opts)

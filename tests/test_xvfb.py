@@ -73,17 +73,21 @@ def xdotool(display: str, *args: str) -> str:
     return proc.stdout.strip()
 
 
-@pytest.fixture
-def player(xvfb, tmp_path):
+NO_OPENGL = {"LIBGL_DRIVERS_PATH": "/nonexistent", "__EGL_VENDOR_LIBRARY_FILENAMES": "/nonexistent.json"}
+"""A machine whose OpenGL cannot start (a virtual machine, a remote desktop)."""
+
+
+def start_player(xvfb: str, tmp_path: Path, env_extra: dict | None = None):
+    """``narrate`` on a red clip, with the video output it chooses itself."""
     if shutil.which("xdotool") is None:
         pytest.fail("xdotool is not installed: run `make test` (package xdotool)")
     clip = media.make_clip(tmp_path, name="red clip.mp4", seconds=60.0, colour="red")
     sock = tmp_path / "mpv.sock"
     env = {**os.environ, "DISPLAY": xvfb, "QT_QPA_PLATFORM": "xcb",
-           "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    log = open(tmp_path / "narrate.log", "w")  # noqa: SIM115 - closed below
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), **(env_extra or {})}
+    log = open(tmp_path / "narrate.log", "w")  # noqa: SIM115 - closed by the caller
     proc = subprocess.Popen(
-        [sys.executable, "-m", "player.cli", str(clip), "--vo", "x11", "--ao", "null",
+        [sys.executable, "-m", "player.cli", str(clip), "--ao", "null",
          "--speech-ao", "null", "--mpv", f"input-ipc-server={sock}"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -92,6 +96,17 @@ def player(xvfb, tmp_path):
         wid = wid.split()[0]
         xdotool(xvfb, "windowfocus", "--sync", wid)
         ipc.wait("time-pos", lambda t: t > 0.5)
+    except BaseException:
+        stop_process(proc)
+        log.close()
+        raise
+    return wid, ipc, proc, log
+
+
+@pytest.fixture
+def player(xvfb, tmp_path):
+    wid, ipc, proc, log = start_player(xvfb, tmp_path)
+    try:
         yield xvfb, wid, ipc, proc, tmp_path
     finally:
         stop_process(proc)
@@ -138,8 +153,9 @@ def test_keys_in_the_real_window_drive_mpv(player):
     assert proc.wait(timeout=10) == 0
 
 
-def test_screenshot_shows_the_video_frame(player):
-    display, wid, ipc, _proc, tmp_path = player
+def assert_film_inside_the_window(display: str, wid: str, tmp_path: Path) -> None:
+    """A screenshot shows the red film filling the window's video area (letterboxed at its
+    sides), and mpv opened no window of its own."""
     shot = tmp_path / "screen.png"
     ppm = tmp_path / "screen.ppm"
     geometry = xdotool(display, "getwindowgeometry", "--shell", wid)
@@ -160,11 +176,37 @@ def test_screenshot_shows_the_video_frame(player):
         i = (px_y * 1280 + px_x) * 3
         return pixels[i], pixels[i + 1], pixels[i + 2]
 
-    # The video occupies the top of the window, letterboxed at its sides: sample a grid in the
-    # middle of that area; most samples must be red.
-    samples = [px(x + w * i // 20, y + h * j // 20) for i in range(7, 14) for j in range(3, 10)]
-    red = [p for p in samples if p[0] > 180 and p[1] < 80 and p[2] < 80]
-    assert len(red) >= 0.8 * len(samples), samples
+    def is_red(p: tuple[int, int, int]) -> bool:
+        return p[0] > 180 and p[1] < 80 and p[2] < 80
+
+    # The video occupies the top of the window, below the menu bar, letterboxed at its sides:
+    # a grid over the middle of that area, from its top to its bottom, must be red (a film
+    # drawn at its own size, 320x240, in a window of mpv's own covers only its centre).
+    top, bottom = y + 30, y + int(h * 0.62)
+    samples = [px(x + w * i // 20, top + (bottom - top) * j // 10)
+               for i in range(8, 13) for j in range(11)]
+    red = [p for p in samples if is_red(p)]
+    assert len(red) >= 0.95 * len(samples), samples
     # ...and the controls below it are not red (the window, not just the video, is drawn).
     below = [px(x + w * i // 10, y + h - 10) for i in range(1, 10)]
-    assert not all(p[0] > 180 and p[1] < 80 for p in below)
+    assert not all(is_red(p) for p in below)
+    own = subprocess.run(["xdotool", "search", "--name", " - mpv$"], capture_output=True,
+                         text=True, env={**os.environ, "DISPLAY": display})
+    assert own.returncode != 0, "mpv opened a window of its own"
+
+
+def test_screenshot_shows_the_video_frame(player):
+    display, wid, ipc, _proc, tmp_path = player
+    assert_film_inside_the_window(display, wid, tmp_path)
+
+
+def test_without_opengl_the_film_is_still_inside_the_window(xvfb, tmp_path):
+    """mpv's own choice of output falls back, without OpenGL, to one that opens a window of
+    its own ("NAME - mpv") and leaves the player's video area empty."""
+    wid, ipc, proc, log = start_player(xvfb, tmp_path, NO_OPENGL)
+    try:
+        assert ipc.get("current-vo") in ("xv", "x11")
+        assert_film_inside_the_window(xvfb, wid, tmp_path)
+    finally:
+        stop_process(proc)
+        log.close()
