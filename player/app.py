@@ -14,6 +14,7 @@ from PySide6.QtCore import QCoreApplication, QTimer
 from player import settings as settings_store
 from player.controller import Controller
 from player.playback import MpvUnavailable, Playback
+from player.quit_signals import QuitOnSignals
 from player.speech_output import SpeechOutput
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,22 @@ def _quit_timer(app: QCoreApplication, seconds: float) -> None:
 
 
 def run_gui(opts: LaunchOptions) -> int:
+    """The window; Ctrl-C or SIGTERM close it as Control Q does (exit status 130 or 143)."""
     from PySide6.QtWidgets import QApplication  # noqa: PLC0415
 
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    signals = QuitOnSignals(app)
+    try:
+        code = _run_gui(app, opts)
+    finally:
+        signals.restore()
+    return signals.exit_code or code
+
+
+def _run_gui(app: QCoreApplication, opts: LaunchOptions) -> int:
     from player.a11y import ShortcutGate  # noqa: PLC0415
     from player.window import MainWindow  # noqa: PLC0415
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Video Narrator")
     app.setApplicationDisplayName("Video Narrator")
     gate = ShortcutGate(app)
@@ -138,11 +149,21 @@ def run_gui(opts: LaunchOptions) -> int:
 
 
 def run_terminal(opts: LaunchOptions) -> int:
+    """Terminal mode; Ctrl-C or SIGTERM end it as Q does (exit status 130 or 143)."""
+    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    signals = QuitOnSignals(app)
+    try:
+        code = _run_terminal(app, opts)
+    finally:
+        signals.restore()
+    return signals.exit_code or code
+
+
+def _run_terminal(app: QCoreApplication, opts: LaunchOptions) -> int:
     from models.cache import cache_dir  # noqa: PLC0415
     from player.native_log import divert_native_stderr  # noqa: PLC0415
     from player.terminal import TerminalUI  # noqa: PLC0415
 
-    app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
     divert_native_stderr(cache_dir() / "terminal-native.log")
     loaded = settings_store.load()
     film = dict(opts.film_options)

@@ -330,3 +330,28 @@ def test_a_live_display_is_used(xvfb, monkeypatch):
     monkeypatch.setenv("DISPLAY", xvfb)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert screen_problem() == ""
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_and_sigterm_end_terminal_mode_cleanly(clip, tmp_path, how):
+    """Ctrl-C typed in the terminal, or SIGTERM: narrate stops at once, as Q does: the record
+    is written, the terminal is given back as it was, and the exit status says why."""
+    import termios
+
+    record = tmp_path / "record.json"
+    term = Pty(["--no-gui", str(clip), "--ao", "null", "--speech-ao", "null", "--no-analysis",
+                "--record", str(record)], no_display_env(tmp_path))
+    term.read_until("Terminal mode. Press F1")
+    term.read_until("[0:00] Coloured bars fill the screen.")
+    assert not termios.tcgetattr(term.fd)[3] & termios.ICANON  # keys are read one by one
+    began = time.monotonic()
+    if how == "ctrl-c":
+        term.send("\x03")
+    else:
+        os.kill(term.pid, signal.SIGTERM)
+    assert term.wait(timeout=10) == (130 if how == "ctrl-c" else 143)
+    assert time.monotonic() - began < 5
+    lflag = termios.tcgetattr(term.fd)[3]
+    assert lflag & termios.ICANON and lflag & termios.ECHO  # the terminal is as it was
+    assert set(json.loads(record.read_text())) == {"spoken", "skipped"}  # written on the way out
+    assert "Traceback" not in term.out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -210,3 +211,18 @@ def test_without_opengl_the_film_is_still_inside_the_window(xvfb, tmp_path):
     finally:
         stop_process(proc)
         log.close()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_ctrl_c_close_the_window(xvfb, tmp_path, sig, code):
+    """The window used to ignore both (only SIGKILL ended it)."""
+    wid, ipc, proc, log = start_player(xvfb, tmp_path)
+    try:
+        began = time.monotonic()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == code
+        assert time.monotonic() - began < 5
+    finally:
+        stop_process(proc)
+        log.close()
+    assert "Traceback" not in (tmp_path / "narrate.log").read_text()
