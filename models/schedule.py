@@ -20,6 +20,7 @@ WORDS_PER_SECOND = 3.0  # about 180 words a minute: describers' rule of thumb at
 MAX_SPEEDUP = 1.2  # speak at most 20% faster to fit a gap
 STALE_AFTER = 1.0  # a description more than this late (after a seek) is not said
 MAX_DEFER = 4.0  # how long a description may wait for a pause in the dialogue
+AFTER_THE_END = "no room before the film ends"
 
 _CLAUSE = re.compile(r"\s*(?:;|,|\s-\s|\s—\s|\s(?=(?:while|as|and then|then|with|who|which)\s))")
 
@@ -102,20 +103,34 @@ class GapMap:
         self.covered: list[tuple[float, float]] = []
         self.has_audio = True
         self.complete = False
+        self.end: float | None = None  # the film's end: no room at or after it
 
     def update(self, gaps: Iterable[Gap], covered: Sequence[tuple[float, float]],
-               has_audio: bool = True, complete: bool = False) -> None:
+               has_audio: bool = True, complete: bool = False,
+               end: float | None = None) -> None:
         self.gaps = sorted(gaps, key=lambda g: g.start)
         self._starts = [g.start for g in self.gaps]
         self.covered = sorted(covered)
         self.has_audio = has_audio
         self.complete = complete
+        self.end = end if end is not None and end > 0 else None
+
+    def ended(self, t: float) -> bool:
+        """Whether ``t`` is at or after the film's end (when it is known)."""
+        return self.end is not None and t >= self.end
 
     def known(self, t: float) -> bool:
         return any(a <= t <= b for a, b in self.covered)
 
     def room_at(self, t: float) -> float | None:
-        """Seconds of pause from ``t`` (0 inside dialogue); None where nothing is known yet."""
+        """Seconds of pause from ``t`` (0 inside dialogue, and from the film's end on); None
+        where nothing is known yet. A pause never reaches past the film's end."""
+        if self.ended(t):
+            return 0.0
+        room = self._room(t)
+        return min(room, self.end - t) if room is not None and self.end is not None else room
+
+    def _room(self, t: float) -> float | None:
         if not self.has_audio:
             return math.inf
         if not self.known(t):
@@ -154,7 +169,8 @@ def place(starts: Sequence[float], durations: Sequence[float],
     """Place descriptions offline (for export) with the same rules the live player follows.
 
     Each description is tried from its own start, then every ``step`` seconds while it may wait
-    (``MAX_DEFER``); it never starts before the previous one has ended.
+    (``MAX_DEFER``); it never starts before the previous one has ended, and one that finds no
+    room before the film's end (``gaps.end``) is left out.
     """
     out: list[Placement] = []
     free_from = 0.0
@@ -162,6 +178,9 @@ def place(starts: Sequence[float], durations: Sequence[float],
                                                    strict=True)):
         t = max(start, free_from)
         while True:
+            if gaps.ended(t):
+                out.append(Placement(i, start, length, 1.0, False, AFTER_THE_END, False))
+                break
             d = decide(late=0.0, waited=t - start, room=gaps.room_at(t), duration=length,
                        short_duration=short, mode="duck")
             if d.action == "speak":

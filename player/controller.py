@@ -182,7 +182,9 @@ class Controller(QObject):
 
     @Slot(object, object, bool, bool)
     def _on_gaps(self, gaps: object, covered: object, has_audio: bool, complete: bool) -> None:
-        self.narrator.gaps.update(gaps, covered, has_audio, complete)  # type: ignore[arg-type]
+        end = self.media.duration if self.media is not None else None
+        self.narrator.gaps.update(gaps, covered, has_audio, complete,  # type: ignore[arg-type]
+                                  end=end)
 
     @Slot(object)
     def _on_said(self, desc: Description) -> None:

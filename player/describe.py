@@ -11,13 +11,15 @@ import argparse
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from models import Description, read_vtt, write_vtt
-from models.schedule import GapMap, place
+from models.schedule import GapMap, Placement, place
 from player import settings as settings_store
+from player.interrupt import interrupted_code, signals_as_interrupt
 from player.media_check import check_path
 from player.speech import SpeechClip, SpeechEngine, Voice, choose_engine, engine_order
 
@@ -46,11 +48,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def synthesize_all(texts: list[str], chain: tuple[SpeechEngine, ...], voice: Voice, folder: Path,
-                   say: Callable[[str], None]) -> dict[str, SpeechClip]:
-    """Every text to a WAV file, falling back down the engine chain when one fails."""
+                   say: Callable[[str], None],
+                   clock: Callable[[], float] = time.monotonic) -> dict[str, SpeechClip]:
+    """Every text to a WAV file, falling back down the engine chain when one fails; progress
+    is said every tenth of the work or every ``PROGRESS_EVERY`` seconds."""
     engines = list(chain)
     clips: dict[str, SpeechClip] = {}
-    for i, text in enumerate(dict.fromkeys(texts)):
+    unique = list(dict.fromkeys(texts))
+    progress = Progress(len(unique), clock)
+    for i, text in enumerate(unique):
+        line = progress.line(i)
+        if line:
+            say(f"Speaking: {line}")
         while engines:
             try:
                 clips[text] = engines[0].synthesize(text, voice, folder / f"d{i}.wav")
@@ -64,7 +73,45 @@ def synthesize_all(texts: list[str], chain: tuple[SpeechEngine, ...], voice: Voi
     return clips
 
 
+PROGRESS_EVERY = 5.0  # seconds between progress lines at most
+SHOWN_LEFT_OUT = 20  # descriptions left out that are named one by one
+SHOWN_PROBLEMS = 5  # problems of the track that are named one by one
+
+
+class Progress:
+    """When to say how far a long job has got: at each tenth, and at least every few seconds."""
+
+    def __init__(self, total: int, clock: Callable[[], float]) -> None:
+        self.total, self._clock = total, clock
+        self._said_tenth, self._said_at = 0, clock()
+
+    def line(self, done: int) -> str:
+        """A progress line for ``done`` of ``total`` items done, or "" when it is too soon."""
+        tenth = done * 10 // max(self.total, 1)
+        now = self._clock()
+        if done == 0 or (tenth <= self._said_tenth and now - self._said_at < PROGRESS_EVERY):
+            return ""
+        self._said_tenth, self._said_at = tenth, now
+        return f"{done * 100 // self.total} percent ({done} of {self.total})."
+
+
+def estimated_seconds(text: str, words_per_minute: int) -> float:
+    """A spoken length that the voice is sure not to undercut: the words at a third above the
+    speaking rate (voices pause less than the rate implies on short sentences)."""
+    return len(text.split()) * 60.0 / (words_per_minute * 4 / 3)
+
+
 def main(argv: list[str]) -> int:
+    """``narrate export``; Ctrl-C or SIGTERM stop it and leave nothing half-written."""
+    try:
+        with signals_as_interrupt():
+            return _main(argv)
+    except KeyboardInterrupt as stop:
+        print("Export stopped; nothing was written.", file=sys.stderr, flush=True)
+        return interrupted_code(stop)
+
+
+def _main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
 
     def say(text: str) -> None:
@@ -89,8 +136,11 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         say(str(exc))
         return 1
-    for p in result.problems:
+    for p in result.problems[:SHOWN_PROBLEMS]:
         say(f"{track.name}, {p}")
+    if len(result.problems) > SHOWN_PROBLEMS:
+        more = len(result.problems) - SHOWN_PROBLEMS
+        say(f"{track.name}: {more} more problem{'s' if more != 1 else ''}.")
     settings = settings_store.load().settings
     verbosity = args.verbosity or settings.verbosity
     descs = list(result.timeline.for_level(verbosity))
@@ -109,7 +159,8 @@ def main(argv: list[str]) -> int:
     for note in analysis.notes:
         say(note)
     gaps = GapMap()
-    gaps.update(analysis.gaps, [(0.0, analysis.duration)], analysis.has_audio, complete=True)
+    gaps.update(analysis.gaps, [(0.0, analysis.duration)], analysis.has_audio, complete=True,
+                end=analysis.duration)
 
     choice = choose_engine(engine_order(args.speech_engine or settings.speech_engine))
     if not choice.chain:
@@ -119,26 +170,37 @@ def main(argv: list[str]) -> int:
     from player.narration import Narrator  # noqa: PLC0415
 
     shorts = [Narrator.short_text(d.text) for d in descs]
+    # Only what can be placed is spoken: a first placement with lengths the voice cannot
+    # undercut rules out the rest (a track of 100,000 cues on a short film took minutes).
+    rate = settings.speech_rate
+    rough = place([d.start for d in descs], [estimated_seconds(d.text, rate) for d in descs],
+                  [estimated_seconds(s, rate) if s else None for s in shorts], gaps)
+    left_out = [p for p in rough if not p.placed]
+    chosen = [p.index for p in rough if p.placed]
     folder = Path(tempfile.mkdtemp(prefix="narrate-export-"))
     try:
-        say(f"Speaking {len(descs)} descriptions with {choice.chain[0].name}...")
-        clips = synthesize_all([d.text for d in descs] + [s for s in shorts if s], choice.chain,
-                               voice, folder, say)
-        if len(clips) < len({d.text for d in descs}):
+        say(f"Speaking {len(chosen)} of {len(descs)} descriptions with "
+            f"{choice.chain[0].name}...")
+        texts = [descs[i].text for i in chosen] + [shorts[i] or "" for i in chosen if shorts[i]]
+        clips = synthesize_all(texts, choice.chain, voice, folder, say)
+        if len(clips) < len({descs[i].text for i in chosen}):
             say("Speech failed, so nothing was written.")
             return 1
-        placements = place([d.start for d in descs], [clips[d.text].duration for d in descs],
-                           [clips[s].duration if s and s in clips else None for s in shorts],
-                           gaps)
+        placements = place([descs[i].start for i in chosen],
+                           [clips[descs[i].text].duration for i in chosen],
+                           [clips[shorts[i] or ""].duration if shorts[i] in clips else None
+                            for i in chosen], gaps)
         placed: list[tuple[Description, SpeechClip, float]] = []
         for p in placements:
-            d = descs[p.index]
+            index = chosen[p.index]
+            d = descs[index]
             if not p.placed:
-                say(f"Left out, {p.reason}: at {d.start:.1f} s, {d.text}")
+                left_out.append(replace(p, index=index))
                 continue
-            text = shorts[p.index] if p.short else d.text
+            text = shorts[index] if p.short else d.text
             placed.append((replace(d, start=p.start, end=p.start + p.duration, text=text or
                                    d.text), clips[text or d.text], p.speed))
+        _say_left_out(sorted(left_out, key=lambda p: p.index), descs, say)
         say(f"Placed {len(placed)} of {len(descs)} descriptions in the pauses.")
         if args.vtt:
             write_vtt(args.vtt, [d for d, _c, _s in placed])
@@ -155,6 +217,15 @@ def main(argv: list[str]) -> int:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return 0
+
+
+def _say_left_out(left_out: list[Placement], descs: list[Description],
+                  say: Callable[[str], None]) -> None:
+    for p in left_out[:SHOWN_LEFT_OUT]:
+        d = descs[p.index]
+        say(f"Left out, {p.reason}: at {d.start:.1f} s, {d.text[:200]}")
+    if len(left_out) > SHOWN_LEFT_OUT:
+        say(f"{len(left_out) - SHOWN_LEFT_OUT} more descriptions were left out.")
 
 
 def _export(video: Path, out: Path, placed: list[tuple[Description, SpeechClip, float]],

@@ -15,10 +15,9 @@ import socket
 
 from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier
 
-log = logging.getLogger(__name__)
+from player.interrupt import EXIT_CODES
 
-EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-"""The exit status of a program ended by the signal, as shells report it (128 + number)."""
+log = logging.getLogger(__name__)
 
 
 class QuitOnSignals(QObject):

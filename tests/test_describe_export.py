@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,76 @@ def test_export_needs_a_track_and_an_output(film, tmp_path):
     assert result.returncode == 1 and "No description track was found" in result.stderr
     result = narrate("export", str(tmp_path / "missing.mp4"), "--vtt", "x.vtt", tmp_path=tmp_path)
     assert result.returncode == 1 and "No file named missing.mp4" in result.stderr
+
+
+def test_nothing_is_placed_after_the_film_ends(tmp_path):
+    """On a 20 s clip, cues near the end were placed at 20.0, 25.6 and 28.4 s."""
+    clip = media.make_clip(tmp_path, name="short.mp4", seconds=20.0)
+    track = media.write_vtt(tmp_path, [
+        (17.0, 18.0, "A clock counts the seconds.", 1),
+        (18.5, 19.0, "Coloured bars fill the screen from one side to the other.", 1),
+        (19.5, 20.0, "The picture fades slowly to black as the music ends.", 1),
+    ], name="end.vtt")
+    vtt = tmp_path / "placed.vtt"
+    result = narrate("export", str(clip), "--vtt", str(vtt), "--descriptions", str(track),
+                     tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    placed = read_vtt(vtt).timeline.descriptions
+    assert placed and all(d.end <= 20.0 + 0.05 for d in placed), placed
+    assert "Left out, no room before the film ends: at 19.5 s" in result.stderr
+
+
+def test_a_huge_track_speaks_only_what_can_be_placed(tmp_path):
+    """100,000 cues on a 20 s film took more than five minutes of speech synthesis for cues
+    that could never be placed; only those that can be placed are spoken now."""
+    clip = media.make_clip(tmp_path, name="short.mp4", seconds=20.0)
+    lines = ["WEBVTT", ""]
+    for i in range(20_000):
+        t = i * 0.001
+        lines += [f"c{i}", f"00:00:{t:06.3f} --> 00:00:{t + 1:06.3f}",
+                  f"Description number {i} of a very busy track.", ""]
+    track = tmp_path / "huge.vtt"
+    track.write_text("\n".join(lines), encoding="utf-8")
+    vtt = tmp_path / "placed.vtt"
+    result = narrate("export", str(clip), "--vtt", str(vtt), "--descriptions", str(track),
+                     tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    spoken = int(result.stderr.split("Speaking ")[1].split(" of ")[0])
+    assert 0 < spoken <= 20  # a 20 s film holds a handful of 3 s sentences
+    placed = read_vtt(vtt).timeline.descriptions
+    assert 0 < len(placed) <= spoken
+    assert "more descriptions were left out." in result.stderr
+    assert len(result.stderr.splitlines()) < 60  # not 20,000 lines for a screen reader
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_stopping_an_export_leaves_nothing_behind(tmp_path, sig, code):
+    long_film = media.make_clip(tmp_path, name="long.mp4", seconds=900.0, size="64x48", rate=5)
+    track = media.write_vtt(tmp_path, [(t, t + 2.0, f"Scene {t // 30:.0f} begins.", 1)
+                                       for t in range(10, 890, 30)], name="long.vtt")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "described.mp4"
+    out.write_bytes(b"the good copy")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    proc = subprocess.Popen([sys.executable, "-m", "player.cli", "export", str(long_film),
+                             "-o", str(out), "--descriptions", str(track)],
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("Placed "):
+            break
+    # ffmpeg is writing the copy now
+    deadline = time.monotonic() + 20
+    while not any(p.name.endswith(".partial.mp4") for p in out_dir.iterdir()):
+        assert time.monotonic() < deadline, "the export never started writing"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=15) == code
+    assert "Export stopped; nothing was written." in rest and "Traceback" not in rest
+    assert sorted(p.name for p in out_dir.iterdir()) == ["described.mp4"]
+    assert out.read_bytes() == b"the good copy"
+    ffmpeg = subprocess.run(["pgrep", "-f", str(out_dir)], capture_output=True, text=True)
+    assert ffmpeg.stdout.strip() == "", "ffmpeg is still running"

@@ -78,3 +78,28 @@ def test_place_waits_for_pauses_and_never_overlaps():
     for a, b in zip(out, out[1:], strict=False):
         if a.placed and b.placed:
             assert a.start + a.duration <= b.start + 1e-9
+
+
+def test_no_room_at_or_after_the_films_end():
+    m = GapMap()
+    m.update([Gap(0.0, 30.0)], [(0.0, 20.0)], end=20.0)  # the last pause runs to the end
+    assert m.room_at(18.0) == pytest.approx(2.0)
+    assert m.room_at(20.0) == 0.0 and m.room_at(25.0) == 0.0
+    m.update([], [(0.0, 20.0)], has_audio=False, end=20.0)  # no sound: room up to the end only
+    assert m.room_at(19.5) == pytest.approx(0.5)
+    assert m.room_at(20.5) == 0.0
+
+
+def test_place_never_past_the_films_end():
+    """On a 20 s film, descriptions at 18 to 19.5 s used to be placed at 20.0, 25.6, 28.4 s."""
+    from models.schedule import AFTER_THE_END, place
+
+    m = GapMap()
+    m.update([], [(0.0, 20.0)], has_audio=False, end=20.0)
+    out = place(starts=[17.0, 18.0, 19.0, 19.5, 21.0], durations=[1.5, 2.6, 2.8, 0.3, 1.0],
+                short_durations=[None] * 5, gaps=m)
+    for p in out:
+        if p.placed:
+            assert p.start + p.duration <= 20.0 + 1e-9
+    assert [p.placed for p in out] == [True, False, False, True, False]
+    assert out[4].reason == AFTER_THE_END
