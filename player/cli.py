@@ -18,9 +18,11 @@ Commands:
                       smaller copies of a GGUF model you converted yourself
   narrate prepare VIDEO...
                       analyse videos in advance and write a description track beside each
+                      (not yet placed: this player fits it into the pauses as it plays)
   narrate export VIDEO -o OUT [--vtt FILE]
                       write a copy of VIDEO with an added audio-description track, and/or
-                      the descriptions as placed in the pauses (see: narrate export --help)
+                      the descriptions as placed in the pauses, a track any player can speak
+                      at its cues' start times (see: narrate export --help)
 
 Keys: press F1 in the player, or run: narrate --keys
 

@@ -33,7 +33,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="the video to describe")
     p.add_argument("-o", "--output", metavar="OUT",
                    help="the described video to write (.mp4, .m4v, .mov or .mkv)")
-    p.add_argument("--vtt", metavar="FILE", help="also write the placed descriptions as WebVTT")
+    p.add_argument("--vtt", metavar="FILE",
+                   help="also write the placed descriptions as WebVTT: each cue starts where "
+                        "it is spoken, in a pause of the dialogue, so any player can speak it "
+                        "(a track from narrate prepare is not placed yet)")
     p.add_argument("--descriptions", metavar="VTT",
                    help="the description track to use (default: VIDEO.descriptions.vtt or "
                         "VIDEO.vtt)")
