@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,15 @@ import av
 import numpy as np
 
 from models.cache import cache_path
+from models.reader import (
+    EARLY_END,
+    Damage,
+    damage_message,
+    declared_end,
+    merge_damage,
+    unreadable_message,
+    why_unreadable,
+)
 from models.types import Gap
 from models.vad import SAMPLE_RATE, WINDOW, WINDOW_SECONDS, EnergyVad, VadEngine, choose_vad
 
@@ -36,7 +45,12 @@ CACHE_VERSION = 1
 NO_SOUND_NOTE = "no sound track: every moment is free for narration"
 NO_SPEECH_NOTE = "no speech found: every moment is free for narration"
 MAX_BAD_PACKETS = 200
-"""Undecodable packets skipped before a file is called broken."""
+"""Undecodable packets in a row before the rest of the sound is called unreadable."""
+HOLE = 0.1
+"""Seconds missing between two pieces of sound that are filled with silence, to keep time."""
+DAMAGED_HOLE = 1.0
+"""Seconds missing between two pieces of sound that count as damage."""
+SOUND_OUTCOME = "pauses in the dialogue there are a guess"
 
 ProgressCallback = Callable[[float, float], None]
 
@@ -88,7 +102,8 @@ class GapAnalysis:
 
     ``duration`` is the programme's length in seconds; ``has_audio`` is False for a file with
     no sound track; ``engine`` names the voice detector; ``notes`` are messages for the user;
-    ``elapsed`` is the seconds this call took; ``from_cache`` is True when read from disk.
+    ``elapsed`` is the seconds this call took; ``from_cache`` is True when read from disk;
+    ``damage`` is where the sound could not be read (such an analysis is never cached).
     """
 
     gaps: tuple[Gap, ...]
@@ -99,6 +114,7 @@ class GapAnalysis:
     notes: tuple[str, ...] = ()
     elapsed: float = 0.0
     from_cache: bool = False
+    damage: tuple[Damage, ...] = ()
 
 
 @dataclass
@@ -112,6 +128,12 @@ class ScanInfo:
     """Media time just after the last sample processed."""
     cancelled: bool = False
     bad_packets: int = 0
+    damage: list[Damage] = field(default_factory=list)
+    """Where the sound could not be read: undecodable data, a hole in its timestamps, or an
+    end well before the declared one."""
+
+    def damaged(self, span: Damage) -> None:
+        self.damage = merge_damage([*self.damage, span])
 
 
 class _Segmenter:
@@ -182,8 +204,7 @@ def _open(path: Path) -> Any:
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise GapError(f"Cannot read the sound of {path.name}: it is not a media file that "
-                       f"FFmpeg understands ({exc}).") from exc
+        raise GapError(unreadable_message(path.name, exc)) from exc
 
 
 def _declared_duration(container: Any, stream: Any) -> float | None:
@@ -198,7 +219,9 @@ def _samples(container: Any, stream: Any, path: Path, start: float, info: ScanIn
              ) -> Iterator[tuple[float, np.ndarray]]:
     """16 kHz mono float32 blocks from ``start``; each with the media time of its first sample.
 
-    Only the first block's time is read from the file: later blocks follow on without gaps.
+    Only the first block's time is read from the file: later blocks follow on without gaps, and
+    a hole in the sound's timestamps (damage) is filled with silence so they stay in time.
+    Unreadable parts are skipped and kept in ``info.damage``.
     """
     offset = container.start_time / 1_000_000 if container.start_time is not None else 0.0
     if start > 0:
@@ -210,35 +233,87 @@ def _samples(container: Any, stream: Any, path: Path, start: float, info: ScanIn
     resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     clock: float | None = None
     drop = 0
+    given = 0  # samples yielded: the sound reaches clock + given / SAMPLE_RATE
+    broken_since: float | None = None
+    bad_in_a_row = 0
+
+    def reached() -> float:
+        return start if clock is None else clock + given / SAMPLE_RATE
 
     def convert(frames: Iterable[Any]) -> Iterator[tuple[float, np.ndarray]]:
-        nonlocal drop
+        nonlocal drop, given
         for out in frames:
             block = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
             if drop:
                 cut = min(drop, block.size)
                 block, drop = block[cut:], drop - cut
             if block.size:
+                given += block.size
                 yield clock, block  # type: ignore[misc]
 
-    for packet in container.demux(stream):
+    def silence(seconds: float) -> Iterator[tuple[float, np.ndarray]]:
+        nonlocal given
+        left = round(seconds * SAMPLE_RATE)
+        while left > 0:
+            block = np.zeros(min(left, SAMPLE_RATE), np.float32)
+            left -= block.size
+            given += block.size
+            yield clock, block  # type: ignore[misc]
+
+    def bad(exc: Exception) -> bool:
+        """Count an unreadable packet; True when the rest of the sound is to be skipped."""
+        nonlocal broken_since, bad_in_a_row
+        info.bad_packets += 1
+        bad_in_a_row += 1
+        broken_since = reached() if broken_since is None else broken_since
+        log.info("%s: unreadable sound near %.2f s (%r)", path.name, reached(), exc)
+        if bad_in_a_row <= MAX_BAD_PACKETS:
+            return False
+        if clock is None:
+            raise GapError(f"The sound of {path.name} could not be read: "
+                           f"{why_unreadable(exc)}.") from exc
+        return True
+
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError as exc:
+            if bad(exc):
+                break
+            packets = container.demux(stream)
+            continue
         try:
             frames = packet.decode()
-        except (av.InvalidDataError, av.DecoderNotFoundError) as exc:
-            info.bad_packets += 1
-            if info.bad_packets > MAX_BAD_PACKETS:
-                raise GapError(f"The sound of {path.name} is damaged: over {MAX_BAD_PACKETS} "
-                               f"parts could not be decoded ({exc}).") from exc
+        except av.FFmpegError as exc:
+            if bad(exc):
+                break
             continue
+        bad_in_a_row = 0
         for frame in frames:
+            at = (float(frame.pts * frame.time_base) - offset
+                  if frame.pts is not None and frame.time_base is not None else None)
             if clock is None:
-                first = (float(frame.pts * frame.time_base) - offset
-                         if frame.pts is not None and frame.time_base is not None else start)
+                first = at if at is not None else start
                 clock = max(first, start)
                 drop = max(0, round((start - first) * SAMPLE_RATE))
+            elif at is not None and at - reached() > HOLE:
+                if at - reached() > DAMAGED_HOLE and broken_since is None:
+                    broken_since = reached()
+                yield from silence(at - reached())
+            if broken_since is not None:  # sound again: the damage ends here
+                info.damaged(Damage(broken_since, max(broken_since, reached())))
+                broken_since = None
             yield from convert(resampler.resample(frame))
     if clock is not None:
         yield from convert(resampler.resample(None))
+    end = declared_end(container, stream)
+    if broken_since is not None:
+        info.damaged(Damage(broken_since))
+    elif end is not None and reached() < end - EARLY_END:
+        info.damaged(Damage(reached()))
 
 
 def scan_speech(path: str | os.PathLike[str], engine: VadEngine | None = None,
@@ -314,7 +389,8 @@ def scan_speech(path: str | os.PathLike[str], engine: VadEngine | None = None,
                         info.cancelled = True
                         return
         except av.FFmpegError as exc:
-            raise GapError(f"The sound of {file.name} could not be decoded ({exc}).") from exc
+            raise GapError(f"The sound of {file.name} could not be read: "
+                           f"{why_unreadable(exc)}.") from exc
         if segmenter is not None:
             yield from judge(final=True)
             info.end = done
@@ -437,12 +513,12 @@ def analyse(path: str | os.PathLike[str], engine: VadEngine | None = None, min_g
         found.append(NO_SOUND_NOTE)
     elif not speech:
         found.append(NO_SPEECH_NOTE)
-    if info.bad_packets:
-        found.append(f"{info.bad_packets} damaged parts of the sound track were skipped.")
+    if info.damage:
+        found.append(damage_message(file.name, info.damage, SOUND_OUTCOME))
     result = GapAnalysis(gaps=tuple(gaps_from_speech(speech, duration, min_gap, pad)),
                          speech=speech, duration=duration, has_audio=info.has_audio,
-                         engine=engine.name, notes=tuple(found))
-    if use_cache:
+                         engine=engine.name, notes=tuple(found), damage=tuple(info.damage))
+    if use_cache and not info.damage:  # a damaged file's analysis is not the whole story
         _save_cache(store, result, options)  # notes about this file only, not the engine chain
     return replace(result, notes=(*notes, *found), elapsed=time.perf_counter() - began)
 

@@ -24,7 +24,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +44,106 @@ MAX_ERRORS_KEPT = 200
 """Messages kept in :attr:`FrameReader.errors`; :attr:`FrameReader.error_count` counts them all."""
 POLL = 0.05
 """Seconds between checks of the stop and seek flags while waiting."""
+EARLY_END = 2.0
+"""Seconds a track may end before its declared length before the rest counts as unreadable."""
 
 
 class ReaderError(Exception):
     """A file whose pictures cannot be read; the message names the file and says why."""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A stretch of a film that could not be read, in seconds on the media clock: from
+    ``start`` to ``end``, or to the end of the film when ``end`` is None."""
+
+    start: float
+    end: float | None = None
+
+
+def why_unreadable(exc: BaseException) -> str:
+    """Why a file could not be read, in words for people (never FFmpeg's error numbers)."""
+    if isinstance(exc, PermissionError):
+        return "you don't have permission to read it"
+    if isinstance(exc, FileNotFoundError):
+        return "the file is not there"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder"
+    if isinstance(exc, av.InvalidDataError):
+        return "it is not a video file, or it is damaged"
+    if isinstance(exc, (av.DecoderNotFoundError, av.DemuxerNotFoundError)):
+        return "it is in a format this program cannot decode"
+    if isinstance(exc, EOFError):
+        return "it ends too soon: it is damaged or incomplete"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return "it is damaged, or in a format this program cannot read"
+
+
+def unreadable_message(name: str, exc: BaseException) -> str:
+    """``name`` could not be read, and why, as one sentence."""
+    return f"{name} could not be read: {why_unreadable(exc)}."
+
+
+def clock_time(seconds: float) -> str:
+    """0:42, 18:02 or 10:00:00: a time in the film as people say it."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def merge_damage(spans: Sequence[Damage], join: float = 1.0) -> list[Damage]:
+    """``spans`` in order, those that overlap or lie within ``join`` seconds made one."""
+    out: list[Damage] = []
+    for span in sorted(spans, key=lambda d: d.start):
+        last = out[-1] if out else None
+        if last is not None and (last.end is None or span.start <= last.end + join):
+            end = None if last.end is None or span.end is None else max(last.end, span.end)
+            out[-1] = Damage(last.start, end)
+        else:
+            out.append(span)
+    return out
+
+
+def damage_message(name: str, spans: Sequence[Damage],
+                   outcome: str = "descriptions there may be missing") -> str:
+    """One sentence saying which part of ``name`` could not be read, and ``outcome`` ("" when
+    nothing was damaged)."""
+    spans = merge_damage(spans)
+    if not spans:
+        return ""
+    first = spans[0]
+    if first.end is None:
+        where = f"from about {clock_time(first.start)} to the end"
+    elif first.end - first.start < 1.0:
+        where = f"at about {clock_time(first.start)}"
+    else:
+        where = f"from about {clock_time(first.start)} to {clock_time(first.end)}"
+    if len(spans) == 1:
+        return f"Part of {name} could not be read ({where}); {outcome}."
+    others = len(spans) - 1
+    return (f"Parts of {name} could not be read ({where}, and {others} other "
+            f"place{'s' if others > 1 else ''}); {outcome}.")
+
+
+def declared_end(container: Any, stream: Any) -> float | None:
+    """Where ``stream`` says it ends, in seconds on the media clock (the container's start is
+    zero): its own length if it gives one (Matroska keeps it in a DURATION tag), else the
+    container's."""
+    offset = container.start_time / 1_000_000 if container.start_time is not None else 0.0
+    begin = (float(stream.start_time * stream.time_base) - offset
+             if stream.start_time is not None and stream.time_base is not None else 0.0)
+    if stream.duration is not None and stream.time_base is not None and stream.duration > 0:
+        return begin + float(stream.duration * stream.time_base)
+    tag = str(stream.metadata.get("DURATION", ""))
+    try:
+        hours, minutes, seconds = tag.split(":")
+        return begin + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        pass
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1_000_000
+    return None
 
 
 @dataclass(frozen=True)
@@ -92,6 +188,11 @@ def sample_times(start: float, end: float, fps: float) -> list[float]:
     return times
 
 
+def _first(*values: float | None) -> float:
+    """The first value that is not None."""
+    return next(v for v in values if v is not None)
+
+
 def _even(x: float) -> int:
     """The nearest even whole number, at least 2."""
     return max(2, int(math.floor(x / 2 + 0.5)) * 2)
@@ -127,10 +228,15 @@ class FrameReader:
     message for people); :meth:`start` starts the decoding thread (``frames`` and ``get`` start it
     too); :meth:`stop` ends and joins it. One consumer thread reads frames; :meth:`seek` and
     :meth:`stop` may be called from any thread.
+
+    A part that cannot be read (data FFmpeg refuses, frames it marks damaged, or pictures that
+    stop before the track's declared end) is skipped, kept in :attr:`damage` and passed to
+    ``on_damage`` (on the decoding thread) as soon as its end is known.
     """
 
     def __init__(self, path: str | os.PathLike[str], fps: float = 2.0, max_width: int = 640,
-                 queue_size: int = 16, start: float = 0.0) -> None:
+                 queue_size: int = 16, start: float = 0.0,
+                 on_damage: Callable[[Damage], None] | None = None) -> None:
         if not (fps > 0 and math.isfinite(fps)):
             raise ValueError(f"A sampling rate must be above zero, not {fps}.")
         if max_width < 2:
@@ -143,6 +249,9 @@ class FrameReader:
         self.queue_size = int(queue_size)
         self.errors: list[str] = []
         self.error_count = 0
+        self.damage: list[Damage] = []
+        """The stretches found unreadable so far, in order, merged (a seek may find one again)."""
+        self._on_damage = on_damage
         self._container, self._stream = self._open()
         self._offset = (self._container.start_time / 1_000_000
                         if self._container.start_time is not None else 0.0)
@@ -161,6 +270,7 @@ class FrameReader:
         self._position = max(0.0, float(start))
         self._index = 0
         self._sizes: dict[tuple[int, int, int, float], tuple[int, int]] = {}
+        self._reach = 0.0
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -173,8 +283,7 @@ class FrameReader:
         try:
             container = av.open(str(path), mode="r")
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise ReaderError(f"Cannot read the pictures of {path.name}: it is not a media file "
-                              f"that FFmpeg understands ({exc}).") from exc
+            raise ReaderError(unreadable_message(path.name, exc)) from exc
         try:
             videos = [s for s in container.streams.video
                       if not (s.disposition & av.stream.Disposition.attached_pic)]
@@ -184,8 +293,8 @@ class FrameReader:
                                   f"to describe.")
             stream = videos[0]
             if stream.codec_context is None:
-                raise ReaderError(f"Cannot decode the pictures of {path.name}: FFmpeg has no "
-                                  f"decoder for its video format.")
+                raise ReaderError(f"{path.name} could not be read: its pictures are in a format "
+                                  f"this program cannot decode.")
             stream.thread_type = "AUTO"
         except BaseException:
             container.close()
@@ -334,6 +443,31 @@ class FrameReader:
             self.errors.append(message)
         log.info("%s: %s", self.path.name, message)
 
+    def _damaged(self, span: Damage) -> None:
+        """Keep ``span`` (merged with what is known) and pass it on."""
+        with self._lock:
+            self.damage = merge_damage([*self.damage, span])
+        log.info("%s: unreadable from %.2f s to %s", self.path.name, span.start,
+                 "the end" if span.end is None else f"{span.end:.2f} s")
+        if self._on_damage is not None:
+            try:
+                self._on_damage(span)
+            except Exception:
+                log.exception("the damage handler failed for %s", self.path.name)
+
+    def _ended(self, broken_since: float | None, last_t: float | None, target: float) -> None:
+        """At the end of the stream: a stretch still broken, or pictures that stopped well
+        before the track's declared end, are unreadable to the end (from ``last_t``, the last
+        whole frame). A last picture meant to stay on screen to the end (its packet says how
+        long) is not damage."""
+        end = declared_end(self._container, self._stream)
+        seen = target if last_t is None else last_t
+        if broken_since is not None:
+            self._damaged(Damage(broken_since))
+        elif end is not None and max(seen, self._reach) < end - max(EARLY_END,
+                                                                   3 * self._frame_step):
+            self._damaged(Damage(seen))
+
     def _run(self) -> None:
         try:
             first = True
@@ -352,6 +486,7 @@ class FrameReader:
         except Exception as exc:  # a bug or an unreadable file: end the stream, keep the message
             log.exception("the frame reader of %s failed", self.path.name)
             self._error(f"reading stopped: {exc}")
+            self._damaged(Damage(self._position))
             with self._lock:
                 generation = self._generation
             self._put(generation, _END)
@@ -402,8 +537,11 @@ class FrameReader:
         wanted = target
         keyframe = False
         last_t: float | None = None
+        good_t: float | None = None  # the last frame decoded whole
+        broken_since: float | None = None  # unreadable from here, until a whole frame comes
         bad_in_a_row = 0
         corrupt_run = 0
+        self._reach = 0.0  # how far the packets read so far last, in seconds
         packets = self._container.demux(self._stream)
         while True:
             if self._interrupted():
@@ -411,12 +549,15 @@ class FrameReader:
             try:
                 packet = next(packets)
             except StopIteration:
+                self._ended(broken_since, good_t, target)
                 return True
             except av.FFmpegError as exc:
                 bad_in_a_row += 1
+                broken_since = _first(broken_since, good_t, target)
                 self._error(f"unreadable data near {last_t or target:.2f} s ({exc})")
                 if bad_in_a_row > MAX_BAD_IN_A_ROW:
                     self._error("too much unreadable data: the rest of the file is skipped")
+                    self._ended(broken_since, good_t, target)
                     return True
                 packets = self._container.demux(self._stream)
                 continue
@@ -424,23 +565,33 @@ class FrameReader:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
                 bad_in_a_row += 1
+                broken_since = _first(broken_since, good_t, target)
                 self._error(f"a damaged frame near {last_t or target:.2f} s was skipped ({exc})")
                 if bad_in_a_row > MAX_BAD_IN_A_ROW:
                     self._error("too much damaged data: the rest of the file is skipped")
+                    self._ended(broken_since, good_t, target)
                     return True
                 continue
             bad_in_a_row = 0
+            if packet.pts is not None and packet.time_base is not None:
+                self._reach = max(self._reach, float((packet.pts + (packet.duration or 0))
+                                                     * packet.time_base) - self._offset)
             for frame in decoded:
                 t = self._time_of(frame, last_t, base)
                 last_t = t
                 keyframe = keyframe or bool(frame.key_frame)
                 if frame.is_corrupt:
+                    broken_since = _first(broken_since, good_t, target)
                     corrupt_run += 1
                     if corrupt_run <= MAX_CORRUPT_RUN:
                         self._error(f"a damaged frame at {t:.2f} s was skipped")
                         continue
                 else:
                     corrupt_run = 0
+                    good_t = t
+                    if broken_since is not None:
+                        self._damaged(Damage(broken_since, max(t, broken_since)))
+                        broken_since = None
                 if t < wanted - EPSILON:
                     continue
                 if not self._emit(frame, t, keyframe, generation):

@@ -577,7 +577,8 @@ class LookAhead:
 
     At most ``max_queued`` look-ahead requests wait in the worker at any time (the reader waits
     otherwise, so memory stays bounded). Results arrive through the worker's ``on_result``.
-    ``reader_options`` go to :class:`~models.reader.FrameReader` (``max_width``, ``queue_size``).
+    ``reader_options`` go to :class:`~models.reader.FrameReader` (``max_width``, ``queue_size``,
+    ``on_damage`` for a part of the film that cannot be read).
     """
 
     def __init__(self, path: str | os.PathLike[str], worker: AnalysisWorker, fps: float = 2.0,

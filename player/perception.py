@@ -124,6 +124,7 @@ class Perception(QObject):
     _problem_text = Signal(str)
     _ready = Signal(object, object)
     _cached = Signal(str, object)  # path, ObservationStore | None
+    _damage = Signal(str, object)  # path, the Damage the look-ahead found in it
     _vlm_loaded = Signal(object, str)  # engine, name
     _vlm_failed = Signal(str)  # name
     _vlm_off = Signal(object, str)  # the engine the worker switched off, and why
@@ -151,6 +152,7 @@ class Perception(QObject):
         self._problem_text.connect(self.problem)
         self._ready.connect(self._on_ready)
         self._cached.connect(self._on_cached)
+        self._damage.connect(self._on_damage)
         self._vlm_loaded.connect(self._on_vlm_loaded)
         self._vlm_failed.connect(self._on_vlm_failed)
         self._vlm_off.connect(self._on_vlm_off)
@@ -178,6 +180,8 @@ class Perception(QObject):
         self._last_frame_t: float | None = None  # the look-ahead's last frame in this run
         self._run_token = 0  # look-ahead results with a smaller token are of an earlier film
         self._unreadable = False  # the look-ahead cannot read this film (said when it happened)
+        self._damaged = False  # part of this film could not be read: its analysis is not kept
+        self._told_damage = False  # and that was said (once a film)
 
     @property
     def cache_config(self) -> dict[str, Any]:
@@ -272,6 +276,7 @@ class Perception(QObject):
         self._path, self._duration = str(path), duration
         self.from_cache = False
         self._unreadable = False
+        self._damaged = self._told_damage = False
         from models.observations import ObservationStore  # noqa: PLC0415
 
         self._store = ObservationStore()
@@ -325,14 +330,30 @@ class Perception(QObject):
         # A new film: nobody from the last one is known here, and what the worker still
         # brings of it (asked before this token) is not this film's.
         self._run_token = self._worker.reset_stages()
+
+        def damaged(span: Any, film: str = str(path)) -> None:  # on the reader's thread
+            self._damage.emit(film, span)
+
         try:
             self._lookahead = LookAhead(str(path), self._worker, fps=LOOKAHEAD_FPS,
-                                        max_width=FRAME_WIDTH, start=at)
+                                        max_width=FRAME_WIDTH, start=at, on_damage=damaged)
             self._lookahead.start()
         except ReaderError as exc:
             self._lookahead = None
             self._unreadable = True
             self.problem.emit(str(exc))
+
+    @Slot(str, object)
+    def _on_damage(self, path: str, span: Any) -> None:
+        """The look-ahead found a part of the film it cannot read: said once a film."""
+        if path != self._path or self._closed:
+            return
+        self._damaged = True
+        if not self._told_damage:
+            from models.reader import damage_message  # noqa: PLC0415
+
+            self._told_damage = True
+            self.problem.emit(damage_message(Path(path).name, [span]))
 
     def keep_ahead(self, playhead: float) -> None:
         """On a slow machine the analysis can fall behind the film: then it jumps to just ahead
@@ -753,6 +774,8 @@ class Perception(QObject):
         self._pending = None
         if self._lookahead is not None:
             self._lookahead.stop()
+            # Damage found just now may not have reached _on_damage yet: not cached either.
+            self._damaged = self._damaged or bool(self._lookahead.reader.damage)
             self._lookahead = None
             if self._worker is not None:
                 self._worker.cancel_lookahead()  # its frames waiting in the queue
@@ -768,6 +791,9 @@ class Perception(QObject):
             return
         if not self._all_stages:  # a weaker analysis must not stand in for the full one
             log.info("not caching the analysis of %s: not every stage could run", path)
+            return
+        if self._damaged:  # the next viewing looks again at what can be read
+            log.info("not caching the analysis of %s: part of it could not be read", path)
             return
         if not store.is_covered(min(1.0, self._duration / 2), max(0.0, self._duration - 1.0)):
             return

@@ -4,8 +4,10 @@ For each film: every sampled frame through the perception stages, the composer's
 written as a WebVTT track beside the film (so the player finds it and narrates from the first
 instant), and the observations cached for "describe now". With ``--model``, the dialogue is
 found first and a vision-language model describes a frame for each pause worth filling, in
-batches, and names each new person once. Progress is printed as plain lines, every 10 percent,
-which a screen reader reads well.
+batches, and names each new person once. Progress is printed as plain lines (every 10 percent,
+and at least every few seconds, with the place in the film and the speed), which a screen reader
+reads well. A film that is partly unreadable is analysed as far as it can be, said once, and not
+cached as if whole.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from models.composer import Composer
+from models.reader import clock_time
 from models.types import Description
 from player.media_check import check_path
 from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, default_stages
+
+PROGRESS_EVERY = 5.0
+"""Seconds of wall time between progress lines at most (a line comes at every 10 percent too)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,21 +48,61 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class Progress:
+    """Says how far a long job has got, as plain lines: at every 10 percent, and whenever
+    ``every`` seconds (of ``clock``) have passed since the last line; each gives the place in
+    the film and the speed, e.g. "film.mp4: 3 percent (18:02 of 10:00:00), 4.1 times real
+    time." The end is left to the caller, which says what was done."""
+
+    def __init__(self, label: str, duration: float, say: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic,
+                 every: float = PROGRESS_EVERY) -> None:
+        self.label, self.duration, self.say, self.clock, self.every = (
+            label, duration, say, clock, every)
+        self.began = self.last = clock()
+        self.tenth = 0
+
+    def __call__(self, t: float, duration: float | None = None) -> None:
+        """The job has reached ``t`` seconds into the film (``duration`` long, if now known)."""
+        if duration:
+            self.duration = duration
+        now = self.clock()
+        share = t / self.duration if self.duration > 0 else 0.0
+        tenth = int(share * 10)
+        crossed = tenth > self.tenth
+        if tenth >= 10 or not (crossed or now - self.last >= self.every):
+            return
+        percent = tenth * 10 if crossed else int(share * 100)
+        self.tenth, self.last = max(tenth, self.tenth), now
+        took = now - self.began
+        speed = f", {t / took:.1f} times real time" if took > 0 else ""
+        if self.duration > 0:
+            self.say(f"{self.label}: {percent} percent ({clock_time(t)} of "
+                     f"{clock_time(self.duration)}){speed}.")
+        else:
+            self.say(f"{self.label}: {clock_time(t)} done{speed}.")
+
+
 class ModelWriter:
     """Asks the model about the frames in the pauses, in batches, and names new people."""
 
     def __init__(self, engine: Any, name: str, video: Path, verbosity: int,
                  say: Callable[[str], None]) -> None:
-        from models.gaps import analyse  # noqa: PLC0415
+        from models.gaps import SOUND_OUTCOME, analyse  # noqa: PLC0415
+        from models.reader import damage_message  # noqa: PLC0415
         from models.schedule import GapMap  # noqa: PLC0415
         from models.vlm.lookahead import GapPlanner  # noqa: PLC0415
 
         self.engine, self.name, self.verbosity, self.say = engine, name, verbosity, say
         device = str(getattr(engine, "device", "") or "cpu")
         self.batch = 8 if device.startswith("cuda") else 1
-        found = analyse(video)
+        found = analyse(video, on_progress=Progress(f"Finding the dialogue in {video.name}",
+                                                    0.0, say))
+        self.damage = found.damage  # said with the pictures' damage, once for the film
+        told = damage_message(video.name, found.damage, SOUND_OUTCOME) if found.damage else ""
         for note in found.notes:
-            say(note)
+            if note != told:
+                say(note)
         self.gaps = GapMap()
         self.gaps.update(found.gaps, [(0.0, found.duration)], found.has_audio, complete=True)
         self.planner = GapPlanner(self.gaps.room_at, self.gaps.gap_at, self.gaps.next_gap,
@@ -122,23 +168,24 @@ def track_path(video: Path) -> Path:
 
 def prepare(video: Path, out: Path, fps: float, stages: list,
             say: Callable[[str], None], model: ModelWriter | None = None,
-            all_stages: bool = True) -> list[Description]:
+            all_stages: bool = True, clock: Callable[[], float] = time.monotonic,
+            every: float = PROGRESS_EVERY) -> list[Description]:
     """Analyse ``video`` with ``stages`` and write its description track to ``out``. The
-    analysis is cached for the player only when ``all_stages`` (every stage could be loaded)
-    and none of them had to be switched off on the way: a weaker analysis must not stand in
-    for the full one on every later viewing."""
+    analysis is cached for the player only when ``all_stages`` (every stage could be loaded),
+    none of them had to be switched off on the way, and the whole film could be read: a weaker
+    analysis must not stand in for the full one on every later viewing. Progress is said at
+    every 10 percent and at least every ``every`` seconds of ``clock``."""
     from models.observations import ObservationStore  # noqa: PLC0415
-    from models.reader import FrameReader  # noqa: PLC0415
+    from models.reader import FrameReader, damage_message  # noqa: PLC0415
     from models.webvtt import write_vtt  # noqa: PLC0415
     from models.worker import MAX_FAILURES_IN_A_ROW  # noqa: PLC0415
 
-    began = time.monotonic()
     reader = FrameReader(str(video), fps=fps, max_width=FRAME_WIDTH)
-    duration = max(reader.duration or 0.0, 0.001) if hasattr(reader, "duration") else 0.0
+    duration = reader.duration or 0.0
+    progress = Progress(video.name, duration, say, clock, every)
     composer = Composer()
     store = ObservationStore()
     descriptions: list[Description] = []
-    shown = 0
     active = list(stages)
     last_t: float | None = None
     in_a_row = dict.fromkeys((s.name for s in stages), 0)
@@ -165,13 +212,12 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
                 descriptions += model.frame(frame.t, frame.image, observations, composer,
                                             recent)
             descriptions += composer.feed(observations)
-            if duration > 0:
-                tenth = int(frame.t / duration * 10)
-                if tenth > shown and tenth < 10:
-                    shown = tenth
-                    say(f"{video.name}: {tenth * 10} percent.")
+            progress(frame.t)
     finally:
         reader.stop()
+    damage = [*reader.damage, *(model.damage if model is not None else ())]
+    if damage:
+        say(damage_message(video.name, damage))
     for stage in stages:
         try:
             descriptions += composer.feed(stage.flush())
@@ -183,15 +229,16 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
         store.extend(model.answers)
     descriptions.sort(key=lambda d: d.start)
     write_vtt(out, descriptions)
-    if all_stages and len(active) == len(stages):
+    every_stage = all_stages and len(active) == len(stages)
+    if every_stage and not damage:  # a damaged film's is not the whole analysis either
         try:
             store.save(video, {**cache_config(model.name if model else ""), "fps": fps})
         except Exception as exc:  # noqa: BLE001 - the track matters, the cache is a bonus
             say(f"The analysis cache could not be written: {exc}")
-    else:
+    elif not every_stage:
         say(f"{video.name}: not all of the analysis could run, so it is not kept for the "
             f"player; it will look again when it plays the film.")
-    took = time.monotonic() - began
+    took = clock() - progress.began
     speed = f", {duration / took:.1f} times real time" if duration > 0.001 and took > 0 else ""
     say(f"{video.name}: 100 percent. {len(descriptions)} descriptions written to {out.name} "
         f"in {took:.0f} seconds{speed}.")
@@ -214,6 +261,11 @@ def _load_model(name: str, say: Callable[[str], None]) -> Any:
 
 
 def main(argv: list[str]) -> int:
+    import av  # noqa: PLC0415
+
+    from models.gaps import GapError  # noqa: PLC0415
+    from models.reader import ReaderError, why_unreadable  # noqa: PLC0415
+
     args = parser().parse_args(argv)
 
     def say(text: str) -> None:
@@ -244,8 +296,13 @@ def main(argv: list[str]) -> int:
             writer = (ModelWriter(engine, args.model, video, args.verbosity, say)
                       if engine is not None else None)
             prepare(video, out, args.fps, stages, say, writer, all_stages=not notes)
+        except (ReaderError, GapError) as exc:  # a whole sentence naming the film
+            say(str(exc))
+            failed += 1
         except Exception as exc:  # noqa: BLE001 - go on with the next video
-            say(f"{video.name} could not be prepared: {exc}")
+            media = isinstance(exc, (OSError, av.FFmpegError))  # in words, not error numbers
+            reason = f"{why_unreadable(exc)}." if media else exc
+            say(f"{video.name} could not be prepared: {reason}")
             failed += 1
         for stage in stages:
             stage.reset()

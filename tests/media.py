@@ -72,6 +72,32 @@ def make_truncated(folder: Path, name: str = "truncated.mp4") -> Path:
     return out
 
 
+def make_cut(folder: Path, name: str = "cut.mkv", seconds: float = 20.0,
+             keep: float = 0.5) -> Path:
+    """A clip that stops part way, as a download that did not finish: the first ``keep`` of the
+    bytes of a Matroska file, or of an MP4 with its index at the front; both still declare the
+    whole length. The whole file is beside it, named "whole-" + ``name``."""
+    source = make_clip(folder, name="src-" + Path(name).stem + ".mp4", seconds=seconds)
+    whole = folder / ("whole-" + name)
+    front = ["-movflags", "+faststart"] if whole.suffix == ".mp4" else []
+    _run([*FFMPEG, "-i", str(source), "-c", "copy", *front, str(whole)])
+    data = whole.read_bytes()
+    out = folder / name
+    out.write_bytes(data[:int(len(data) * keep)])
+    return out
+
+
+def overwrite(src: Path, out: Path, at: float = 0.5, size: int = 60_000, seed: int = 1) -> Path:
+    """A copy of ``src`` with ``size`` bytes of noise written over it at ``at`` of its length,
+    as a bad sector or a broken transfer leaves a file: the data around it is intact."""
+    data = bytearray(src.read_bytes())
+    start = int(len(data) * at)
+    size = min(size, len(data) - start)
+    data[start:start + size] = np.random.default_rng(seed).integers(0, 256, size, np.uint8).tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
 def make_text_file(folder: Path, name: str = "notes.mp4") -> Path:
     out = folder / name
     out.write_text("This is a text file with a video name.\n" * 50)

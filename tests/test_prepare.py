@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,8 @@ def test_prepare_writes_a_track_beside_the_video_and_caches(tmp_path):
     shutil.copy(DEMO, video)
     result = narrate("prepare", str(video), tmp_path=tmp_path, terminal=True)
     assert result.returncode == 0, result.stderr
-    assert "street.mp4: 50 percent." in result.stderr
+    assert re.search(r"^street\.mp4: 50 percent \(0:16 of 0:32\), \d+\.\d times real time\.$",
+                     result.stderr, re.MULTILINE), result.stderr
     assert "100 percent" in result.stderr
     track = tmp_path / "street.descriptions.vtt"
     assert find_description_track(video) == track
@@ -59,9 +61,51 @@ def test_prepare_reports_bad_files_and_goes_on(tmp_path):
     result = narrate("prepare", str(bad), str(audio), str(tmp_path / "missing.mp4"),
                      tmp_path=tmp_path)
     assert result.returncode == 1
-    assert "broken.mp4 could not be prepared" in result.stderr
+    assert "broken.mp4 could not be read: it is not a video file, or it is damaged." \
+        in result.stderr
+    assert "Errno" not in result.stderr and "Invalid data" not in result.stderr
     assert "no video track" in result.stderr
     assert "No file named missing.mp4" in result.stderr
+
+
+def test_a_film_whose_end_is_missing_is_called_unreadable_in_words(tmp_path):
+    """An MP4 cut short before its index (at the end) cannot be opened at all: PyAV raises
+    AVERROR_INVALIDDATA, which must reach the user as a sentence, not as an error number."""
+    from tests.media import make_truncated
+
+    film = make_truncated(tmp_path, "film.mp4")
+    result = narrate("prepare", str(film), tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "film.mp4 could not be read: it is not a video file, or it is damaged." \
+        in result.stderr.splitlines(), result.stderr
+    assert "Errno" not in result.stderr and "1094995529" not in result.stderr
+
+
+def test_progress_comes_every_few_seconds_with_the_place_and_the_speed(tmp_path, monkeypatch):
+    """On a slow machine (each frame takes 3 s of this clock) a 20 s clip is still reported at
+    least every 5 s, not only at every 10 percent, with where the analysis is in the film and
+    how fast it goes."""
+    import itertools
+
+    from models.perception.shots import ShotStage
+    from models.reader import clock_time
+    from player.prepare import prepare
+    from tests.media import make_clip
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    clip = make_clip(tmp_path, seconds=20.0, audio=False)
+    ticks = itertools.count(0.0, 3.0)
+    said: list[str] = []
+    prepare(clip, tmp_path / "clip.vtt", 2.0, [ShotStage()], said.append,
+            clock=lambda: next(ticks), every=5.0)
+    line = re.compile(r"clip\.mp4: (\d+) percent \((\d+):(\d\d) of 0:20\), "
+                      r"\d+\.\d times real time\.")
+    places = [int(m[2]) * 60 + int(m[3]) for m in map(line.fullmatch, said) if m]
+    assert len(places) >= 19, said  # one every two frames (a second of film), not 9
+    assert places[0] <= 1 and all(b - a <= 1 for a, b in itertools.pairwise(places)), said
+    assert "clip.mp4: 50 percent (0:10 of 0:20), 0.2 times real time." in said  # 10 s in 63 s
+    assert said[-1].startswith("clip.mp4: 100 percent.")
+    assert (clock_time(36000), clock_time(1082), clock_time(42.4)) == ("10:00:00", "18:02", "0:42")
 
 
 def test_prepare_with_a_model_fills_the_pauses(tmp_path, monkeypatch):

@@ -310,10 +310,13 @@ def _cache_files() -> list[Path]:
 def test_broken_files_raise_gap_error_naming_them(tmp_path, content) -> None:
     bad = tmp_path / "holiday-broken.mp4"
     bad.write_bytes(content)
-    with pytest.raises(GapError, match="holiday-broken.mp4"):
+    with pytest.raises(GapError, match="holiday-broken.mp4") as caught:
         analyse(bad)
     with pytest.raises(GapError, match="holiday-broken.mp4"):
         list(scan_speech(bad, EnergyVad()))
+    # In words: never FFmpeg's error number ("[Errno 1094995529] Invalid data found...").
+    assert str(caught.value) == ("holiday-broken.mp4 could not be read: it is not a video file, "
+                                 "or it is damaged.")
 
 
 def test_missing_file_raises_gap_error(tmp_path) -> None:
