@@ -29,9 +29,17 @@ MAX_BYTES = 20_000_000
 MAX_PROBLEMS = 1000
 """Problems kept per file; the rest are counted in one final problem."""
 
+MAX_CUE_CHARS = 500
+"""Longer cue text is cut (at a sentence or word end) and the cut is reported. A description
+must fit a pause in the dialogue at about 3 words a second; 500 characters are some 85 words,
+half a minute of speech: more than any pause holds, and already a long stop of the film in
+extended mode. Real cues are one or two sentences (under 200 characters); a longer one is a
+mistake (a pasted script, missing blank lines) and would hold every other sentence back."""
+
 _TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})\.(\d{1,3})")
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]”’]*(?=\s|$)")
 _SKIPPED_BLOCKS = frozenset({"NOTE", "STYLE", "REGION"})
 _ALLOWED = {"level": (1, 2, 3), "priority": (0, 1, 2)}
 
@@ -152,6 +160,21 @@ def clean_text(lines: Iterable[str]) -> str:
     return _SPACE.sub(" ", html.unescape(text)).strip()
 
 
+def shorten(text: str, limit: int = MAX_CUE_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters: after its last whole sentence when that
+    keeps at least half of them, else after its last whole word, else (one endless word) at
+    ``limit``. Text within the limit is returned as it is."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit + 1]  # a sentence end or a space just at the limit counts
+    ends = [m.end() for m in _SENTENCE_END.finditer(head) if m.end() <= limit]
+    if ends and ends[-1] >= limit // 2:
+        return head[: ends[-1]]
+    space = max(head.rfind(blank) for blank in " \t\n")
+    kept = head[:space].rstrip(" \t\n,;:-") if space > 0 else ""
+    return kept or text[:limit]
+
+
 class _Reader:
     """Turns blocks into descriptions, noting problems, overlaps and repeated identifiers."""
 
@@ -249,6 +272,10 @@ class _Reader:
         if not text:
             self.problems.add(number, f"{name} has no text; it was skipped")
             return
+        if len(text) > MAX_CUE_CHARS:
+            full, text = len(text), shorten(text)
+            self.problems.add(number, f"{name} is {full:,} characters long, too long to say in "
+                              f"a pause; only its first {len(text):,} are kept")
         try:
             cue = Description(start=start, text=text, level=options["level"],
                               priority=options["priority"], source="track", end=end, ident=ident)

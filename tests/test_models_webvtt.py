@@ -217,6 +217,49 @@ def test_problems_are_capped() -> None:
     assert result.problems[-1].line == 4 + 4 * webvtt.MAX_PROBLEMS
 
 
+def test_a_cue_too_long_to_say_is_cut_after_a_sentence_and_reported() -> None:
+    """A 23,000-character cue once held all speech back for 18 s: it is cut to whole
+    sentences within MAX_CUE_CHARS, the cut is reported, and the cues around it load as usual."""
+    sentence = "A man walks along the road past the houses and the trees. "
+    long_text = (sentence * 400)[:22_999] + "."
+    assert len(long_text) == 23_000
+    text = (f"WEBVTT\n\nd4\n00:00:01.000 --> 00:00:02.000\nA door opens.\n\n"
+            f"d5\n00:00:03.000 --> 00:00:09.000\n{long_text}\n\n"
+            f"d6\n00:00:10.000 --> 00:00:11.000\nIt closes.\n")
+    result = parse_vtt(text)
+    d4, d5, d6 = result.timeline.descriptions
+    assert (d4.text, d6.text) == ("A door opens.", "It closes.")
+    assert len(d5.text) <= webvtt.MAX_CUE_CHARS
+    assert len(d5.text) > webvtt.MAX_CUE_CHARS - len(sentence)
+    assert d5.text.endswith("trees.") and long_text.startswith(d5.text)
+    assert messages(result) == [
+        f"line 8: cue d5 is 23,000 characters long, too long to say in a pause; only its "
+        f"first {len(d5.text)} are kept"]
+
+
+def test_a_huge_cue_of_one_word_is_cut_at_the_limit() -> None:
+    result = parse_vtt("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n" + "a" * 200_000 + "\n")
+    (cue,) = result.timeline.descriptions
+    assert cue.text == "a" * webvtt.MAX_CUE_CHARS
+    assert messages(result) == [
+        "line 3: the cue at 00:00:01.000 is 200,000 characters long, too long to say in a "
+        "pause; only its first 500 are kept"]
+
+
+@pytest.mark.parametrize(("text", "limit", "kept"), [
+    ("A cat sits. It purrs.", 21, "A cat sits. It purrs."),  # within the limit: as it is
+    ("A cat sits. It purrs loudly.", 20, "A cat sits."),  # after the last whole sentence
+    ('He says "Stop!" and runs away.', 22, 'He says "Stop!"'),  # closing quote kept
+    ("One. Two three four five six seven", 20, "One. Two three four"),  # sentence too short
+    ("Red, green, blue", 11, "Red, green"),  # no trailing comma
+    ("Red green", 9, "Red green"),
+    ("Red green blue", 9, "Red green"),  # a space just past the limit
+    ("abcdefghij", 4, "abcd"),  # one endless word
+])
+def test_shorten(text: str, limit: int, kept: str) -> None:
+    assert webvtt.shorten(text, limit) == kept
+
+
 def test_huge_file_with_50k_cues(tmp_path: Path) -> None:
     path = tmp_path / "huge.vtt"
     with open(path, "w", encoding="utf-8") as handle:
