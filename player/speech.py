@@ -8,28 +8,52 @@ and the end. Engines, from best to last resort:
 1. ``pyttsx3`` over espeak-ng (the default voice),
 2. the ``espeak-ng`` command-line program (when pyttsx3 is missing or fails),
 3. no voice: the text still goes to the transcript and the screen reader.
+
+One thread synthesizes (Synthesizer): a text someone waits to hear goes before the texts
+prepared ahead, no text is longer than MAX_SPEECH_CHARS, and the WAV files live in a folder
+named after the process, so folders left by a killed player are removed at the next start.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import os
+import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
+import time
 import wave
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from models.webvtt import shorten
+
 log = logging.getLogger(__name__)
+
+MAX_SPEECH_CHARS = 1000
+"""Longer texts are cut before synthesis: a safety net for texts that come from no track (model
+answers, messages). About a minute of speech; espeak-ng makes it in a tenth of a second, piper in
+a few seconds, stopping between sentences when something more urgent comes."""
+
+FOLDER_PREFIX = "narrate-speech-"
+"""Each Synthesizer's WAV files live in ``<temp>/narrate-speech-<pid>-<random>``."""
+
+CLOSE_WAIT_S = 0.5
+"""close() waits this long for the synthesis thread; it stops at its next check point."""
 
 
 class SpeechError(RuntimeError):
     """Synthesis failed; the message is meant for the user."""
+
+
+class SpeechCancelled(SpeechError):
+    """Synthesis stopped early because ``stop`` was set (something more urgent came)."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +89,11 @@ class SpeechEngine(ABC):
         """"" when usable; otherwise why not, with the fix."""
 
     @abstractmethod
-    def synthesize(self, text: str, voice: Voice, out: Path) -> SpeechClip:
-        """Write ``text`` spoken with ``voice`` to ``out`` (WAV)."""
+    def synthesize(self, text: str, voice: Voice, out: Path,
+                   stop: threading.Event | None = None) -> SpeechClip:
+        """Write ``text`` spoken with ``voice`` to ``out`` (WAV). An engine that can take
+        seconds checks ``stop`` (set from another thread) between sentences and raises
+        SpeechCancelled once it is set; a fast one may ignore it."""
 
 
 class Pyttsx3Engine(SpeechEngine):
@@ -96,7 +123,9 @@ class Pyttsx3Engine(SpeechEngine):
         self._get()
         return self._error
 
-    def synthesize(self, text: str, voice: Voice, out: Path) -> SpeechClip:
+    def synthesize(self, text: str, voice: Voice, out: Path,
+                   stop: threading.Event | None = None) -> SpeechClip:
+        # ``stop`` is not checked: a text of MAX_SPEECH_CHARS takes under a tenth of a second.
         engine = self._get()
         if engine is None:
             raise SpeechError(self._error)
@@ -106,19 +135,39 @@ class Pyttsx3Engine(SpeechEngine):
             engine.setProperty("voice", voice.name)
         except Exception:  # noqa: BLE001 - unknown voice: keep the current one
             log.info("voice %s not found; using the default", voice.name)
-        for _attempt in range(2):
-            # pyttsx3 2.99's espeak driver appends the last audio chunk of a sentence after
-            # writing the file, so it leaks into the start of the next sentence; clear it.
-            driver = getattr(getattr(engine, "proxy", None), "_driver", None)
-            if driver is not None and hasattr(driver, "_data_buffer"):
-                driver._data_buffer = b""
-            out.unlink(missing_ok=True)
-            engine.save_to_file(text, str(out))
-            engine.runAndWait()
-            if out.exists() and out.stat().st_size > 44 + 2205:  # more than 50 ms of audio
-                return SpeechClip(text, out, wav_duration(out))
-            log.info("pyttsx3 wrote no audio for %r; trying again", text)
+        _settle_driver(engine)
+        out.unlink(missing_ok=True)
+        engine.save_to_file(text, str(out))
+        engine.runAndWait()
+        if out.exists() and out.stat().st_size > 44 + 2205:  # more than 50 ms of audio
+            return SpeechClip(text, out, wav_duration(out))
         raise SpeechError("pyttsx3 wrote no audio.")
+
+
+def _settle_driver(engine: Any) -> None:
+    """Let pyttsx3 2.99's espeak driver start the next sentence from a clean state.
+
+    Its ``runAndWait`` first calls the driver's ``stop()``, which sets ``_stopping`` whenever
+    espeak-ng reports ``IsPlaying()``; espeak-ng's own thread still does so for a moment after
+    it has delivered the previous sentence. Nothing clears that stale flag unless the driver's
+    loop is still running when it looks (usually the sentence is done before), so it lingers
+    until a later sentence that is still queued in espeak-ng when the loop first looks: the
+    driver then calls ``espeak_Cancel``, which drops that sentence, and no file is written
+    ("wrote no audio", a few calls in a thousand). So: wait until espeak-ng is idle, clear the
+    flag, and clear the last audio chunk, which the driver appends after writing the file (it
+    would leak into the start of the next sentence)."""
+    driver = getattr(getattr(engine, "proxy", None), "_driver", None)
+    if driver is None or not hasattr(driver, "_stopping"):
+        return
+    try:
+        from pyttsx3.drivers import _espeak  # noqa: PLC0415 - loaded with the engine
+    except ImportError:
+        return
+    deadline = time.monotonic() + 1.0
+    while _espeak.IsPlaying() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    driver._stopping = False
+    driver._data_buffer = b""
 
 
 class EspeakCliEngine(SpeechEngine):
@@ -131,7 +180,9 @@ class EspeakCliEngine(SpeechEngine):
             return "espeak-ng is not installed. Install it with: sudo apt install espeak-ng"
         return ""
 
-    def synthesize(self, text: str, voice: Voice, out: Path) -> SpeechClip:
+    def synthesize(self, text: str, voice: Voice, out: Path,
+                   stop: threading.Event | None = None) -> SpeechClip:
+        # ``stop`` is not checked: a text of MAX_SPEECH_CHARS takes a twentieth of a second.
         amp = int(max(0.0, min(voice.volume, 100.0)) * 2)  # espeak amplitude 0-200
         cmd = ["espeak-ng", "-v", voice.name, "-s", str(int(voice.rate)), "-a", str(amp),
                "-w", str(out), "--", text]
@@ -208,24 +259,71 @@ def _quiet_driver_prints() -> None:
 
 @dataclass(frozen=True)
 class SynthRequest:
+    """Text to synthesize. An urgent one (someone waits to hear it) goes before the others and
+    stops the one being synthesized, which is done again after it."""
+
     key: int
     text: str
     voice: Voice
+    urgent: bool = False
+
+
+_FOLDER = re.compile(re.escape(FOLDER_PREFIX) + r"(\d+)-")
+
+
+def remove_stale_folders(root: Path | None = None) -> list[Path]:
+    """Remove speech folders left by narrate processes that are gone (killed before they could
+    clean up): only this user's, only when the process in the name no longer runs. Returns
+    what was removed."""
+    root = Path(root or tempfile.gettempdir())
+    removed: list[Path] = []
+    for folder in root.glob(FOLDER_PREFIX + "*"):
+        match = _FOLDER.match(folder.name)
+        try:
+            info = folder.lstat()
+        except OSError:
+            continue
+        if (match is None or not stat.S_ISDIR(info.st_mode)  # a link is not followed
+                or info.st_uid != os.getuid() or _alive(int(match.group(1)))):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    if removed:
+        log.info("removed %d speech folders left by stopped players", len(removed))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class Synthesizer:
-    """One worker thread that owns the engine and synthesizes requests in order.
+    """One worker thread that owns the engine and synthesizes requests: urgent ones first (the
+    newest first), then the rest in order. Texts are cut to MAX_SPEECH_CHARS.
 
     ``on_done(key, clip_or_None, error_message)`` is called on the worker thread; the Qt side
-    forwards it with a signal.
+    forwards it with a signal. It is not called after close().
     """
 
     def __init__(self, chain: tuple[SpeechEngine, ...],
                  on_done: Callable[[int, SpeechClip | None, str], None]) -> None:
         self._chain = list(chain)
         self._on_done = on_done
-        self._queue: queue.Queue[SynthRequest | None] = queue.Queue()
-        self._dir = Path(tempfile.mkdtemp(prefix="narrate-speech-"))
+        self._cond = threading.Condition()
+        self._pending: dict[int, tuple[tuple[int, int], SynthRequest]] = {}  # key -> order, req
+        self._order = 0
+        self._running: SynthRequest | None = None
+        self._stop = threading.Event()  # set: the running request should stop
+        self._closed = False
+        self._error = ""  # an engine failure, told with the next result
+        remove_stale_folders()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))
         self._count = 0
         self._thread = threading.Thread(target=self._run, name="speech-synth", daemon=True)
         self._thread.start()
@@ -235,28 +333,86 @@ class Synthesizer:
         return self._chain[0].name if self._chain else "none"
 
     def submit(self, req: SynthRequest) -> None:
-        self._queue.put(req)
+        with self._cond:
+            if not self._closed:
+                self._queue(req)
+
+    def hurry(self, key: int) -> None:
+        """Make the queued request ``key`` urgent (someone now waits to hear it)."""
+        with self._cond:
+            entry = self._pending.get(key)
+            if entry is not None and not entry[1].urgent:
+                self._queue(replace(entry[1], urgent=True))
+
+    def _queue(self, req: SynthRequest) -> None:
+        """Queue ``req``; an urgent one stops the running request. Call with the lock held."""
+        self._order += 1
+        order = (0, -self._order) if req.urgent else (1, self._order)
+        self._pending[req.key] = (order, req)
+        if req.urgent and self._running is not None and self._running.key != req.key:
+            self._stop.set()
+        self._cond.notify()
+
+    def _next(self) -> tuple[SynthRequest, threading.Event] | None:
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            key = min(self._pending, key=lambda k: self._pending[k][0])
+            self._running = self._pending[key][1]
+            self._stop = threading.Event()
+            return self._running, self._stop
 
     def _run(self) -> None:
-        while True:
-            req = self._queue.get()
-            if req is None:
-                return
-            self._count += 1
-            out = self._dir / f"s{self._count}.wav"  # unique: cached clips keep their files
-            clip, error = None, ""
-            while self._chain:
+        try:
+            while (item := self._next()) is not None:
+                req, stop = item
                 try:
-                    clip = self._chain[0].synthesize(req.text, req.voice, out)
-                    break
-                except Exception as exc:  # noqa: BLE001 - any engine failure moves down the chain
-                    failed = self._chain.pop(0)
-                    error = f"{failed.name} failed ({exc}); " + (
-                        f"now using {self._chain[0].name}." if self._chain else "speech is off.")
-                    log.warning(error)
-            self._on_done(req.key, clip, error)
+                    clip, cancelled = self._synthesize(req, stop), False
+                except SpeechCancelled:
+                    clip, cancelled = None, True
+                with self._cond:
+                    self._running = None
+                    if self._closed:
+                        return
+                    if cancelled:  # for an urgent request: it stays queued, done after that
+                        continue
+                    self._pending.pop(req.key, None)
+                    error, self._error = self._error, ""
+                self._on_done(req.key, clip, error)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _synthesize(self, req: SynthRequest, stop: threading.Event) -> SpeechClip | None:
+        """The clip, down the chain of engines; None when none is left."""
+        text = shorten(req.text, MAX_SPEECH_CHARS)
+        if text != req.text:
+            log.warning("speaking only the first %d of %d characters of %r", len(text),
+                        len(req.text), req.text[:80])
+        self._count += 1
+        out = self.folder / f"s{self._count}.wav"  # unique: cached clips keep their files
+        while self._chain:
+            try:
+                return self._chain[0].synthesize(text, req.voice, out, stop)
+            except SpeechCancelled:
+                out.unlink(missing_ok=True)
+                raise
+            except Exception as exc:  # noqa: BLE001 - any engine failure moves down the chain
+                failed = self._chain.pop(0)
+                self._error = f"{failed.name} failed ({exc}); " + (
+                    f"now using {self._chain[0].name}." if self._chain else "speech is off.")
+                log.warning(self._error)
+        return None
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=5)
-        shutil.rmtree(self._dir, ignore_errors=True)
+        """Stop now: what is queued is dropped, the running synthesis is asked to stop, and the
+        folder of WAV files is removed (by the worker, as it ends)."""
+        with self._cond:
+            self._closed = True
+            self._pending.clear()
+            self._stop.set()
+            self._cond.notify()
+        self._thread.join(timeout=CLOSE_WAIT_S)
+        if self._thread.is_alive():
+            log.warning("speech synthesis is still running; its folder is removed when it ends")

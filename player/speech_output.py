@@ -113,13 +113,19 @@ class SpeechOutput(QObject):
     def pending(self, text: str, voice: Voice) -> bool:
         return (text, voice) in self._requests.values()
 
-    def prepare(self, text: str, voice: Voice) -> None:
-        """Synthesize ``text`` in the background; ``prepared`` is emitted when it is ready."""
-        if self._synth is None or self.clip_for(text, voice) or self.pending(text, voice):
+    def prepare(self, text: str, voice: Voice, urgent: bool = False) -> None:
+        """Synthesize ``text`` in the background; ``prepared`` is emitted when it is ready.
+        An urgent text (to be said now) goes before the texts prepared ahead."""
+        if self._synth is None or self.clip_for(text, voice):
             return
+        for key, request in self._requests.items():
+            if request == (text, voice):
+                if urgent:
+                    self._synth.hurry(key)
+                return
         self._key += 1
         self._requests[self._key] = (text, voice)
-        self._synth.submit(SynthRequest(self._key, text, voice))
+        self._synth.submit(SynthRequest(self._key, text, voice, urgent=urgent))
 
     @Slot(int, object, str)
     def _on_synth_done(self, key: int, clip: SpeechClip | None, error: str) -> None:
@@ -154,7 +160,7 @@ class SpeechOutput(QObject):
             self.play(clip, source=source, mode=mode)
             return
         self._waiting = (text, voice, source, mode)
-        self.prepare(text, voice)
+        self.prepare(text, voice, urgent=True)
 
     def play(self, clip: SpeechClip, source: str = "track", mode: str = "duck",
              speed: float = 1.0, planned: float | None = None) -> SpokenRecord:

@@ -16,7 +16,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from player.speech import SpeechClip, SpeechEngine, SpeechError, Voice
+from player.speech import SpeechCancelled, SpeechClip, SpeechEngine, SpeechError, Voice
 
 log = logging.getLogger(__name__)
 
@@ -158,11 +158,13 @@ class PiperEngine(SpeechEngine):
 
     # -- synthesis ----------------------------------------------------------------------------
 
-    def synthesize(self, text: str, voice: Voice, out: Path) -> SpeechClip:
+    def synthesize(self, text: str, voice: Voice, out: Path,
+                   stop: threading.Event | None = None) -> SpeechClip:
+        """Raises SpeechCancelled soon (after the sentence being made) once ``stop`` is set."""
         with self._lock:
             piper_voice = self._load(self._model_for(voice))
             try:
-                return self._synthesize(piper_voice, text, voice, Path(out))
+                return self._synthesize(piper_voice, text, voice, Path(out), stop)
             except SpeechError:
                 raise
             except Exception as exc:  # noqa: BLE001 - phonemizer, onnxruntime, file system
@@ -170,7 +172,8 @@ class PiperEngine(SpeechEngine):
                                   f"{_short(exc)}).") from exc
 
     @staticmethod
-    def _synthesize(piper_voice: Any, text: str, voice: Voice, out: Path) -> SpeechClip:
+    def _synthesize(piper_voice: Any, text: str, voice: Voice, out: Path,
+                    stop: threading.Event | None) -> SpeechClip:
         import numpy as np  # noqa: PLC0415
         from piper import SynthesisConfig  # noqa: PLC0415
 
@@ -182,7 +185,9 @@ class PiperEngine(SpeechEngine):
             wav.setnchannels(1)
             wav.setsampwidth(2)
             wav.setframerate(rate)
-            for chunk in piper_voice.synthesize(text, syn_config=config):
+            for chunk in piper_voice.synthesize(text, syn_config=config):  # one per sentence
+                if stop is not None and stop.is_set():
+                    raise SpeechCancelled("piper stopped: something more urgent came")
                 if chunk.sample_rate != rate or chunk.sample_channels != 1:
                     raise SpeechError(f"piper returned {chunk.sample_channels}-channel audio at "
                                       f"{chunk.sample_rate} Hz, expected mono at {rate} Hz.")

@@ -7,13 +7,14 @@ import json
 import math
 import shutil
 import threading
+import time
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from player.speech import SpeechError, Voice, wav_duration
+from player.speech import SpeechError, Synthesizer, SynthRequest, Voice, wav_duration
 from player.speech_piper import (
     ENV_VOICE,
     INSTALL_HINT,
@@ -22,6 +23,7 @@ from player.speech_piper import (
     length_scale,
     volume_factor,
 )
+from tests.conftest import wait_for
 
 pytest.importorskip("piper", reason="piper-tts is not installed (pip install '.[piper]')")
 if bundled_voice() is None:
@@ -177,3 +179,49 @@ def test_corrupt_model_raises_a_clear_speech_error(tmp_path):
     assert eng.problem() == message
     with pytest.raises(SpeechError, match="could not be loaded"):
         eng.synthesize(SHORT, Voice(), tmp_path / "y.wav")
+
+
+# ----- a long text never holds the others back ------------------------------------------------
+
+PARAGRAPH = " ".join(f"Sentence {i}: a man walks along the road past the houses and the trees."
+                     for i in range(12))  # about 900 characters, some 50 s of speech
+
+
+def start_long_synthesis(results: list, events: dict) -> Synthesizer:
+    """A Synthesizer with the real piper voice, busy with PARAGRAPH (key 1)."""
+
+    def on_done(key, clip, error):
+        results.append((key, clip, error))
+        events.setdefault(key, threading.Event()).set()
+
+    engine = PiperEngine()
+    engine.preload()
+    synth = Synthesizer((engine,), on_done)
+    synth.submit(SynthRequest(1, PARAGRAPH, Voice()))
+    wait_for(lambda: any(synth.folder.iterdir()), timeout=10)  # piper has begun its file
+    return synth
+
+
+def test_an_urgent_text_stops_a_long_synthesis_which_is_done_after_it():
+    results: list = []
+    events: dict = {}
+    synth = start_long_synthesis(results, events)
+    try:
+        synth.submit(SynthRequest(2, SHORT, Voice(), urgent=True))
+        assert events.setdefault(1, threading.Event()).wait(30)
+        assert [key for key, _clip, _error in results] == [2, 1]
+        (_, short, _), (_, paragraph, error) = results
+        assert short.text == SHORT and not error
+        assert paragraph.text == PARAGRAPH and paragraph.duration > 30  # whole, not cut off
+    finally:
+        synth.close()
+
+
+def test_close_returns_at_once_while_piper_is_speaking_a_long_text():
+    results: list = []
+    synth = start_long_synthesis(results, {})
+    start = time.monotonic()
+    synth.close()
+    assert time.monotonic() - start < 0.6
+    wait_for(lambda: not synth.folder.exists(), timeout=3)  # the worker stopped and cleaned up
+    assert results == []
