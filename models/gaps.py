@@ -469,6 +469,16 @@ def _save_cache(file: Path, result: GapAnalysis, options: VadOptions) -> None:
             Path(tmp).unlink(missing_ok=True)
 
 
+def cached_analysis(path: str | os.PathLike[str], engine: str, min_gap: float = 1.2,
+                    pad: float = 0.15) -> GapAnalysis | None:
+    """What :func:`analyse` found in ``path`` with the detector named ``engine``, from the
+    cache (``narrate prepare`` leaves it); None when it has not been analysed whole."""
+    try:
+        return _load_cache(_cache_file(Path(path), engine, min_gap, pad), VadOptions())
+    except GapError:
+        return None
+
+
 def analyse(path: str | os.PathLike[str], engine: VadEngine | None = None, min_gap: float = 1.2,
             pad: float = 0.15, on_progress: ProgressCallback | None = None,
             cancel: threading.Event | None = None, use_cache: bool = True,
@@ -524,4 +534,4 @@ def analyse(path: str | os.PathLike[str], engine: VadEngine | None = None, min_g
 
 
 __all__ = ["GapAnalysis", "GapCancelled", "GapError", "ScanInfo", "SpeechSegment", "VadOptions",
-           "analyse", "gaps_from_speech", "scan_speech"]
+           "analyse", "cached_analysis", "gaps_from_speech", "scan_speech"]

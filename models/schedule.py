@@ -21,6 +21,7 @@ MAX_SPEEDUP = 1.2  # speak at most 20% faster to fit a gap
 STALE_AFTER = 1.0  # a description more than this late (after a seek) is not said
 MAX_DEFER = 4.0  # how long a description may wait for a pause in the dialogue
 AFTER_THE_END = "no room before the film ends"
+NOT_KNOWN = "the dialogue there was not known yet"
 
 _CLAUSE = re.compile(r"\s*(?:;|,|\s-\s|\s—\s|\s(?=(?:while|as|and then|then|with|who|which)\s))")
 
@@ -71,13 +72,21 @@ def decide(late: float, waited: float, room: float | None, duration: float,
     ``late``: how far the playhead is past the moment it should start (after a seek, the
     description is stale beyond ``STALE_AFTER``). ``waited``: how long it has waited for a pause.
     ``room``: seconds until dialogue resumes (``math.inf`` with no dialogue ahead, ``None`` when
-    dialogue detection has not covered this moment, which is treated as room). ``mode``: "duck"
-    (inline: speak only in the pauses) or "pause" (extended: pause the film when it does not fit).
+    dialogue detection has not covered this moment yet). ``mode``: "duck" (inline: speak only in
+    the pauses) or "pause" (extended: pause the film when it does not fit).
+
+    Unknown is not room: a description waits for dialogue detection (far faster than real
+    time, so it is a moment at most); one that waited ``MAX_DEFER`` in vain pauses the film in
+    extended mode and is left out in inline mode.
     """
     if late > STALE_AFTER:
         return Decision("drop", reason="stale")
     if room is None:
-        room = math.inf
+        if waited < MAX_DEFER:
+            return Decision("wait", reason=NOT_KNOWN)
+        if mode == "pause":
+            return Decision("pause", reason="extended")
+        return Decision("drop", reason=NOT_KNOWN)
     # The whole sentence, then the whole sentence a little faster, then its first clauses.
     options = [(duration, False)]
     if short_duration is not None:
@@ -104,6 +113,7 @@ class GapMap:
         self.has_audio = True
         self.complete = False
         self.end: float | None = None  # the film's end: no room at or after it
+        self.detection_failed = False  # dialogue detection gave up: what it missed is room
 
     def update(self, gaps: Iterable[Gap], covered: Sequence[tuple[float, float]],
                has_audio: bool = True, complete: bool = False,
@@ -134,7 +144,8 @@ class GapMap:
         if not self.has_audio:
             return math.inf
         if not self.known(t):
-            return None
+            # Better said over the dialogue than never, when detection cannot tell.
+            return math.inf if self.detection_failed else None
         i = bisect.bisect_right(self._starts, t) - 1
         if i >= 0 and self.gaps[i].start <= t < self.gaps[i].end:
             return self.gaps[i].end - t

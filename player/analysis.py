@@ -38,7 +38,8 @@ class DialogueScanner(QObject):
 
     # gaps (tuple[Gap, ...]), covered (list of (start, end)), has_audio, complete
     progress = Signal(object, object, bool, bool)
-    problem = Signal(str)
+    problem = Signal(str)  # a note (another detector took over): detection goes on
+    failed = Signal(str)  # detection stopped: what it has not covered is not known
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -90,11 +91,11 @@ class DialogueScanner(QObject):
             self._scan(at, cancel)
         except Exception as exc:  # noqa: BLE001 - reported to the user, narration goes on
             log.exception("dialogue scan failed")
-            self.problem.emit(f"Dialogue detection stopped: {exc}. Descriptions are spoken at "
-                              f"their times, over any dialogue.")
+            self.failed.emit(f"Dialogue detection stopped: {exc}. Descriptions are spoken at "
+                             f"their times, over any dialogue.")
 
     def _scan(self, at: float, cancel: threading.Event) -> None:
-        from models.gaps import GapError, scan_speech  # noqa: PLC0415
+        from models.gaps import GapError, cached_analysis, scan_speech  # noqa: PLC0415
         from models.vad import choose_vad  # noqa: PLC0415
 
         path = self._path
@@ -108,6 +109,13 @@ class DialogueScanner(QObject):
             self.engine_name = self._engine.name
             for note in notes:
                 self.problem.emit(f"Dialogue detection: {note}")
+        cached = cached_analysis(path, self._engine.name, MIN_GAP, PAD)
+        if cached is not None:  # a prepared film: its pauses are known from the first instant
+            with self._lock:
+                self._speech = [(s.start, s.end) for s in cached.speech]
+                self._covered = [(0.0, max(cached.duration, self._duration))]
+            self._emit(complete=True)
+            return
         order = [(at, self._duration), (0.0, at)] if at > 0 else [(0.0, self._duration)]
         for begin, end in order:
             t = begin
@@ -119,7 +127,8 @@ class DialogueScanner(QObject):
                     found = [(s.start, s.end) for s in scan_speech(
                         path, engine=self._engine, start=t, stop=stop, cancel=cancel)]
                 except GapError as exc:
-                    self.problem.emit(str(exc))
+                    self.failed.emit(f"{exc} Descriptions are spoken at their times, over any "
+                                     f"dialogue.")
                     return
                 if cancel.is_set():
                     return

@@ -92,6 +92,7 @@ class Controller(QObject):
         self.scanner = DialogueScanner(self)
         self.scanner.progress.connect(self._on_gaps)
         self.scanner.problem.connect(lambda text: self.message.emit(text, "error"))
+        self.scanner.failed.connect(self._on_detection_failed)
         playback.seeked.connect(self.scanner.seek)
         self.narrator.said.connect(self._on_said)
         self.narrator.announce.connect(lambda text: self.message.emit(text, "narration"))
@@ -133,6 +134,7 @@ class Controller(QObject):
         self.perception.stop_lookahead()
         self._track_loaded = False
         self.narrator.gaps.update([], [], has_audio=True)
+        self.narrator.gaps.detection_failed = False
         self.media = None
         self.narrator.set_timeline(Timeline([], []))
         track = Path(descriptions) if descriptions else find_description_track(path)
@@ -185,6 +187,13 @@ class Controller(QObject):
         end = self.media.duration if self.media is not None else None
         self.narrator.gaps.update(gaps, covered, has_audio, complete,  # type: ignore[arg-type]
                                   end=end)
+
+    @Slot(str)
+    def _on_detection_failed(self, text: str) -> None:
+        """Dialogue detection gave up: rather than never, descriptions are said where it did
+        not look (over any dialogue there)."""
+        self.narrator.gaps.detection_failed = True
+        self.message.emit(text, "error")
 
     @Slot(object)
     def _on_said(self, desc: Description) -> None:

@@ -269,3 +269,32 @@ def test_someone_whose_introduction_was_not_heard_is_described_plainly(run, tmp_
         c.close()
     assert heard[2] == ["New shot: a person standing on the left.", "The person sits down."]
     assert heard[3] == [d.text for d in story]
+
+
+def test_no_description_starts_before_the_dialogue_under_it_is_known(run, clip):
+    """Unknown is not room: a prepared film's first description was said over a woman
+    talking, because dialogue detection had not yet covered the start."""
+    from models.types import Gap
+
+    c = run(verbosity=1)
+    c.scanner.progress.disconnect()  # dialogue detection says nothing until the test does
+    c.open(clip)
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 2.0, timeout=10)
+    assert track_records(c) == []  # the cue at 1.0 s waits: nothing is known there
+    known_at = c.playback.mpv.time_pos
+    c.narrator.gaps.update([Gap(0.0, 14.0)], [(0.0, 14.0)], end=14.0)
+    rec = wait_for(lambda: track_records(c) and track_records(c)[0], timeout=5)
+    assert rec.text == "Bars of colour." and rec.media_start >= known_at
+
+
+def test_when_dialogue_detection_fails_descriptions_are_still_said(run, clip):
+    c = run(verbosity=1)
+    c.scanner.progress.disconnect()
+    messages: list[str] = []
+    c.message.connect(lambda text, _kind: messages.append(text))
+    c.open(clip)
+    c.scanner.failed.emit("Dialogue detection stopped: test. Descriptions are spoken at their "
+                          "times, over any dialogue.")
+    rec = wait_for(lambda: track_records(c) and track_records(c)[0], timeout=10)
+    assert rec.text == "Bars of colour." and rec.media_start < 1.3
+    assert any(m.startswith("Dialogue detection stopped") for m in messages)

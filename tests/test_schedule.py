@@ -38,7 +38,8 @@ def test_clauses_and_shortening_keep_the_most_important_part_first():
     (2.0, 3.0, 2.3, "duck", ("speak", 1.15, True)),        # shortened and a little faster
     (0.0, 2.0, None, "duck", ("wait", 1.0, False)),        # in dialogue: wait for a pause
     (1.0, 3.0, None, "pause", ("pause", 1.0, False)),      # extended mode pauses the film
-    (None, 5.0, None, "duck", ("speak", 1.0, False)),      # not analysed yet: say it
+    (None, 5.0, None, "duck", ("wait", 1.0, False)),       # not analysed yet: unknown is
+    (None, 5.0, None, "pause", ("wait", 1.0, False)),      # not room, so wait for it
     (math.inf, 9.0, None, "duck", ("speak", 1.0, False)),  # no sound track at all
 ])
 def test_decide(room, duration, short, mode, expected):
@@ -103,3 +104,20 @@ def test_place_never_past_the_films_end():
             assert p.start + p.duration <= 20.0 + 1e-9
     assert [p.placed for p in out] == [True, False, False, True, False]
     assert out[4].reason == AFTER_THE_END
+
+
+def test_unknown_dialogue_is_waited_for_then_left_out_or_paused_for():
+    from models.schedule import NOT_KNOWN
+
+    d = decide(0.0, MAX_DEFER + 0.1, None, 1.0, None, "duck")
+    assert (d.action, d.reason) == ("drop", NOT_KNOWN)
+    assert decide(0.0, MAX_DEFER + 0.1, None, 1.0, None, "pause").action == "pause"
+
+
+def test_when_detection_failed_what_it_missed_is_room():
+    m = GapMap()
+    m.update([Gap(0.0, 2.0)], [(0.0, 3.0)])
+    assert m.room_at(5.0) is None
+    m.detection_failed = True
+    assert m.room_at(5.0) == math.inf
+    assert m.room_at(2.5) == 0.0  # what it did find still counts
