@@ -19,7 +19,7 @@ from pathlib import Path
 from models import Description, read_vtt, write_vtt
 from models.schedule import GapMap, Placement, place
 from player import settings as settings_store
-from player.interrupt import interrupted_code, signals_as_interrupt
+from player.interrupt import check_stop, interrupted_code, signals_as_interrupt
 from player.media_check import check_path
 from player.speech import SpeechClip, SpeechEngine, Voice, choose_engine, engine_order
 
@@ -60,6 +60,7 @@ def synthesize_all(texts: list[str], chain: tuple[SpeechEngine, ...], voice: Voi
     unique = list(dict.fromkeys(texts))
     progress = Progress(len(unique), clock)
     for i, text in enumerate(unique):
+        check_stop()
         line = progress.line(i)
         if line:
             say(f"Speaking: {line}")

@@ -22,6 +22,7 @@ from typing import Any
 from models.composer import Composer
 from models.reader import clock_time
 from models.types import Description
+from player.interrupt import check_stop
 from player.media_check import check_path
 from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, default_stages
 
@@ -64,6 +65,7 @@ class Progress:
 
     def __call__(self, t: float, duration: float | None = None) -> None:
         """The job has reached ``t`` seconds into the film (``duration`` long, if now known)."""
+        check_stop()  # called from the dialogue search's loop too
         if duration:
             self.duration = duration
         now = self.clock()
@@ -87,22 +89,15 @@ class ModelWriter:
     """Asks the model about the frames in the pauses, in batches, and names new people."""
 
     def __init__(self, engine: Any, name: str, video: Path, verbosity: int,
-                 say: Callable[[str], None]) -> None:
-        from models.gaps import SOUND_OUTCOME, analyse  # noqa: PLC0415
-        from models.reader import damage_message  # noqa: PLC0415
+                 say: Callable[[str], None], found: Any = None) -> None:
         from models.schedule import GapMap  # noqa: PLC0415
         from models.vlm.lookahead import GapPlanner  # noqa: PLC0415
 
         self.engine, self.name, self.verbosity, self.say = engine, name, verbosity, say
         device = str(getattr(engine, "device", "") or "cpu")
         self.batch = 8 if device.startswith("cuda") else 1
-        found = analyse(video, on_progress=Progress(f"Finding the dialogue in {video.name}",
-                                                    0.0, say))
+        found = found if found is not None else find_dialogue(video, say)
         self.damage = found.damage  # said with the pictures' damage, once for the film
-        told = damage_message(video.name, found.damage, SOUND_OUTCOME) if found.damage else ""
-        for note in found.notes:
-            if note != told:
-                say(note)
         self.gaps = GapMap()
         self.gaps.update(found.gaps, [(0.0, found.duration)], found.has_audio, complete=True)
         self.planner = GapPlanner(self.gaps.room_at, self.gaps.gap_at, self.gaps.next_gap,
@@ -161,6 +156,22 @@ class ModelWriter:
                 composer.name_person(pid, label)
 
 
+def find_dialogue(video: Path, say: Callable[[str], None]) -> Any:
+    """The film's speech and pauses (a ``GapAnalysis``), found once and cached, so the player
+    knows where the dialogue is from a prepared film's first instant; its notes are said,
+    except the one on damage, which is said with the pictures' damage, once for the film."""
+    from models.gaps import SOUND_OUTCOME, analyse  # noqa: PLC0415
+    from models.reader import damage_message  # noqa: PLC0415
+
+    found = analyse(video, on_progress=Progress(f"Finding the dialogue in {video.name}", 0.0,
+                                                say))
+    told = damage_message(video.name, found.damage, SOUND_OUTCOME) if found.damage else ""
+    for note in found.notes:
+        if note != told:
+            say(note)
+    return found
+
+
 def track_path(video: Path) -> Path:
     plain = video.with_suffix(".descriptions.vtt")
     return plain if not plain.exists() else video.with_suffix(".auto.descriptions.vtt")
@@ -169,7 +180,7 @@ def track_path(video: Path) -> Path:
 def prepare(video: Path, out: Path, fps: float, stages: list,
             say: Callable[[str], None], model: ModelWriter | None = None,
             all_stages: bool = True, clock: Callable[[], float] = time.monotonic,
-            every: float = PROGRESS_EVERY) -> list[Description]:
+            every: float = PROGRESS_EVERY, sound_damage: tuple = ()) -> list[Description]:
     """Analyse ``video`` with ``stages`` and write its description track to ``out``. The
     analysis is cached for the player only when ``all_stages`` (every stage could be loaded),
     none of them had to be switched off on the way, and the whole film could be read: a weaker
@@ -213,9 +224,10 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
                                             recent)
             descriptions += composer.feed(observations)
             progress(frame.t)
+            check_stop()
     finally:
         reader.stop()
-    damage = [*reader.damage, *(model.damage if model is not None else ())]
+    damage = [*reader.damage, *(sound_damage or (model.damage if model is not None else ()))]
     if damage:
         say(damage_message(video.name, damage))
     for stage in stages:
@@ -261,6 +273,22 @@ def _load_model(name: str, say: Callable[[str], None]) -> Any:
 
 
 def main(argv: list[str]) -> int:
+    """``narrate prepare``; Ctrl-C or SIGTERM stop it, keeping the films already done and
+    leaving nothing half-written of the one under way."""
+    from player.interrupt import interrupted_code, signals_as_interrupt  # noqa: PLC0415
+
+    current: list[str] = []
+    try:
+        with signals_as_interrupt():
+            return _main(argv, current)
+    except KeyboardInterrupt as stop:
+        print(f"Stopped: {current[-1]} was not finished, so nothing was written for it; the "
+              f"films finished before it are kept." if current else "Stopped.",
+              file=sys.stderr, flush=True)
+        return interrupted_code(stop)
+
+
+def _main(argv: list[str], current: list[str]) -> int:
     import av  # noqa: PLC0415
 
     from models.gaps import GapError  # noqa: PLC0415
@@ -292,10 +320,13 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         out = Path(args.vtt) if args.vtt else track_path(video)
+        current.append(video.name)
         try:
-            writer = (ModelWriter(engine, args.model, video, args.verbosity, say)
+            found = find_dialogue(video, say)
+            writer = (ModelWriter(engine, args.model, video, args.verbosity, say, found)
                       if engine is not None else None)
-            prepare(video, out, args.fps, stages, say, writer, all_stages=not notes)
+            prepare(video, out, args.fps, stages, say, writer, all_stages=not notes,
+                    sound_damage=found.damage)
         except (ReaderError, GapError) as exc:  # a whole sentence naming the film
             say(str(exc))
             failed += 1
@@ -304,6 +335,7 @@ def main(argv: list[str]) -> int:
             reason = f"{why_unreadable(exc)}." if media else exc
             say(f"{video.name} could not be prepared: {reason}")
             failed += 1
+        current.pop()
         for stage in stages:
             stage.reset()
     if engine is not None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from models import read_vtt
 from player.controller import find_description_track
@@ -230,3 +234,58 @@ def test_a_film_with_a_hole_in_its_timestamps_is_still_cached_whole(tmp_path, mo
     store = ObservationStore.load(video, {**cache_config(), "fps": 2.0})
     assert store is not None, said
     assert store.is_covered(0.0, 7.0), store.covered
+
+
+def test_a_prepared_film_knows_its_dialogue_from_the_first_instant(tmp_path, qapp,
+                                                                   monkeypatch):
+    """prepare keeps the speech it found; the player's dialogue detection then knows the
+    whole film at once, instead of answering "not known yet" at its start."""
+    from player.analysis import DialogueScanner
+    from tests.conftest import wait_for
+    from tests.test_narration_e2e import LINES, make_film
+
+    film = make_film(tmp_path, LINES, duration=22.0)
+    result = narrate("prepare", str(film.path), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    scanner = DialogueScanner()
+    seen: list[tuple] = []
+    scanner.progress.connect(lambda *args: seen.append(args))
+    scanner.start(film.path, 22.0)
+    try:
+        first = wait_for(lambda: seen and seen[0], timeout=20)
+    finally:
+        scanner.stop()
+    gaps, covered, _has_audio, complete = first
+    assert complete and covered == [(0.0, pytest.approx(22.0, abs=0.1))]
+    said_at = [a for a, _b in film.speech]
+    assert all(not any(g.start <= t < g.end for g in gaps) for t in said_at)  # no pause there
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_prepare_and_leaves_nothing_half_written(tmp_path, sig, code):
+    from tests import media
+
+    done = media.make_clip(tmp_path, name="done.mp4", seconds=3.0, size="64x48")
+    long_film = media.make_clip(tmp_path, name="long.mp4", seconds=1200.0, size="64x48",
+                                rate=5)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    proc = subprocess.Popen([sys.executable, "-m", "player.cli", "prepare", str(done),
+                             str(long_film)], stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=ROOT)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("long.mp4") or line.startswith("Finding the dialogue in long"):
+            break
+    began = time.monotonic()
+    proc.send_signal(sig)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=20) == code, rest
+    assert time.monotonic() - began < 10
+    assert "Stopped: long.mp4 was not finished" in rest and "Traceback" not in rest
+    assert (tmp_path / "done.descriptions.vtt").exists()  # the film done before is kept
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("long", "."))) == \
+        ["long.mp4"]
+    again = narrate("prepare", str(done), tmp_path=tmp_path)  # and the next run is fine
+    assert again.returncode == 0, again.stderr
