@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models import Description, Timeline, read_vtt
+from models.brief import brief
 from player import settings as settings_store
 from player.analysis import DialogueScanner
 from player.media_check import codec_error_message
@@ -77,7 +78,7 @@ class Controller(QObject):
         self._opened_paused = False
         self._track_loaded = False
         self._asked: str | None = None
-        self._told_source = False
+        self._told_no_model = False  # said once a film: answers come from the detectors
         self._answer_source = "now"
         if self.settings.live_analysis:
             self.perception.warm_up()  # load the models while the window and the film open
@@ -133,6 +134,7 @@ class Controller(QObject):
         self.scanner.stop()
         self.perception.stop_lookahead()
         self._track_loaded = False
+        self._told_no_model = False
         self.narrator.gaps.update([], [], has_audio=True)
         self.narrator.gaps.detection_failed = False
         self.media = None
@@ -368,28 +370,22 @@ class Controller(QObject):
         parts = [cue.text] if recent and cue is not None else []
         if seen:
             parts.append(seen)
-        text = " ".join(parts) or "I can't make out any people or text in this picture."
+        text = brief(" ".join(parts)) or "I can't make out any people or text in this picture."
         vlm = self.perception.has_vlm
         loading = not vlm and self.perception.vlm_loading
-        if loading and question is None:
-            text += " (The vision-language model is still loading; this is from people and text " \
-                    "detection.)"
-        elif not self._told_source and not vlm:
-            self._told_source = True
-            text += (" (From people and text detection; no vision-language model is set up. "
-                     "Settings has a box to choose one; narrate models list shows them.)")
         self.message.emit("Described.", "quiet")
         self._answer_source = "now" if question is None else "answer"
-        if question is not None:
-            if loading:
-                text = (f"The vision-language model is still loading; ask again in a moment. "
-                        f"What I can detect: {text}")
-            elif not vlm:
-                text = (f"I can't answer free questions yet: no vision-language model is set "
-                        f"up; choose one in Settings. What I can detect: {text}")
-            self.narrator.deliver(Description(start=t, text=text, source="answer"))
-        else:
-            self.narrator.deliver(Description(start=t, text=text, source="now"))
+        if question is not None and loading:
+            text = f"The model is still loading; ask again in a moment. I see: {text}"
+        elif question is not None and not vlm and not self._told_no_model:
+            self._told_no_model = True  # said once a film, in a short sentence
+            text = f"Without a vision-language model I can't answer questions. I see: {text}"
+        elif question is None and loading:
+            text += " (The model is still loading.)"
+        elif question is None and not vlm and not self._told_no_model:
+            self._told_no_model = True
+            text += " (From the detectors: no vision-language model is set up.)"
+        self.narrator.deliver(Description(start=t, text=text, source=self._answer_source))
         if self.perception.answering:
             self.narrator.expect_more()  # the model is still writing
 

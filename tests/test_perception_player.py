@@ -171,3 +171,33 @@ def test_a_track_without_a_usable_cue_gives_way_to_live_analysis(controller, dem
     assert any("holds no description that can be used" in m and "Live scene analysis" in m
                for m in messages), messages
     wait_for(lambda: any(r.source == "auto" for r in c.speech.records), timeout=40)
+
+
+def test_without_a_model_answers_are_short_and_say_the_limit_once(controller, demo):
+    """Without a vision-language model, "describe now" and "ask" gave canned refusals of 10 to
+    19 s, longer than the picture they were about, and repeated sentences."""
+    from models.brief import ANSWER_WORDS, sentences
+
+    c = controller(narration=False, wait_for_narrator=False)
+    c.open(demo)
+    wait_for(lambda: c.perception.available and c.media is not None, timeout=30)
+    c.playback.seek_absolute(6.0)
+    wait_for(lambda: abs((c.playback.mpv.time_pos or 0) - 6.0) < 0.5, timeout=5)
+    pump(0.5)
+    said = []
+    c.narrator.said.connect(said.append)
+    for question in ("Who is in the car?", "What colour is the car?"):
+        before = len(said)
+        c.ask(question)
+        wait_for(lambda before=before: len(said) > before, timeout=15)
+    c.describe_now()
+    wait_for(lambda: len(said) == 3, timeout=15)
+    first, second, now = (d.text for d in said)
+    assert "can't answer questions" in first  # the limit, once
+    assert "can't answer questions" not in second and "no vision-language model" not in now
+    limit = len("Without a vision-language model I can't answer questions. I see:".split())
+    assert len(first.split()) <= limit + ANSWER_WORDS + 12  # the longest first sentence kept
+    for text in (second, now):
+        assert len(text.split()) <= ANSWER_WORDS + 12, text
+        parts = [s.lower() for s in sentences(text)]
+        assert len(parts) == len(set(parts)), text  # nothing said twice

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from models.brief import SENTENCE_BREAK
+
 EMOTIONS = (
     "happy|sad|angry|upset|annoyed|furious|mad|afraid|scared|frightened|fearful|terrified|"
     "nervous|anxious|worried|calm|relaxed|content|joyful|joyous|cheerful|excited|thrilled|"
@@ -160,7 +162,7 @@ _TRAILING_FRAME = re.compile(
     r",? (?:in|on) (?:the|this) (?:image|picture|photo|frame|screenshot)(?=[.!?]|$)",
     re.IGNORECASE)
 _MARKDOWN = re.compile(r"(\*\*|__|`+|^#+\s*|^\s*(?:[-*•]|\d+[.)])\s+)", re.MULTILINE)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])")
+_SENTENCE = SENTENCE_BREAK
 _CLAUSE = re.compile(r"(,\s+|;\s+|\s+(?:who|which|while|as)\s+|\s+and\s+(?=(?:is|are|"
                      r"appears?|seems?|looks?)\b))")
 _WEAK_END = {"a", "an", "the", "and", "or", "but", "of", "with", "to", "in", "on", "at", "by",
