@@ -85,6 +85,8 @@ class Narrator(QObject):
         self.last: Description | None = None
         self.skips: list[Skipped] = []
         self._met: set[int] = set()  # people the listener has heard of in this film
+        self._accounted: set[int] = set()  # ids of the timeline's descriptions said or skipped
+        self._origin: dict[int, Description] = {}  # a queued copy's id -> the timeline's own
         playback.time_changed.connect(self.on_time)
         playback.seeked.connect(self.on_seeked)
         playback.pause_changed.connect(self._on_film_paused)
@@ -106,6 +108,8 @@ class Narrator(QObject):
 
     def set_timeline(self, timeline: Timeline) -> None:
         self._timeline = timeline
+        self._accounted.clear()
+        self._origin.clear()
         self.forget_people()  # a new film: nobody in it has been introduced yet
         self._rebuild()
         # Synthesize the first sentences while the film is still loading.
@@ -129,7 +133,8 @@ class Narrator(QObject):
             if d.start < t:
                 if d.start < t - STALE_AFTER and (d.end is None or d.end < t + 0.5):
                     continue
-                d = replace(d, start=t, end=None)
+                original, d = d, replace(d, start=t, end=None)
+                self._origin[id(d)] = original
             i = max(bisect.bisect_right(self._starts, d.start), self._next)
             self._queue.insert(i, d)
             self._starts.insert(i, d.start)
@@ -281,6 +286,25 @@ class Narrator(QObject):
                 del self._starts[i]
                 break
         self._seen.pop(id(desc), None)
+        self._accounted.add(id(self._origin.pop(id(desc), desc)))
+
+    def unsaid(self, t: float) -> list[Skipped]:
+        """The descriptions of the film at the listener's verbosity that were neither said nor
+        skipped by the time playback stopped at ``t``, each with the reason (for the record:
+        every description is in one list or the other)."""
+        waiting = {id(self._origin.get(id(d), d)) for d in self._queue[self._next:]}
+        out = []
+        for desc in self._timeline.for_level(self._settings.verbosity):
+            if id(desc) in self._accounted:
+                continue
+            if desc.start > t:
+                reason = "not reached: playback stopped before it"
+            elif id(desc) in waiting:
+                reason = "still waiting for a pause when playback stopped"
+            else:
+                reason = "passed over: the film was moved past it"
+            out.append(Skipped(desc, reason, t))
+        return out
 
     def _planned_start(self, desc: Description, t: float) -> float:
         """When the plan said this should start: its own time, or the pause it waited for."""

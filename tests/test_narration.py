@@ -298,3 +298,31 @@ def test_when_dialogue_detection_fails_descriptions_are_still_said(run, clip):
     rec = wait_for(lambda: track_records(c) and track_records(c)[0], timeout=10)
     assert rec.text == "Bars of colour." and rec.media_start < 1.3
     assert any(m.startswith("Dialogue detection stopped") for m in messages)
+
+
+def test_the_record_accounts_for_every_description(run, tmp_path):
+    """--record missed descriptions that were neither spoken nor skipped (passed over by a
+    seek, or after where playback stopped): each is now in one list or the other, with why."""
+    import json
+
+    from player.app import write_record
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    clip = media.make_clip(folder, seconds=14.0)
+    media.write_vtt(folder, [(1.0, 2.0, "Bars of colour.", 1), (4.0, 5.0, "A clock.", 1),
+                             (5.5, 6.0, "Shapes move.", 1), (12.5, 13.0, "The end.", 1)],
+                    name="clip.descriptions.vtt")
+    c = run(verbosity=1)
+    c.open(clip)
+    wait_for(lambda: len(track_records(c)) >= 2, timeout=15)  # the first two are said
+    c.playback.seek_absolute(8.0)  # past "Shapes move."
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 9.0, timeout=10)
+    out = tmp_path / "record.json"
+    write_record(c, str(out))
+    data = json.loads(out.read_text())
+    spoken = {r["text"] for r in data["spoken"]}
+    skipped = {s["text"]: s["reason"] for s in data["skipped"]}
+    assert {"Bars of colour.", "A clock."} <= spoken
+    assert "passed over" in skipped["Shapes move."]
+    assert "not reached" in skipped["The end."]
