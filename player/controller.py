@@ -231,6 +231,10 @@ class Controller(QObject):
             self._start_text = (f"Playing {name}. It has no sound track; every moment is free "
                                 f"for narration." if not info.has_audio else
                                 f"Playing {name}, {spoken(info.duration)} long.")
+            if self.settings.verbosity != Settings().verbosity:  # a level kept from before
+                level = f"Verbosity {VERBOSITY_NAMES[self.settings.verbosity]}."
+                self._start_text += f" {level}"
+                self._speak_system(level)
             if describe and self._waits_for_narrator(self._track_loaded):
                 self._hold.begin(self.playback.time_pos, info.duration)
                 self.message.emit(f"Opening {name}: the narrator is looking at the first "
@@ -429,14 +433,14 @@ class Controller(QObject):
     def set_verbosity(self, level: int) -> None:
         level = min(max(level, 1), 3)
         self._update(verbosity=level)
-        self.message.emit(f"Verbosity {VERBOSITY_NAMES[level]}.", "state")
+        self._say_state(f"Verbosity {VERBOSITY_NAMES[level]}.")
 
     def toggle_narration(self) -> None:
         self.set_narration(not self.settings.narration)
 
     def set_narration(self, on: bool) -> None:
         self._update(narration=on)
-        self.message.emit("Narration on." if on else "Narration off.", "state")
+        self._say_state("Narration on." if on else "Narration off.")
 
     def toggle_mode(self) -> None:
         self.set_mode("pause" if self.settings.mode == "duck" else "duck")
@@ -445,7 +449,13 @@ class Controller(QObject):
         self._update(mode=mode)
         text = ("Mode: pause the film to describe." if self.settings.mode == "pause"
                 else "Mode: lower the film under narration.")
+        self._say_state(text)
+
+    def _say_state(self, text: str) -> None:
+        """A setting the user changed by key: shown, sent to the screen reader, and said by
+        the narrator's voice when that is how the user hears the narration."""
         self.message.emit(text, "state")
+        self._speak_system(text)
 
     def _wanted_model(self) -> str:
         """The model to load: the one chosen, while live analysis is on (it is what asks)."""

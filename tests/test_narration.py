@@ -326,3 +326,18 @@ def test_the_record_accounts_for_every_description(run, tmp_path):
     assert {"Bars of colour.", "A clock."} <= spoken
     assert "passed over" in skipped["Shapes move."]
     assert "not reached" in skipped["The end."]
+
+
+def test_the_verbosity_is_said_by_the_voice_when_changed_and_at_the_start(run, clip):
+    """V and Shift V changed the level silently for a listener of the narrator's own voice,
+    and a later run started at "brief" without a word."""
+    c = run(verbosity=1, narration=False)
+    messages: list[str] = []
+    c.message.connect(lambda text, _kind: messages.append(text))
+    c.open(clip)
+    rec = wait_for(lambda: [r for r in c.speech.records if r.source == "system"], timeout=10)
+    assert rec[0].text == "Verbosity brief."
+    assert any(m.startswith("Playing clip.mp4") and m.endswith("Verbosity brief.")
+               for m in messages), messages
+    c.change_verbosity(1)
+    wait_for(lambda: any(r.text == "Verbosity standard." for r in c.speech.records), timeout=10)
