@@ -86,6 +86,12 @@ def test_nothing_is_placed_after_the_film_ends(tmp_path):
     placed = read_vtt(vtt).timeline.descriptions
     assert placed and all(d.end <= 20.0 + 0.05 for d in placed), placed
     assert "Left out, no room before the film ends: at 19.5 s" in result.stderr
+    # The described copy holds the same descriptions as the placed track (they disagreed).
+    video = narrate("export", str(clip), "-o", str(tmp_path / "out.mp4"), "--descriptions",
+                    str(track), tmp_path=tmp_path)
+    assert video.returncode == 0, video.stderr
+    assert f"Placed {len(placed)} of 3 descriptions" in video.stderr
+    assert f"with {len(placed)} descriptions in a new audio-description track" in video.stderr
 
 
 def test_a_huge_track_speaks_only_what_can_be_placed(tmp_path):
