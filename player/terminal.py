@@ -163,6 +163,8 @@ class TerminalUI(QObject):
 
     @Slot(object)
     def _on_said(self, desc: Description) -> None:
+        if desc.source == "system":
+            return  # the player's own message, already printed by print_message
         label = {"now": "Now", "repeat": "Again", "answer": "Answer", "system": "Player"}.get(
             desc.source, clock(desc.start))
         self._write(f"[{label}] {desc.text}")
@@ -172,4 +174,4 @@ class TerminalUI(QObject):
         if not self.interactive:
             self.app.quit()
         else:
-            self._write("End of video. Press q to quit.")
+            self._write("Press q to quit.")  # "End of video." is the controller's message

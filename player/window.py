@@ -267,9 +267,15 @@ class MainWindow(QMainWindow):
             self.show_message("Settings saved.", "state")
 
     def _ask(self) -> None:
+        """Ask the typed question, then empty the field for the next one (the answer is said
+        and written in the transcript, so the question need not stay)."""
         c = self.controller
-        if c is not None:
-            c.ask(self.question.text())
+        if c is None:
+            return
+        question = self.question.text()
+        if question.strip():
+            self.question.clear()
+        c.ask(question)
 
     # ----- reflecting state ---------------------------------------------------------------
     @Slot(str, str)
@@ -288,6 +294,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_said(self, desc: Description) -> None:
+        if desc.source == "system":
+            return  # the player's own message: shown by show_message (errors as "Problem:")
         prefix = {"now": "Now", "repeat": "Again", "answer": "Answer", "system": "Player"}.get(
             desc.source, clock(desc.start))
         self.transcript.appendPlainText(f"{prefix}: {desc.text}")

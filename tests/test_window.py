@@ -182,6 +182,28 @@ def test_typing_in_the_question_field_does_not_fire_shortcuts(window, clip):
     wait_for(lambda: m.pause is False)
 
 
+def test_the_question_field_is_emptied_after_each_question(window, clip):
+    open_and_wait(window, clip)
+    m = mpv(window)
+    m.pause = True
+    wait_for(lambda: m.pause is True)
+    window.question.setFocus()
+    QTest.keyClicks(window.question, "what animal is this?")
+    QTest.keyClick(window.question, Qt.Key.Key_Return)
+    wait_for(lambda: window.transcript.toPlainText().count("Answer:") == 1)
+    assert window.question.text() == ""
+    assert QApplication.focusWidget() is window.question  # ready for the next question
+    QTest.keyClicks(window.question, "is there a giraffe?")
+    assert window.question.text() == "is there a giraffe?"
+    QTest.mouseClick(window.ask, Qt.MouseButton.LeftButton)  # the Ask button does the same
+    wait_for(lambda: window.transcript.toPlainText().count("Answer:") == 2)
+    assert window.question.text() == ""
+    # An empty field asks nothing and says why.
+    QTest.mouseClick(window.ask, Qt.MouseButton.LeftButton)
+    assert window.status.text() == "Type a question first."
+    assert window.transcript.toPlainText().count("Answer:") == 2
+
+
 def test_help_opens_on_f1_and_lists_the_keys(window):
     seen: list[str] = []
 
@@ -246,6 +268,8 @@ def test_bad_files_are_shown_and_the_window_keeps_working(window, clip, tmp_path
     window.open_path(str(bad))
     wait_for(lambda: expected in window.status.text(), timeout=8)
     assert "Problem: " in window.transcript.toPlainText()
+    # The voice says it too (at once, with the message): the transcript holds it once.
+    assert window.transcript.toPlainText().count(expected) == 1, window.transcript.toPlainText()
     assert window.isVisible()
     open_and_wait(window, clip)
     assert "Playing clip.mp4" in window.status.text() or "Loaded" in window.status.text()
