@@ -2,6 +2,12 @@
 
 A cue may carry an identifier line such as ``d1 level=1 priority=2``; plain cues from other
 tools (Able Player, YouDescribe exports, human describers) load with level 2, priority 1.
+
+Cues may overlap: WebVTT allows layered cues, and ``narrate prepare`` writes several at one
+moment for different verbosity levels (the narrator says them one after another, the most
+important first). Only what is really wrong is a problem: a time that cannot be read, an end
+before the start, a bad level or priority, a cue without text or too long to say, text that is
+not a cue setting after the times, a block that is not a cue, a repeated cue id.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ _SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]”’]*(?=\s|$)")
 _SKIPPED_BLOCKS = frozenset({"NOTE", "STYLE", "REGION"})
 _ALLOWED = {"level": (1, 2, 3), "priority": (0, 1, 2)}
+_CUE_SETTINGS = frozenset({"vertical", "line", "position", "size", "align", "region"})
+"""The cue settings WebVTT defines (``align:start`` after the times); other text there is
+reported and ignored."""
 
 Line = tuple[int, str]
 """A line of the file with its 1-based number."""
@@ -176,12 +185,11 @@ def shorten(text: str, limit: int = MAX_CUE_CHARS) -> str:
 
 
 class _Reader:
-    """Turns blocks into descriptions, noting problems, overlaps and repeated identifiers."""
+    """Turns blocks into descriptions, noting problems and repeated identifiers."""
 
     def __init__(self) -> None:
         self.cues: list[Description] = []
         self.problems = _Problems()
-        self.previous_end: float | None = None
         self.idents: dict[str, int] = {}
 
     def block(self, block: list[Line]) -> None:
@@ -282,11 +290,18 @@ class _Reader:
         except ValueError as exc:
             self.problems.add(number, f"{exc} {name} was skipped.")
             return
-        if self.previous_end is not None and start < self.previous_end:
-            self.problems.add(number, f"{name} overlaps the previous cue, which ends at "
-                              f"{format_timestamp(self.previous_end)}")
-        self.previous_end = end
+        unknown = [word for word in ends[1:] if not _is_setting(word)]
+        if unknown:
+            shown = " ".join(unknown)
+            self.problems.add(number, f"{name} has {shown!r} after its times, which is not a "
+                              f"cue setting such as align:start; it was ignored and the cue kept")
         self.cues.append(cue)
+
+
+def _is_setting(word: str) -> bool:
+    """Whether ``word`` is a WebVTT cue setting: a known name, a colon and a value."""
+    name, sep, value = word.partition(":")
+    return bool(sep) and name in _CUE_SETTINGS and bool(value)
 
 
 def _parse_lines(lines: Iterable[str], name: str = "") -> VttResult:

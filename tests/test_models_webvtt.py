@@ -180,16 +180,46 @@ def test_bad_level_and_empty_text_skip_the_cue() -> None:
     assert "no text" in result.problems[2].message
 
 
-def test_overlaps_and_duplicate_idents_are_kept_and_reported() -> None:
+def test_overlapping_cues_load_without_problems_and_duplicate_idents_are_reported() -> None:
+    """Layered cues are valid WebVTT (prepare writes several at one moment, one per verbosity
+    level): they are kept and not reported; a repeated id is."""
     text = ("WEBVTT\n\n"
             "d1\n00:00:01.000 --> 00:00:05.000\nOne.\n\n"
-            "d3\n00:00:04.000 --> 00:00:06.000\nTwo.\n\n"      # timing on line 8
+            "d3\n00:00:04.000 --> 00:00:06.000\nTwo.\n\n"      # overlaps d1
             "d1\n00:00:07.000 --> 00:00:08.000\nThree.\n")     # id on line 11
     result = parse_vtt(text)
     assert len(result.timeline) == 3
     assert messages(result) == [
-        "line 8: cue d3 overlaps the previous cue, which ends at 00:00:05.000",
         "line 11: cue id d1 is used twice (also on line 3); both cues were kept",
+    ]
+
+
+def test_layered_cues_at_one_moment_are_valid() -> None:
+    """Cues at the same start, one inside another, and one ending after the next begins."""
+    text = ("WEBVTT\n\n"
+            "d1 level=1 priority=2\n00:00:04.000 --> 00:00:06.500\nNew shot.\n\n"
+            "d2 level=3 priority=0\n00:00:04.000 --> 00:00:05.600\nMostly grey.\n\n"
+            "d3 level=2\n00:00:04.500 --> 00:00:05.000\nA door opens.\n\n"
+            "d4\n00:00:06.000 --> 00:00:09.000\nRain falls.\n")
+    result = parse_vtt(text)
+    assert result.problems == ()
+    assert [d.ident for d in result.timeline.descriptions] == ["d1", "d2", "d3", "d4"]
+    assert [d.ident for d in result.timeline.for_level(1)] == ["d1"]
+
+
+def test_text_after_the_times_that_is_not_a_setting_is_reported_and_the_cue_kept() -> None:
+    text = ("WEBVTT\n\n"
+            "d1\n00:00:01.000 --> 00:00:02.000 align:start line:0 position:10% size:50% "
+            "vertical:rl region:r1\nFine.\n\n"
+            "d2\n00:00:03.000 --> 00:00:04.000 loud please\nOdd.\n\n"     # timing on line 8
+            "00:00:05.000 --> 00:00:06.000 colour:red align:\nOdder.\n")    # line 11
+    result = parse_vtt(text)
+    assert [d.text for d in result.timeline.descriptions] == ["Fine.", "Odd.", "Odder."]
+    assert messages(result) == [
+        "line 8: cue d2 has 'loud please' after its times, which is not a cue setting such "
+        "as align:start; it was ignored and the cue kept",
+        "line 11: the cue at 00:00:05.000 has 'colour:red align:' after its times, which is "
+        "not a cue setting such as align:start; it was ignored and the cue kept",
     ]
 
 
