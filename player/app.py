@@ -113,8 +113,14 @@ def run_gui(opts: LaunchOptions) -> int:
 
 
 def _run_gui(app: QCoreApplication, opts: LaunchOptions) -> int:
+    from models.cache import cache_dir  # noqa: PLC0415
     from player.a11y import ShortcutGate  # noqa: PLC0415
+    from player.native_log import divert_native_stderr  # noqa: PLC0415
     from player.window import MainWindow  # noqa: PLC0415
+
+    # The terminal that started the window is often read by a screen reader too: the native
+    # libraries' lines (ALSA, PipeWire, mediapipe) go to a log file, as in terminal mode.
+    divert_native_stderr(cache_dir() / "window-native.log")
 
     app.setApplicationName("Video Narrator")
     app.setApplicationDisplayName("Video Narrator")

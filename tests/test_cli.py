@@ -355,3 +355,17 @@ def test_ctrl_c_and_sigterm_end_terminal_mode_cleanly(clip, tmp_path, how):
     assert lflag & termios.ICANON and lflag & termios.ECHO  # the terminal is as it was
     assert set(json.loads(record.read_text())) == {"spoken", "skipped"}  # written on the way out
     assert "Traceback" not in term.out
+
+
+def test_the_window_keeps_native_library_lines_off_its_terminal(clip, tmp_path):
+    """About 35 lines from ALSA, PipeWire and mediapipe reached the terminal that started the
+    window; they go to a log file, as in terminal mode."""
+    env = no_display_env(tmp_path)
+    env.update(QT_QPA_PLATFORM="offscreen", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    code, _out, shown = run_on_a_terminal(
+        [sys.executable, "-m", "player.cli", str(clip), "--ao", "null", "--speech-ao", "null",
+         "--quit-after", "12"], env=env, cwd=ROOT, timeout=120)
+    assert code == 0, shown
+    native = (tmp_path / "cache" / "video-narrator" / "window-native.log").read_text()
+    assert "XNNPACK" in native  # mediapipe's line, written below Python
+    assert "XNNPACK" not in shown and "W0000" not in shown, shown
