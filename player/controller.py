@@ -23,7 +23,7 @@ from player.perception import Perception
 from player.playback import MediaInfo, Playback
 from player.settings import VERBOSITY_NAMES, Settings
 from player.speech_output import SpeechOutput
-from player.start_hold import USER, WAITED, StartHold
+from player.start_hold import HOLD_AHEAD, USER, WAITED, StartHold
 from player.timefmt import spoken
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class Controller(QObject):
         playback.seeked.connect(self.perception.seek)
         self._hold = StartHold(playback, self.perception, self)
         self._hold.released.connect(self._on_hold_released)
+        self._hold.opening = self._say_opening
         self._start_text = ""
         self._opened_paused = False
         self._track_loaded = False
@@ -251,6 +252,12 @@ class Controller(QObject):
         """A film waits at its start for live analysis when the narrator is to describe it."""
         s = self.settings
         return s.live_analysis and s.narration and s.wait_for_narrator and not has_track
+
+    def _say_opening(self, start_film: Callable[[], None]) -> bool:
+        """The film's opening has been looked at, while it waits at its start: say it now,
+        in the silence before the film plays (a scene full of dialogue leaves no pause for
+        it later), then start the film."""
+        return self.narrator.say_opening(self.playback.time_pos + HOLD_AHEAD, start_film)
 
     @Slot(str)
     def _on_hold_released(self, why: str) -> None:

@@ -17,6 +17,7 @@ import bisect
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -42,6 +43,7 @@ SEEK_JUMP = 1.0  # a playhead move larger than this between ticks is a seek
 LOOKAHEAD = 12.0  # synthesize descriptions this far ahead of the playhead
 TICK_MS = 50
 DUCK_FADE = 0.15
+OPENING_WORDS = 30  # the opening said while the film waits: about ten seconds at most
 ANSWER_HOLD_MS = 10_000  # the longest the film is held for the next sentence of an answer
 # (after that the film goes on; sentences still coming are said when they arrive)
 
@@ -85,6 +87,7 @@ class Narrator(QObject):
         self.last: Description | None = None
         self.skips: list[Skipped] = []
         self._met: set[int] = set()  # people the listener has heard of in this film
+        self._after_opening: Callable[[], None] | None = None  # the film starts after it
         self._accounted: set[int] = set()  # ids of the timeline's descriptions said or skipped
         self._origin: dict[int, Description] = {}  # a queued copy's id -> the timeline's own
         playback.time_changed.connect(self.on_time)
@@ -271,6 +274,38 @@ class Narrator(QObject):
                 self._deliver(heard, full, speed=d.speed, planned=planned)
             return
 
+    def say_opening(self, until: float, then: Callable[[], None]) -> bool:
+        """Say, now, while the film waits at its start, what is known of its opening: the
+        descriptions due by ``until`` (who and what is there, the setting, a title), at most
+        ``OPENING_WORDS`` words, most important first; ``then`` runs once it has been said.
+        False (and ``then`` is not called) when there is nothing to say."""
+        if not self._settings.narration:
+            return False
+        due = [d for d in self._queue[self._next:] if d.start <= until]
+        chosen: list[Description] = []
+        words = 0
+        for desc in sorted(due, key=lambda d: (-d.priority, d.start)):
+            n = len(self._as_heard(desc).text.split())
+            if chosen and words + n > OPENING_WORDS:
+                continue
+            chosen.append(desc)
+            words += n
+        if not chosen:
+            return False
+        chosen.sort(key=lambda d: d.start)
+        for desc in chosen:
+            self._take(desc)
+        heard = [self._as_heard(d) for d in chosen]
+        opening = replace(heard[0], text=" ".join(d.text for d in heard),
+                          refers=tuple(p for d in heard for p in d.refers),
+                          introduces=tuple(p for d in heard for p in d.introduces))
+        self._deliver(opening, self._speech.clip_for(opening.text, self.voice()))
+        if self._uses_voice():
+            self._after_opening = then  # when the voice has said it
+        else:
+            QTimer.singleShot(0, then)  # the screen reader has it: the film can start
+        return True
+
     def _as_heard(self, desc: Description) -> Description:
         """``desc`` as the listener can follow it: its plain text when it names someone whose
         introduction they never heard (it found no room, or was above their verbosity)."""
@@ -420,6 +455,7 @@ class Narrator(QObject):
         return True
 
     def stop(self) -> None:
+        self._after_opening = None
         self._speaking = None
         self._follow.clear()
         self._awaiting = self._held = self._answer_open = False
@@ -454,6 +490,9 @@ class Narrator(QObject):
         if not self._speech.speaking:
             self._speaking = None
             self._restore(resume=not rec.interrupted or rec.source != "track")
+            then, self._after_opening = self._after_opening, None
+            if then is not None:
+                then()
 
     def _restore(self, resume: bool = True) -> None:
         self._playback.set_duck(0.0, fade=DUCK_FADE)

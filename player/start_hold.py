@@ -12,6 +12,7 @@ A cached analysis covers the whole film at once, so a second viewing starts with
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -45,6 +46,11 @@ class StartHold(QObject):
         self._timer.setInterval(200)
         self._timer.timeout.connect(self._check)
         perception.analysed.connect(self._on_analysed)
+        self.opening: Callable[[Callable[[], None]], bool] | None = None
+        """Called when the opening has been looked at, with the function that starts the
+        film; returns True when it says the opening first (the film then starts when it calls
+        that function, or when the user starts it), False to start the film at once."""
+        self._saying = False
 
     @property
     def active(self) -> bool:
@@ -70,11 +76,22 @@ class StartHold(QObject):
     def cancel(self) -> None:
         """Stop holding and leave the film as it is (another film opens, the player closes)."""
         self._target = None
+        self._saying = False
         self._timer.stop()
 
     @Slot(float)
     def _on_analysed(self, t: float) -> None:
-        if self._target is not None and t >= self._target - 1e-3:
+        if self._target is None or self._saying or t < self._target - 1e-3:
+            return
+        target = self._target
+        if self.opening is not None and self.opening(lambda: self._said(target)):
+            self._saying = True  # the film waits while its opening is said (never for ever:
+            self._deadline = time.monotonic() + HOLD_MAX  # speech that fails ends it too)
+        else:
+            self.end(READY)
+
+    def _said(self, target: float) -> None:
+        if self._saying and self._target == target:  # still this film's hold
             self.end(READY)
 
     def _check(self) -> None:

@@ -120,3 +120,26 @@ def test_a_seek_from_the_slider_starts_the_film_at_once(make_controller, demo):
     assert c.playback.pause is False
     assert messages[-1] == "Playing street.mp4, 32 seconds long."
     wait_for(lambda: c.playback.time_pos > 10.0, timeout=10)
+
+
+def test_the_opening_is_said_while_the_film_waits_then_it_plays(make_controller, tmp_path):
+    """A scene full of dialogue from its first second: the film waited at its start while the
+    narrator looked, that silence was not used, and then no pause came: nothing was said.
+    Now the opening is said during the wait, and the film plays after it."""
+    from tests.test_narration_e2e import make_film
+
+    lines = [(0.2, "Where were you last night? I waited for hours and hours."),
+             (3.6, "I told you, the train was late again, like every night."),
+             (7.0, "That is what you always say, every single time.")]
+    film = make_film(tmp_path, lines, duration=10.0)
+    c = make_controller(verbosity=2)
+    started: list[float] = []
+    c.playback.pause_changed.connect(
+        lambda paused: started.append(c.playback.time_pos) if not paused else None)
+    opened(c, film.path)
+    opening = wait_for(lambda: [r for r in c.speech.records if r.source == "auto"], timeout=30)
+    rec = opening[0]
+    assert c.playback.pause is True and rec.media_start < 0.1  # said before the film starts
+    wait_for(lambda: rec.wall_end, timeout=15)
+    wait_for(lambda: c.playback.pause is False, timeout=5)
+    assert started and started[0] < 0.1  # the film starts from its beginning, after it
