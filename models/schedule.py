@@ -20,6 +20,7 @@ WORDS_PER_SECOND = 3.0  # about 180 words a minute: describers' rule of thumb at
 MAX_SPEEDUP = 1.2  # speak at most 20% faster to fit a gap
 STALE_AFTER = 1.0  # a description more than this late (after a seek) is not said
 MAX_DEFER = 4.0  # how long a description may wait for a pause in the dialogue
+AUTO_WAIT = 2.0  # how long an important one waits in automatic mode before pausing the film
 AFTER_THE_END = "no room before the film ends"
 NOT_KNOWN = "the dialogue there was not known yet"
 
@@ -66,14 +67,17 @@ class Decision:
 
 
 def decide(late: float, waited: float, room: float | None, duration: float,
-           short_duration: float | None, mode: str) -> Decision:
+           short_duration: float | None, mode: str, important: bool = False,
+           may_pause: bool = True) -> Decision:
     """Decide for a description whose full text lasts ``duration`` seconds when spoken.
 
     ``late``: how far the playhead is past the moment it should start (after a seek, the
     description is stale beyond ``STALE_AFTER``). ``waited``: how long it has waited for a pause.
     ``room``: seconds until dialogue resumes (``math.inf`` with no dialogue ahead, ``None`` when
     dialogue detection has not covered this moment yet). ``mode``: "duck" (inline: speak only in
-    the pauses) or "pause" (extended: pause the film when it does not fit).
+    the pauses), "pause" (extended: pause the film when it does not fit) or "auto" (inline, but
+    an ``important`` description that found no pause within ``AUTO_WAIT`` pauses the film,
+    when ``may_pause``: the caller keeps count of how often).
 
     Unknown is not room: a description waits for dialogue detection (far faster than real
     time, so it is a moment at most); one that waited ``MAX_DEFER`` in vain pauses the film in
@@ -81,26 +85,31 @@ def decide(late: float, waited: float, room: float | None, duration: float,
     """
     if late > STALE_AFTER:
         return Decision("drop", reason="stale")
-    if room is None:
-        if waited < MAX_DEFER:
-            return Decision("wait", reason=NOT_KNOWN)
+    if room is not None:
+        # The whole sentence, then the whole sentence a little faster, then its first clauses.
+        options = [(duration, False)]
+        if short_duration is not None:
+            options.append((short_duration, True))
+        for length, short in options:
+            if length <= room:
+                return Decision("speak", 1.0, short, "fits")
+            if room > 0 and length <= room * MAX_SPEEDUP:
+                return Decision("speak", length / room, short, "faster")
         if mode == "pause":
             return Decision("pause", reason="extended")
-        return Decision("drop", reason=NOT_KNOWN)
-    # The whole sentence, then the whole sentence a little faster, then its first clauses.
-    options = [(duration, False)]
-    if short_duration is not None:
-        options.append((short_duration, True))
-    for length, short in options:
-        if length <= room:
-            return Decision("speak", 1.0, short, "fits")
-        if room > 0 and length <= room * MAX_SPEEDUP:
-            return Decision("speak", length / room, short, "faster")
+    if mode == "auto" and important and may_pause and waited >= AUTO_WAIT:
+        return Decision("pause", reason="important")
+    if waited < MAX_DEFER:
+        return Decision("wait", reason="no room yet" if room is not None else NOT_KNOWN)
     if mode == "pause":
         return Decision("pause", reason="extended")
-    if waited < MAX_DEFER:
-        return Decision("wait", reason="no room yet")
-    return Decision("drop", reason="no room")
+    return Decision("drop", reason="no room" if room is not None else NOT_KNOWN)
+
+
+def important(desc_priority: int, desc_level: int) -> bool:
+    """What automatic mode pauses the film for: a high-priority description (a new scene with
+    people, text on screen) or one a describer marked as essential (said even at "brief")."""
+    return desc_priority >= 2 or desc_level <= 1
 
 
 class GapMap:

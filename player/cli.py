@@ -46,8 +46,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gui", action="store_true",
                    help="terminal mode: play and narrate in the terminal (automatic without a "
                         "display)")
-    p.add_argument("--mode", choices=["duck", "pause"],
-                   help="lower the film under narration (duck) or pause it (pause)")
+    p.add_argument("--mode", choices=["auto", "duck", "pause"],
+                   help="lower the film under narration in the pauses of the dialogue and pause "
+                        "it briefly for what matters (auto, the default), only lower it (duck), "
+                        "or pause it whenever a description does not fit (pause)")
     p.add_argument("--verbosity", type=int, choices=[1, 2, 3],
                    help="1 brief, 2 standard, 3 detailed")
     p.add_argument("--speech", choices=["voice", "screen_reader", "both"],

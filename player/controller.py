@@ -21,7 +21,7 @@ from player.media_check import codec_error_message
 from player.narration import Narrator
 from player.perception import Perception
 from player.playback import MediaInfo, Playback
-from player.settings import VERBOSITY_NAMES, Settings
+from player.settings import MODES, VERBOSITY_NAMES, Settings
 from player.speech_output import SpeechOutput
 from player.start_hold import HOLD_AHEAD, USER, WAITED, StartHold
 from player.timefmt import spoken
@@ -41,6 +41,14 @@ def find_description_track(video: str | Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+MODE_SAID = {
+    "auto": "Mode: automatic. The film is lowered under narration, and paused briefly for "
+            "what matters.",
+    "duck": "Mode: lower the film under narration.",
+    "pause": "Mode: pause the film to describe.",
+}
 
 
 class Controller(QObject):
@@ -450,13 +458,13 @@ class Controller(QObject):
         self._say_state("Narration on." if on else "Narration off.")
 
     def toggle_mode(self) -> None:
-        self.set_mode("pause" if self.settings.mode == "duck" else "duck")
+        """The next mode: automatic, lower the film, pause the film, and round again."""
+        modes = list(MODES)
+        self.set_mode(modes[(modes.index(self.settings.mode) + 1) % len(modes)])
 
     def set_mode(self, mode: str) -> None:
         self._update(mode=mode)
-        text = ("Mode: pause the film to describe." if self.settings.mode == "pause"
-                else "Mode: lower the film under narration.")
-        self._say_state(text)
+        self._say_state(MODE_SAID[self.settings.mode])
 
     def _say_state(self, text: str) -> None:
         """A setting the user changed by key: shown, sent to the screen reader, and said by

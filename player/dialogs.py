@@ -137,10 +137,19 @@ class SettingsDialog(QDialog):
         self.duck.setSuffix(" dB")
         name(self.duck, "Film level under narration",
              "How much the film is lowered while the narrator speaks, in decibels.")
+        self.auto_pauses = QSpinBox()
+        self.auto_pauses.setRange(0, 20)
+        self.auto_pauses.setValue(settings.auto_pauses)
+        self.auto_pauses.setSuffix(" a minute")
+        name(self.auto_pauses, "Pauses for important descriptions",
+             "In automatic mode, how often at most the film is paused briefly for a "
+             "description that matters (a new scene, someone new, text on screen) when the "
+             "dialogue leaves no room. 0 never pauses.")
         for label, widget in (("Speak descriptions with", self.route),
                               ("Voice engine", self.engine), ("Voice", self.voice),
                               ("Speech rate", self.rate), ("Narration volume", self.speech_volume),
                               ("Film level under narration", self.duck),
+                              ("Pauses for important descriptions", self.auto_pauses),
                               ("Vision-language model", self.model)):
             lab = QLabel(label)
             lab.setBuddy(widget)
@@ -209,6 +218,7 @@ class SettingsDialog(QDialog):
             wait_for_narrator=self.wait.isChecked(),
             voice=self.voice.text().strip() or "en-us", speech_rate=self.rate.value(),
             speech_volume=float(self.speech_volume.value()), duck_db=self.duck.value(),
+            auto_pauses=self.auto_pauses.value(),
             vlm_model=self.model_choice(), keymap=overrides)
         self.accept()
 

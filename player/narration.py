@@ -30,6 +30,7 @@ from models.schedule import (
     GapMap,
     clauses,
     decide,
+    important,
     shorten,
 )
 from player.playback import Playback
@@ -88,6 +89,7 @@ class Narrator(QObject):
         self.skips: list[Skipped] = []
         self._met: set[int] = set()  # people the listener has heard of in this film
         self._after_opening: Callable[[], None] | None = None  # the film starts after it
+        self._auto_pauses: list[float] = []  # when automatic mode paused the film (monotonic)
         self._accounted: set[int] = set()  # ids of the timeline's descriptions said or skipped
         self._origin: dict[int, Description] = {}  # a queued copy's id -> the timeline's own
         playback.time_changed.connect(self.on_time)
@@ -257,7 +259,9 @@ class Narrator(QObject):
             duration = full.duration if full else desc.words / WORDS_PER_SECOND
             short_duration = short_clip.duration if short_clip else None
             d = decide(late=0.0, waited=waited, room=self.gaps.room_at(t), duration=duration,
-                       short_duration=short_duration, mode=self._settings.mode)
+                       short_duration=short_duration, mode=self._settings.mode,
+                       important=important(desc.priority, desc.level),
+                       may_pause=self._may_pause())
             if d.action == "wait":
                 return
             if d.action == "drop":
@@ -266,6 +270,8 @@ class Narrator(QObject):
             self._take(desc)
             planned = self._planned_start(desc, t)
             if d.action == "pause":
+                if self._settings.mode == "auto":
+                    self._auto_pauses.append(time.monotonic())
                 self._deliver(heard, full, pause=True, planned=planned)
             elif d.short and short is not None:  # its first part: whom it names is unsure
                 self._deliver(replace(heard, text=short, refers=(), introduces=()), short_clip,
@@ -305,6 +311,13 @@ class Narrator(QObject):
         else:
             QTimer.singleShot(0, then)  # the screen reader has it: the film can start
         return True
+
+    def _may_pause(self) -> bool:
+        """Automatic mode may pause the film again: fewer than ``auto_pauses`` pauses in the
+        last minute (of the listener's time, so a paused film does not reset the count)."""
+        now = time.monotonic()
+        self._auto_pauses = [a for a in self._auto_pauses if now - a < 60.0]
+        return len(self._auto_pauses) < self._settings.auto_pauses
 
     def _as_heard(self, desc: Description) -> Description:
         """``desc`` as the listener can follow it: its plain text when it names someone whose

@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-MODES = ("duck", "pause")
+MODES = ("auto", "duck", "pause")
 VERBOSITY_NAMES = {1: "brief", 2: "standard", 3: "detailed"}
 SPEECH_OUTPUTS = ("voice", "screen_reader", "both")
 SPEECH_ENGINES = ("auto", "pyttsx3", "piper", "espeak-ng")
@@ -38,7 +38,8 @@ class Settings:
     volume: float = 100.0
     speed: float = 1.0
     narration: bool = True
-    mode: str = "duck"
+    mode: str = "auto"  # duck in the pauses, and pause the film briefly for what matters
+    auto_pauses: int = 3  # automatic mode pauses the film at most this often a minute
     verbosity: int = 2
     speech_output: str = "voice"
     speech_engine: str = "auto"
@@ -57,7 +58,8 @@ class Settings:
         s = Settings(**asdict(self))
         s.volume = min(max(float(s.volume), 0.0), 130.0)
         s.speed = min(max(float(s.speed), 0.25), 4.0)
-        s.mode = s.mode if s.mode in MODES else "duck"
+        s.mode = s.mode if s.mode in MODES else "auto"
+        s.auto_pauses = min(max(int(s.auto_pauses), 0), 20)
         s.verbosity = min(max(int(s.verbosity), 1), 3)
         s.speech_output = s.speech_output if s.speech_output in SPEECH_OUTPUTS else "voice"
         s.speech_engine = s.speech_engine if s.speech_engine in SPEECH_ENGINES else "auto"

@@ -73,7 +73,9 @@ def film(tmp_path_factory) -> Film:
 
 @pytest.fixture
 def run(make_controller):
-    return lambda **settings: make_controller(**{"live_analysis": False, **settings})
+    """A player speaking description tracks; inline ("duck") mode unless a test says."""
+    return lambda **settings: make_controller(**{"live_analysis": False, "mode": "duck",
+                                                 **settings})
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -187,3 +189,51 @@ def test_no_sound_track_means_every_moment_is_free(run, tmp_path):
     rec = wait_for(lambda: next(iter(c.speech.records), None), timeout=10)
     assert abs(rec.media_start - 1.0) <= 0.1
     assert c.narrator.gaps.has_audio is False
+
+
+DENSE = [(0.2, "Where were you last night? I waited for hours and hours for you."),
+         (4.3, "I told you, the train was late again, and my phone was dead."),
+         (8.4, "That is what you always say, every single time, and I believe you."),
+         (12.5, "Then believe me now, because it is the truth, whatever you think.")]
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory) -> Film:
+    """Two people talking almost without a pause (the longest pause is under a second)."""
+    return make_film(tmp_path_factory.mktemp("dense"), DENSE, duration=18.0)
+
+
+def test_automatic_mode_pauses_briefly_for_what_matters(run, dense, tmp_path):
+    """A dialogue-dense scene: inline mode says nothing; automatic mode pauses the film
+    briefly for the important descriptions (a describer's essential cue, text on screen) and
+    drops the minor ones, never speaking over the dialogue."""
+    vtt = media.write_vtt(tmp_path, [
+        (1.0, 2.0, "Two people sit at a restaurant table.", 1),   # essential: level 1
+        (5.0, 6.0, "Candles flicker on the table between them.", 3),  # minor: detailed only
+        (9.0, 10.0, "He slides an envelope across the table.", 1),
+    ], name="film.descriptions.vtt")
+    c = run(mode="auto", verbosity=3)
+    c.open(dense.path, vtt)
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 15.0, timeout=60)
+    recs = [r for r in c.speech.records if r.source == "track"]
+    said = [r.text for r in recs]
+    assert said == ["Two people sit at a restaurant table.",
+                    "He slides an envelope across the table."], said
+    for rec in recs:
+        assert rec.mode == "pause"
+        assert rec.media_end == pytest.approx(rec.media_start, abs=0.1)  # the film stood still
+    assert [s.desc.text for s in c.narrator.skips] == ["Candles flicker on the table between "
+                                                       "them."]
+
+
+def test_automatic_mode_pauses_no_more_often_than_the_limit(run, dense, tmp_path):
+    vtt = media.write_vtt(tmp_path, [
+        (1.0, 2.0, "Two people sit at a restaurant table.", 1),
+        (9.0, 10.0, "He slides an envelope across the table.", 1),
+    ], name="film.descriptions.vtt")
+    c = run(mode="auto", auto_pauses=1)
+    c.open(dense.path, vtt)
+    wait_for(lambda: (c.playback.mpv.time_pos or 0) > 15.0, timeout=60)
+    said = [r.text for r in c.speech.records if r.source == "track"]
+    assert said == ["Two people sit at a restaurant table."]
+    assert [s.reason for s in c.narrator.skips] == ["no room"]

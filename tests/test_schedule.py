@@ -121,3 +121,17 @@ def test_when_detection_failed_what_it_missed_is_room():
     m.detection_failed = True
     assert m.room_at(5.0) == math.inf
     assert m.room_at(2.5) == 0.0  # what it did find still counts
+
+
+def test_automatic_mode_pauses_only_for_important_ones_after_their_wait():
+    from models.schedule import AUTO_WAIT, important
+
+    assert important(2, 2) and important(1, 1) and not important(1, 2)
+    d = decide(0.0, AUTO_WAIT - 0.1, 0.0, 2.0, None, "auto", important=True)
+    assert d.action == "wait"  # first, a pause in the dialogue may still come
+    d = decide(0.0, AUTO_WAIT, 0.0, 2.0, None, "auto", important=True)
+    assert (d.action, d.reason) == ("pause", "important")
+    assert decide(0.0, AUTO_WAIT, 0.0, 2.0, None, "auto", important=True,
+                  may_pause=False).action == "wait"  # paused often enough this minute
+    assert decide(0.0, MAX_DEFER + 0.1, 0.0, 2.0, None, "auto").action == "drop"  # minor
+    assert decide(0.0, 0.0, 3.0, 2.0, None, "auto", important=True).action == "speak"

@@ -41,7 +41,7 @@ def test_out_of_range_values_are_clamped_and_unknown_keys_ignored(private_config
     path.write_text(json.dumps({"volume": 900, "verbosity": 7, "mode": "shout",
                                 "speed": 0.01, "from_the_future": 1}))
     s = store.load().settings
-    assert (s.volume, s.verbosity, s.mode, s.speed) == (130.0, 3, "duck", 0.25)
+    assert (s.volume, s.verbosity, s.mode, s.speed) == (130.0, 3, "auto", 0.25)
 
 
 def test_full_disk_is_reported_and_the_old_file_survives(private_config, monkeypatch):
