@@ -9,10 +9,13 @@ scheduler can fit it into a pause.
 People are named by the stable ids of the people stage, which survive absences and shot changes
 (see :mod:`models.perception.identity`): "a person" when first seen, then "the person" while
 only one is known, else "the first person", "the second person" in the order they came, with
-"on the left" and the like saying where they are now. Someone known who comes back is said to be
-back ("The first person is back, on the left.") rather than introduced again. A
-vision-language model may give a person a label ("the man with glasses") through
-:meth:`Composer.name_person`; the composer itself never infers one.
+"on the left" and the like saying where they are now. Only the first ``ORDINAL_PEOPLE`` are
+numbered; anyone after them is named by what can be seen: "the person in red" (the colour of
+their clothes, when the people stage gives one) or, with nothing to tell them apart, "someone
+on the right", or "the person" when they are alone in view. Someone named who comes back is
+said to be back ("The first person is back, on the left.") rather than introduced again;
+someone without a name just appears. A vision-language model may give a person a label ("the
+man with glasses") through :meth:`Composer.name_person`; the composer itself never infers one.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "
             "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
             "sixteenth", "seventeenth", "eighteenth", "nineteenth", "twentieth"]
 WHERE = {"left": "on the left", "right": "on the right", "centre": "in the centre"}
+ORDINAL_PEOPLE = 3
+"""How many people are named by the order they came in ("the first person" to "the third
+person"). Order is all a listener has to hold such a name by, and working memory keeps about
+three or four unrelated items apart, fewer while it also follows the dialogue and the picture.
+"The fourth person" already asks a listener to have counted everyone, and "person number 31" or
+"the sixteenth person" means nothing. Everyone after the third is named by what can be seen
+instead (see the module's docstring)."""
+LOOK_KEPT = 120.0
+"""Seconds a look ("the person in red") stays with its person after they were last seen. After
+that someone new in red may take it: a listener still knows who "the person in red" is a
+minute or two later, not ten minutes later, and the name is of more use to the new person."""
 REPEAT_WINDOW = 12.0  # seconds in which the same sentence is not said again
 SOURCE = "auto"
 
@@ -179,6 +193,9 @@ class Composer:
         self._people: dict[int, dict] = {}  # id -> last seen state
         self._ordinal: dict[int, int] = {}  # id -> order of first appearance
         self._labels: dict[int, str] = {}  # id -> label from a vision-language model
+        self._looks: dict[int, str] = {}  # id -> "the person in red", for people not numbered
+        self._planned: dict[int, str] = {}  # looks for the people not known yet in this frame
+        self._last_seen: dict[int, float] = {}  # id -> media time they were last in view
         self._present: set[int] = set()  # ids in view in the last frame taken in
         self._count = 0
         self._pending: tuple[int, frozenset[int], int] | None = None  # (count, ids, frames)
@@ -191,18 +208,20 @@ class Composer:
 
     def rewind(self) -> None:
         """After a seek in the same film: forget what was in view, keep who is who (the order
-        people were first seen in, and their labels)."""
-        ordinal, labels = self._ordinal, self._labels
+        people were first seen in, their labels and their looks)."""
+        kept = self._ordinal, self._labels, self._looks, self._last_seen
         self.__init__()  # type: ignore[misc]
-        self._ordinal, self._labels = ordinal, labels
+        self._ordinal, self._labels, self._looks, self._last_seen = kept
 
     def name_person(self, person_id: int, label: str) -> bool:
         """Call person ``person_id`` (a people observation's ``id``) by ``label`` from now on,
         e.g. a vision-language model's answer about a crop of that person: "The man with
         glasses." becomes "the man with glasses". False, and nothing changes, when the label is
-        refused (see :func:`person_label`) or another person already has it."""
+        refused (see :func:`person_label`) or another person already has it (as a label, or
+        as the look the composer gave them: "the person in red")."""
         clean_label = person_label(label)
-        if not clean_label or any(other == clean_label for pid, other in self._labels.items()
+        taken = [*self._labels.items(), *self._looks.items()]
+        if not clean_label or any(other == clean_label for pid, other in taken
                                   if pid != person_id):
             return False
         self._labels[person_id] = clean_label
@@ -234,11 +253,12 @@ class Composer:
         people_obs = f.first("people")
         scene = f.first("scene")
         people = list(people_obs.data.get("people", [])) if people_obs else None
+        self._planned = self._plan_looks(f.t, people or [])
         if shot and people is not None:
             self._pending = None
             self._count = len(people)
             out.append(self._new_shot(f.t, people))
-            self._remember(people)
+            self._remember(f.t, people)
         elif shot:  # no people stage (it failed to load): the cut is still worth saying
             out.append(self._new_shot_without_people(f.t, f.first("faces")))
         elif people is not None:
@@ -281,46 +301,63 @@ class Composer:
         return out
 
     # ----- people ----------------------------------------------------------------------------
-    def _known(self, p: dict) -> bool:
-        return p.get("id") in self._ordinal
+    def _named(self, p: dict) -> bool:
+        """Whether the person is known and has a name a listener can hold: a label, one of the
+        first ``ORDINAL_PEOPLE`` places in the order, or a look ("the person in red"). Anyone
+        else is described afresh each time ("someone on the right"), never said to be back."""
+        pid = p.get("id", -1)
+        if pid not in self._ordinal:
+            return False
+        return pid in self._labels or pid in self._looks or \
+            self._ordinal[pid] < ORDINAL_PEOPLE
 
     def _name(self, p: dict) -> str:
-        """What to call a known person: their label, "the person" while only one person is
-        known, else "the first person", "the second person"... by order of appearance."""
+        """What to call a named person (see :meth:`_named`): their label, "the person" while
+        only one person is known, "the first person" to "the third person" by order of
+        appearance, else their look ("the person in red")."""
         pid = p.get("id", -1)
         if pid in self._labels:
             return self._labels[pid]
         if len(self._ordinal) <= 1:
             return "the person"
         ordinal = self._ordinal.get(pid, len(self._ordinal))
-        if ordinal < len(ORDINALS):
+        if ordinal < ORDINAL_PEOPLE:
             return f"the {ORDINALS[ordinal]} person"
-        return f"person number {ordinal + 1}"
+        return self._looks.get(pid, "the person")
 
     def _subject(self, p: dict) -> str:
         """The person as the subject of a sentence, with where they are when several are in
-        view: "the second person, on the right,"."""
+        view: "the second person, on the right,". Someone without a name is "the person" when
+        alone in view, else "someone on the right"."""
+        place = where(p) if self._count > 1 else ""
+        if not self._named(p):
+            return "the person" if self._count <= 1 else f"someone {place}".strip()
         name = self._name(p)
-        place = where(p)
-        return f"{name}, {place}," if self._count > 1 and place else name
+        return f"{name}, {place}," if place else name
 
     def _mention(self, p: dict) -> str:
-        """One person in a list: "the first person on the left" when known, else "a person
+        """One person in a list: "the first person on the left" when named, else "a person
         standing on the right" (or "a man with glasses..." when a label came first)."""
-        if self._known(p):
+        if self._named(p):
             return " ".join(b for b in (self._name(p), where(p)) if b)
         return " ".join(b for b in (self._someone(p), person_detail(p)) if b)
 
     def _someone(self, p: dict) -> str:
-        """The person as someone not met yet: "a man with glasses" (their label) or "a person"."""
-        label = self._labels.get(p.get("id", -1))
-        return _indefinite(label) if label else "a person"
+        """The person as someone not met yet: "a man with glasses" (their label), "a person in
+        red" (their look) or "a person"."""
+        return self._indefinites().get(p.get("id", -1)) or "a person"
+
+    def _indefinites(self) -> dict[int, str]:
+        """Everyone's label, else look, as said of someone not met yet: "a man with glasses",
+        "a person in red"."""
+        names = {**self._looks, **self._planned, **self._labels}
+        return {pid: _indefinite(name) for pid, name in names.items()}
 
     def _group(self, people: Sequence[dict]) -> str:
-        """Several people by name where known: "the first person on the left and a person
-        sitting on the right"; more than three are counted."""
-        if not any(self._known(p) for p in people):
-            return people_phrase(people)
+        """Several people by name where they have one: "the first person on the left and a
+        person sitting on the right"; more than three are counted."""
+        if not any(self._named(p) for p in people):
+            return self._plain(people)
         if len(people) > 3:
             return f"{number(len(people))} people"
         return listing([self._mention(p) for p in _left_to_right(people)])
@@ -329,13 +366,37 @@ class Composer:
         """The people as a listener who has met none of them hears them: "a person standing on
         the left", "two people, a man in a red coat, sitting on the left and one standing on
         the right"."""
-        return people_phrase(people, {pid: _indefinite(label)
-                                      for pid, label in self._labels.items()})
+        return people_phrase(people, self._indefinites())
 
-    def _ids(self, people: Iterable[dict], known: bool) -> tuple[int, ...]:
-        """The ids of the ``people`` who are known (``known``) or new, left to right."""
+    def _ids(self, people: Iterable[dict], named: bool) -> tuple[int, ...]:
+        """The ids of the ``people`` who are named (``named``, see :meth:`_named`) or not, left
+        to right."""
         return tuple(p["id"] for p in _left_to_right(people)
-                     if p.get("id") is not None and self._known(p) == known)
+                     if p.get("id") is not None and self._named(p) == named)
+
+    def _plan_looks(self, t: float, people: Sequence[dict]) -> dict[int, str]:
+        """Looks for this frame's people who are not known yet and will not be numbered: "the
+        person in red", from the colour of their clothes (``clothes`` in the people stage's
+        entry), unless a label or someone else seen in the last ``LOOK_KEPT`` seconds has that
+        name. A look is given once, when someone becomes known, and then kept."""
+        planned: dict[int, str] = {}
+        order = len(self._ordinal)
+        for p in people:
+            pid = p.get("id")
+            if pid is None or pid in self._ordinal:
+                continue
+            order += 1
+            colour = str(p.get("clothes") or "").strip().lower()
+            if order <= ORDINAL_PEOPLE or not colour.isalpha() or pid in self._labels:
+                continue
+            look = f"the person in {colour}"
+            if look in self._labels.values() or look in planned.values():
+                continue
+            holder = next((k for k, v in self._looks.items() if v == look), None)
+            if holder is not None and t - self._last_seen.get(holder, t) <= LOOK_KEPT:
+                continue
+            planned[pid] = look
+        return planned
 
     def _back(self, people: Sequence[dict]) -> str:
         """Known people coming back: "the first person is back, on the left"."""
@@ -348,7 +409,7 @@ class Composer:
     def _new_shot(self, t: float, people: list[dict]) -> Description | None:
         if not people:
             return self._say(t, "New shot: no one is in view.", 2, 1)
-        known = [p for p in people if self._known(p)]
+        known = [p for p in people if self._named(p)]
         who = dict(refers=self._ids(people, True), introduces=self._ids(people, False),
                    plain=f"New shot: {self._plain(people)}.")
         if known and len(known) == len(people) and len(people) <= 3 and \
@@ -382,7 +443,7 @@ class Composer:
             self._pending = None
             for p in people:
                 out += self._person_change(t, p)
-        self._remember(people)
+        self._remember(t, people)
         return out
 
     def _count_change(self, t: float, people: list[dict]) -> Description | None:
@@ -395,7 +456,7 @@ class Composer:
             return self._arrivals(t, arrivals, plain)
         ids = {p.get("id") for p in people}
         gone = [self._people[pid] for pid in self._present - ids if pid in self._people]
-        if len(gone) == 1 and self._known(gone[0]):
+        if len(gone) == 1 and self._named(gone[0]):
             return self._say(t, f"{self._name(gone[0])} is out of view.", 2, 1,
                              refers=self._ids(gone, True),
                              plain=f"{self._plain(gone)} is out of view.")
@@ -403,12 +464,14 @@ class Composer:
                          introduces=self._ids(people, False), plain=plain)
 
     def _arrivals(self, t: float, arrivals: list[dict], plain: str) -> Description | None:
-        """People who came into view: known ones are back, others appear."""
-        back = [p for p in arrivals if self._known(p)]
-        new = [p for p in arrivals if not self._known(p)]
+        """People who came into view: named ones are back, others appear ("someone", or "a
+        person in red" when they have a look)."""
+        back = [p for p in arrivals if self._named(p)]
+        new = [p for p in arrivals if not self._named(p)]
         parts = [self._back(back)] if back else []
         if len(new) == 1:
-            who = "someone else" if back else "someone"
+            who = self._indefinites().get(new[0].get("id", -1)) or \
+                ("someone else" if back else "someone")
             parts.append(f"{who} appears {where(new[0])}".strip())
         elif new:
             parts.append(f"{number(len(new))} more people appear")
@@ -424,7 +487,7 @@ class Composer:
         # For a listener who has not met them: "a person on the left", "a man in a red coat".
         anyone = " ".join(b for b in (self._someone(p), where(p) if self._count > 1 else "")
                           if b)
-        refers = (pid,) if self._known(p) else ()
+        refers = (pid,) if self._named(p) else ()
         out: list[Description | None] = []
         posture, before = p.get("posture"), old.get("posture")
         if posture != before and posture in ("sitting", "standing", "lying") and \
@@ -441,7 +504,9 @@ class Composer:
                                  refers=refers, plain=f"{anyone} {phrase}."))
         return out
 
-    def _remember(self, people: list[dict]) -> None:
+    def _remember(self, t: float, people: list[dict]) -> None:
+        """``people`` are in view at ``t``: those not known yet become known (in order, with
+        the look planned for them), and everyone's last state and time are kept."""
         self._present = set()
         for p in people:
             pid = p.get("id")
@@ -449,7 +514,12 @@ class Composer:
                 continue
             if pid not in self._ordinal:
                 self._ordinal[pid] = len(self._ordinal)
+                look = self._planned.get(pid)
+                if look:  # it may have been someone else's, unseen for a long time
+                    self._looks = {k: v for k, v in self._looks.items() if v != look}
+                    self._looks[pid] = look
             self._people[pid] = p
+            self._last_seen[pid] = t
             self._present.add(pid)
 
     def _say(self, t: float, text: str, level: int, priority: int, valid: float = 0.0,

@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
 JOIN_WITHIN = 0.1
-MAX_HOLE = 2.0
-"""The longest stretch without frames, between two frames of one run, that counts as analysed."""
 """Seconds: analysed stretches closer than this are joined (a frame sampled a frame or two
 after its sample time leaves no hole)."""
+MAX_HOLE = 2.0
+"""The longest stretch without frames, between two frames of one run, that counts as analysed."""
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

@@ -283,3 +283,161 @@ def test_describe_now_calls_labelled_people_by_their_label() -> None:
     said = Composer.describe(both, 1.0, 2, c.labels)
     assert "the man in the red coat, standing on the left" in said, said
     assert "one sitting on the right" in said, said
+
+
+# ----- many people: only the first few are numbered -------------------------------------------
+
+def dressed(pid, position="left", clothes="", x0=0.1, **kw):
+    """A person whose clothes the people stage saw as ``clothes`` ("red"; "" unclear)."""
+    return person(pid, position, x0=x0, **kw) | ({"clothes": clothes} if clothes else {})
+
+
+def pedestrians(minutes: float = 20.0, seed: int = 7) -> list[Observation]:
+    """A street scene: shots of a few seconds, up to four people a shot from some fifty
+    passers-by, a third of them seen again later, people walking in and out of the picture,
+    stopping, sitting, waving; sampled twice a second."""
+    import random
+
+    rng = random.Random(seed)
+    colours = ["red", "blue", "black", "white", "green", "yellow", "grey", "", "", ""]
+    clothes = {pid: rng.choice(colours) for pid in range(1, 60)}
+    seen: list[int] = []
+    fresh = iter(range(1, 60))
+    places = [("left", 0.05), ("centre", 0.4), ("right", 0.75)]
+    obs: list[Observation] = []
+    cast: list[int] = []
+    state: dict[int, dict] = {}
+
+    def enter() -> None:
+        """Someone comes into the picture: a third of the time someone seen before."""
+        back = [pid for pid in seen if pid not in cast]
+        pid = rng.choice(back) if back and rng.random() < 0.35 else next(fresh, None)
+        if pid is not None:
+            cast.append(pid)
+            seen.extend([pid] if pid not in seen else [])
+            state[pid] = {"posture": "standing", "gestures": []}
+
+    t, end = 0.0, minutes * 60
+    while t < end:
+        cast.clear()
+        for _ in range(rng.randint(0, 3)):
+            enter()
+        shot_end = t + rng.uniform(4.0, 20.0)
+        obs.append(Observation(t, "shot", "shot change"))
+        while t < shot_end and t < end:
+            if rng.random() < 0.04 and len(cast) < 4:  # someone walks in (and stays a while)
+                enter()
+            elif rng.random() < 0.03 and cast:  # someone walks out
+                cast.remove(rng.choice(cast))
+            for pid in cast:
+                if rng.random() < 0.05:
+                    state[pid]["posture"] = rng.choice(["standing", "sitting"])
+                if rng.random() < 0.05:
+                    state[pid]["gestures"] = rng.choice([[], ["waving"], ["pointing"]])
+            ps = [dressed(pid, *places[i % 3][:1], clothes=clothes[pid],
+                          x0=places[i % 3][1] + 0.05 * (i // 3), **state[pid])
+                  for i, pid in enumerate(cast)]
+            obs.append(people(t, *ps))
+            t = round(t + 0.5, 1)
+    return obs
+
+
+def test_only_the_first_three_people_are_numbered_in_a_long_street_scene():
+    """Twenty minutes of passers-by once gave "Person number 31 is back" and "The sixteenth
+    person is back": a listener cannot hold that many. After the third, people are named by
+    what can be seen or not named at all."""
+    import re
+
+    from models.composer import ORDINAL_PEOPLE, ORDINALS
+
+    c = Composer()
+    said = c.feed(pedestrians())
+    spoken = [text for d in said for text in (d.text, d.plain) if text]
+    too_far = ORDINALS[ORDINAL_PEOPLE:]
+    for text in spoken:
+        assert "number" not in text and not re.search(r"\d", text), text
+        assert not any(re.search(rf"\b{word}\b", text, re.IGNORECASE) for word in too_far), text
+    ordinals = {m.group(1).lower() for text in spoken
+                for m in re.finditer(r"\b(\w+) person\b", text) if m.group(1).lower() in ORDINALS}
+    assert ordinals == {"first", "second", "third"}
+    # Those after the third who are referred to as known have a name a listener can hold:
+    # the colour of their clothes.
+    first_three = {pid for pid, order in c._ordinal.items() if order < ORDINAL_PEOPLE}
+    later = [d for d in said if set(d.refers) - first_three]
+    assert later, "the scene never brings a later person back"
+    for d in later:
+        assert "the person in " in d.text.lower(), d
+    # Later people without a clear colour are described, never said to be back.
+    plainly = [d.text for d in said if d.introduces and set(d.introduces) - first_three]
+    assert any(text.startswith(("Someone appears", "New shot: a person")) for text in plainly)
+    assert len(c._ordinal) > 30  # the scene really has that many people
+
+
+def test_people_after_the_third_are_named_by_their_clothes_or_plainly():
+    c = Composer()
+    for i, pid in enumerate((1, 2, 3)):
+        c.feed(shot(20.0 * i, person(pid, "left")))
+    out = c.feed(shot(60.0, dressed(4, "centre", "red", x0=0.4)))
+    assert texts(out) == ["New shot: a person in red standing in the centre."]
+    assert out[0].introduces == (4,)
+    out = c.feed(shot(80.0, person(5, "right", x0=0.7)))
+    assert texts(out) == ["New shot: a person standing on the right."]
+    # The person in red is back; the fifth person, who has no name, is simply there again.
+    (back,) = c.feed(shot(100.0, dressed(4, "left", "red")))
+    assert back.text == "The person in red is back, on the left."
+    assert (back.refers, back.plain) == ((4,), "New shot: a person in red standing on the left.")
+    (again,) = c.feed(shot(120.0, person(5, "centre", x0=0.4)))
+    assert (again.text, again.refers) == ("New shot: a person standing in the centre.", ())
+    (sits,) = c.feed([people(120.5, person(5, "centre", "sitting", x0=0.4))])
+    assert (sits.text, sits.refers, sits.plain) == ("The person sits down.", (), "")
+    # With others in view, someone without a name is said by where they are.
+    c.feed(shot(140.0, dressed(4, "left", "red"), person(5, "right", "sitting", x0=0.7)))
+    out = c.feed([people(140.5, dressed(4, "left", "red", gestures=["waving"]),
+                         person(5, "right", "standing", x0=0.7))])
+    assert texts(out) == ["The person in red, on the left, waves.",
+                          "Someone on the right stands up."]
+    # Someone unnamed walking in appears; the first three keep their numbers.
+    c.feed([people(141.0, dressed(4, "left", "red"), person(5, "right", x0=0.7),
+                   person(1, "centre", x0=0.4))])
+    (arrive,) = c.feed([people(141.5, dressed(4, "left", "red"), person(5, "right", x0=0.7),
+                                person(1, "centre", x0=0.4))])
+    assert arrive.text == "The first person is back, in the centre."
+    c.feed([people(142.0, dressed(4, "left", "red"), person(1, "centre", x0=0.4))])
+    c.feed([people(142.5, dressed(4, "left", "red"), person(1, "centre", x0=0.4))])
+    c.feed([people(143.0, dressed(4, "left", "red"), person(1, "centre", x0=0.4),
+                   person(5, "right", x0=0.7))])
+    (arrive,) = c.feed([people(143.5, dressed(4, "left", "red"), person(1, "centre", x0=0.4),
+                                person(5, "right", x0=0.7))])
+    assert (arrive.text, arrive.refers) == ("Someone appears on the right.", ())
+
+
+def test_a_look_names_one_person_and_passes_on_after_a_long_absence():
+    from models.composer import LOOK_KEPT
+
+    c = Composer()
+    for i, pid in enumerate((1, 2, 3)):
+        c.feed(shot(2.0 * i, person(pid, "left")))
+    # Two people in red at once: only the first is "the person in red".
+    out = c.feed(shot(10.0, dressed(4, "left", "red"), dressed(5, "right", "red", x0=0.7)))
+    assert texts(out) == ["New shot: two people, a person in red, standing on the left and one "
+                          "standing on the right."]
+    c.feed(shot(20.0))
+    (both,) = c.feed(shot(25.0, dressed(4, "left", "red"), dressed(5, "right", "red", x0=0.7)))
+    assert both.text == ("New shot: the person in red on the left and a person standing on the "
+                         "right.")
+    # A model's label cannot take a name someone already has.
+    assert not c.name_person(6, "the person in red")
+    # Long after the person in red was last seen, someone new in red takes the name.
+    later = 25.0 + LOOK_KEPT + 1
+    out = c.feed(shot(later, dressed(7, "centre", "red", x0=0.4)))
+    assert texts(out) == ["New shot: a person in red standing in the centre."]
+    c.feed(shot(later + 10))
+    (back,) = c.feed(shot(later + 20, dressed(7, "left", "red")))
+    assert back.text == "The person in red is back, on the left."
+    # The first holder has no name now: they are described, not said to be back.
+    (old,) = c.feed(shot(later + 40, dressed(4, "right", "red", x0=0.7)))
+    assert (old.text, old.refers) == ("New shot: a person standing on the right.", ())
+    # A seek keeps the looks.
+    c.rewind()
+    (back,) = c.feed(shot(later + 50, dressed(7, "centre", "red", x0=0.4)))
+    assert back.text == "The person in red is back, in the centre."

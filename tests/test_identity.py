@@ -18,6 +18,7 @@ from models.perception.identity import (
     IdentityOptions,
     Signature,
     body_regions,
+    clothing_colour,
     signature,
     similarity,
 )
@@ -239,6 +240,37 @@ def test_the_gallery_is_bounded_and_forgets(sig) -> None:
     assert {p.id for p in ids.people} == {3, 4}
     ids.reset()
     assert ids.people == () and ids.assign(0.0, [(1, car)])[0].id == 1
+
+
+def test_clothes_get_a_colour_word_only_when_one_colour_clearly_holds(sig) -> None:
+    """The word that lets the narration say "the person in red": the same under dimmer,
+    brighter or warmer light; none for clothes of several colours or between two words."""
+    red, blue = recoloured(media.cyclist(), (170, 30, 30)), recoloured(media.cyclist())
+    pictures = {
+        "black": [on_canvas(media.cyclist(), 0.3), lit(on_canvas(media.cyclist(), 0.5), 0.75),
+                  lit(on_canvas(media.cyclist(), 0.5), tint=(1.05, 1.0, 0.95)),
+                  media.frame_at(19.93)],  # the cyclist in the film itself
+        "red": [on_canvas(red, 0.5), lit(on_canvas(red, 0.5), 0.75)],
+        "blue": [on_canvas(blue, 0.5), lit(on_canvas(blue, 0.5), 1.2)],
+        "green": [on_canvas(recoloured(media.car_man(), (30, 120, 40)), 0.5)],
+        # A suit over a white shirt with a bow tie; a dark slate blue, between blue and black.
+        "": [media.frame_at(5.0), lit(media.frame_at(9.0), 1.2),
+             on_canvas(recoloured(media.cyclist(), (50, 60, 80)), 0.5, 300, BEIGE)],
+    }
+    for word, shown in pictures.items():
+        assert [clothing_colour(sig(p)) for p in shown] == [word] * len(shown), word
+    assert clothing_colour(None) == ""
+    # Stripes of two colours, and a colour between orange and yellow (which the light decides).
+    stripes = np.zeros((90, 90, 3), np.uint8)
+    stripes[::2], stripes[1::2] = (200, 30, 30), (40, 70, 200)
+    amber = np.full((90, 90, 3), (230, 170, 30), np.uint8)
+    for picture in (stripes, amber):
+        assert clothing_colour(signature(picture, {"torso": (5, 5, 85, 85)})) == ""
+    # The gallery says it for a known person, from every sighting so far.
+    ids = Identities()
+    [a] = ids.assign(0.0, [(1, sig(on_canvas(red, 0.5)))])
+    ids.assign(0.5, [(1, sig(lit(on_canvas(red, 0.5), 0.75)))])
+    assert ids.clothing_colour(a.id) == "red" and ids.clothing_colour(99) == ""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,6 +42,10 @@ after a cut appearance alone decides who is who.
 This is colour, not a face: two people dressed alike (black against near-black) can be taken
 for one, one person who changes clothes becomes two, and strong changes of colour grading
 between scenes can make one person two. It never names anyone.
+
+The torso's histogram also gives a plain word for the colour of someone's clothes
+(:func:`clothing_colour`: "red", "black"...) when one colour clearly dominates, so the
+narration can say "the person in red" instead of a number a listener cannot hold.
 """
 
 from __future__ import annotations
@@ -229,6 +233,38 @@ def signature(rgb: np.ndarray, regions: dict[str, Region]) -> Signature:
     return Signature(hists, tuple(present))
 
 
+# Colour words for the histogram's bins. Hue bin k covers 30k to 30k + 30 degrees. The bin from
+# 30 to 60 degrees holds orange, yellow, brown, khaki and skin alike (and which one depends on
+# the light), so it has no word: a top of that colour is not named rather than named wrongly.
+_HUE_WORDS = ("red", "", "yellow", "green", "green", "green", "blue", "blue", "blue",
+              "purple", "pink", "red")
+_GREY_WORDS = ("black", "black", "grey", "grey", "white")
+COLOUR_SHARE = 0.5
+"""The least share of the torso's histogram one colour word must hold to be said."""
+COLOUR_LEAD = 2.0
+"""How many times the next colour's share the first one's must be: a striped or two-coloured top
+(or one whose hue lies between two words) gets no word rather than a guess."""
+
+
+def clothing_colour(sig: Signature | None) -> str:
+    """A plain colour word for the clothes on the torso ("red", "blue", "black", "white"...),
+    or "" when the torso was not seen or no one colour clearly dominates it."""
+    if sig is None or not sig.present[0]:
+        return ""
+    torso = sig.hists[0]
+    hue = torso[:HUE_BINS * VALUE_BINS].reshape(HUE_BINS, VALUE_BINS)
+    shares: dict[str, float] = {}
+    for k, word in enumerate(_HUE_WORDS):
+        shares[word] = shares.get(word, 0.0) + float(hue[k].sum())
+    for k, word in enumerate(_GREY_WORDS):
+        shares[word] = shares.get(word, 0.0) + float(torso[HUE_BINS * VALUE_BINS + k])
+    ranked = sorted(shares.items(), key=lambda item: -item[1])
+    (word, share), (_, second) = ranked[0], ranked[1]
+    if share < COLOUR_SHARE or share < COLOUR_LEAD * second:
+        return ""
+    return word  # "" when the colour that dominates is one without a word
+
+
 def similarity(a: Signature, b: Signature) -> float:
     """0..1: the weighted Bhattacharyya coefficient over the parts both signatures have
     (0 when they share none). A signature without its torso counts for at most 0.9."""
@@ -311,6 +347,12 @@ class Identities:
     @property
     def people(self) -> tuple[KnownPerson, ...]:
         return tuple(self._people.values())
+
+    def clothing_colour(self, person_id: int) -> str:
+        """The colour word for the clothes of a known person (see :func:`clothing_colour`), from
+        their signature as gathered over every sighting so far; "" when unknown or unclear."""
+        person = self._people.get(person_id)
+        return clothing_colour(person.signature) if person is not None else ""
 
     def reset(self) -> None:
         """Forget everyone: a new video (or a seek); ids start again at 1."""
