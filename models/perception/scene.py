@@ -15,10 +15,23 @@ Conventions:
 - ``motion`` names the camera's movement, not the content's: "pan right" means the camera
   turns right, so the content slides left across the screen; "tilt up" means the content slides
   down; "zoom in" means the content grows from the centre. "shaky" is a translation that keeps
-  reversing; "still" covers no camera movement and the first frame after a cut. Motion is only
-  measured between two frames of one shot: the stage runs its own shot detector
-  (:class:`~models.perception.shots.ShotStage`) on every frame, and a frame that starts a shot,
-  follows a jump in time or changes size is "still" (the frame before shows something else).
+  reversing; "still" covers no camera movement, movement that could not be measured with
+  confidence, and the first frame after a cut. Motion is only measured between two frames of
+  one shot: the stage runs its own shot detector (:class:`~models.perception.shots.ShotStage`)
+  on every frame, and a frame that starts a shot, follows a jump in time or changes size is
+  "still" (the frame before shows something else).
+
+How camera motion is told from moving content. A camera that moves shifts (or scales) the
+whole picture at once; a still camera looking at moving things (people walking, a test pattern
+whose parts move, a scrolling band) leaves the rest of the picture where it was. So a candidate
+movement (the translation phase correlation finds, and a shift-and-scale fitted to the optical
+flow) is only reported when it explains the picture as a whole: the frame is cut into a grid of
+tiles, the previous frame is moved by the candidate, and each tile votes. A tile whose change
+the movement explains (at most half the error of "nothing moved") is for it; a tile that
+"nothing moved" explains better is against it; a tile with no visible change either way (flat,
+or edges along the movement) has no say. The movement counts when at least
+``agree`` of the tiles with a say are for it, at most ``disagree`` are against it, and the tiles
+for it lie in at least ``spread`` of the nine regions of a 3 x 3 division of the picture.
 
 This module also holds the small frame helpers the other stages share (:func:`prepare_frame`,
 :func:`shrink`). OpenCV is imported only when a frame is processed.
@@ -148,7 +161,17 @@ class SceneOptions:
     cut_luma: float = 0.25
     """Mean luma difference above which two frames are treated as a cut (motion "still")."""
     min_response: float = 0.1
-    """Least phase-correlation peak (0..1) for a translation to be trusted."""
+    """Least phase-correlation peak (0..1) for a translation to be considered."""
+    grid: tuple[int, int] = (8, 6)
+    """Tiles across and down that vote on a candidate camera movement."""
+    noise: float = 0.02
+    """Mean luma difference (0..1) of a tile below which it shows no change (coding noise)."""
+    agree: float = 0.8
+    """Least share of the tiles with a say that the movement must explain."""
+    disagree: float = 0.1
+    """Most share of the tiles with a say that may show the picture standing still."""
+    spread: int = 5
+    """Least number of the nine regions (3 x 3) holding a tile that agrees."""
     max_gap: float = 1.5
     """Seconds between frames beyond which motion is not measured."""
 
@@ -249,12 +272,14 @@ class SceneStage:
     def _motion(self, t: float, gray: np.ndarray, cut: bool = False) -> str:
         """Camera motion between the previous frame and this one.
 
-        Translation comes from phase correlation (trusted when its peak response is at least
-        ``min_response``); zoom from a Farneback flow field, as the mean radial flow after the
-        median translation is taken off. Flat pictures and the first frame of a shot (``cut``,
-        or a luma difference over ``cut_luma``) are "still".
+        Two candidates: a translation from phase correlation (considered when its peak
+        response is at least ``min_response``) and a shift with a scale fitted to the
+        Farneback optical flow of the textured pixels. A candidate fast enough to count must
+        also explain the picture as a whole (:meth:`_whole_picture`); of those, the one most
+        tiles agree with wins. Flat pictures and the first frame of a shot (``cut``, or a luma
+        difference over ``cut_luma``) are "still".
         """
-        cv2, opt = self._cv2, self.options
+        opt = self.options
         prev, self._prev = self._prev, (t, gray)
         if (cut or prev is None or t - prev[0] > opt.max_gap
                 or prev[1].shape != gray.shape):
@@ -265,28 +290,24 @@ class SceneStage:
             self._shifts.clear()
             return "still"
         h, w = gray.shape
-        window = cv2.createHanningWindow((w, h), cv2.CV_64F)
-        (px, py), response = cv2.phaseCorrelate(before.astype(np.float64),
-                                                gray.astype(np.float64), window)
-        if response < opt.min_response:
-            px = py = 0.0
-        a = (before * 255).astype(np.uint8)
-        b = (gray * 255).astype(np.uint8)
-        flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-        grad = cv2.Sobel(a, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(a, cv2.CV_32F, 0, 1) ** 2
-        mask = grad > 40.0 ** 2
-        scale = 0.0
-        if mask.mean() >= 0.02:
-            u, v = flow[:, :, 0][mask], flow[:, :, 1][mask]
-            ys, xs = np.nonzero(mask)
-            cx, cy = xs - (w - 1) / 2.0, ys - (h - 1) / 2.0
-            ru, rv = u - float(np.median(u)), v - float(np.median(v))
-            scale = float((cx * ru + cy * rv).sum() / max(1e-6, (cx * cx + cy * cy).sum()))
-        sx, sy = px / w / dt, py / h / dt  # frame sizes per second, content's direction
+        best: tuple[int, float, float, float] | None = None  # agreeing tiles, sx, sy, zoom
+        for move in self._candidates(before, gray):
+            # The centre's shift, in frame sizes per second (the content's direction), and
+            # the relative growth per second.
+            centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+            shift = move[:, :2] @ centre + move[:, 2] - centre
+            sx, sy = float(shift[0]) / w / dt, float(shift[1]) / h / dt
+            scale = float(np.sqrt(max(1e-6, abs(np.linalg.det(move[:, :2])))))
+            zoom = float(np.log(scale)) / dt
+            if max(abs(sx), abs(sy)) < opt.pan_speed and abs(zoom) < opt.zoom_speed:
+                continue
+            agreeing = self._whole_picture(before, gray, move)
+            if agreeing and (best is None or agreeing > best[0]):
+                best = (agreeing, sx, sy, zoom)
+        _, sx, sy, zoom = best or (0, 0.0, 0.0, 0.0)
         self._shifts.append((sx, sy))
         if self._shaky():
             return "shaky"
-        zoom = scale / dt
         if abs(zoom) >= opt.zoom_speed and abs(zoom) >= 0.5 * max(abs(sx), abs(sy)):
             return "zoom in" if zoom > 0 else "zoom out"
         if max(abs(sx), abs(sy)) < opt.pan_speed:
@@ -294,6 +315,70 @@ class SceneStage:
         if abs(sx) >= abs(sy):
             return "pan right" if sx < 0 else "pan left"
         return "tilt up" if sy > 0 else "tilt down"
+
+    def _candidates(self, before: np.ndarray, gray: np.ndarray) -> list[np.ndarray]:
+        """Candidate movements from ``before`` to ``gray``, as 2 x 3 affine matrices: the
+        phase-correlation translation, and a shift with a scale fitted (RANSAC) to the optical
+        flow where the picture has texture."""
+        cv2, opt = self._cv2, self.options
+        h, w = gray.shape
+        found: list[np.ndarray] = []
+        window = cv2.createHanningWindow((w, h), cv2.CV_64F)
+        (px, py), response = cv2.phaseCorrelate(before.astype(np.float64),
+                                                gray.astype(np.float64), window)
+        if response >= opt.min_response:
+            found.append(np.array([[1.0, 0.0, px], [0.0, 1.0, py]]))
+        a = (before * 255).astype(np.uint8)
+        b = (gray * 255).astype(np.uint8)
+        grad = cv2.Sobel(a, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(a, cv2.CV_32F, 0, 1) ** 2
+        ys, xs = np.nonzero(grad > 40.0 ** 2)
+        if len(xs) >= max(30, 0.02 * grad.size):
+            flow = cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            pick = np.linspace(0, len(xs) - 1, min(len(xs), 1500)).astype(int)
+            xs, ys = xs[pick], ys[pick]
+            src = np.stack([xs, ys], axis=1).astype(np.float32)
+            fitted, _inliers = cv2.estimateAffinePartial2D(
+                src, src + flow[ys, xs], method=cv2.RANSAC, ransacReprojThreshold=1.0)
+            if fitted is not None and np.all(np.isfinite(fitted)):
+                found.append(fitted.astype(np.float64))
+        return found
+
+    def _whole_picture(self, before: np.ndarray, gray: np.ndarray, move: np.ndarray) -> int:
+        """How many tiles agree that ``move`` carried ``before`` to ``gray``, when it explains
+        the picture as a whole (see the module's notes), else 0."""
+        cv2, opt = self._cv2, self.options
+        h, w = gray.shape
+        moved = cv2.warpAffine(before.astype(np.float32), move, (w, h), flags=cv2.INTER_LINEAR)
+        inside = cv2.warpAffine(np.ones((h, w), np.float32), move, (w, h),
+                                flags=cv2.INTER_LINEAR) > 0.999
+        err_moved = np.abs(gray - moved)
+        err_still = np.abs(gray - before)
+        cols, rows = opt.grid
+        agree, disagree, say = 0, 0, 0
+        regions: set[tuple[int, int]] = set()
+        for j in range(rows):
+            for i in range(cols):
+                tile = (slice(j * h // rows, (j + 1) * h // rows),
+                        slice(i * w // cols, (i + 1) * w // cols))
+                valid = inside[tile]
+                if valid.mean() < 0.5:
+                    continue  # mostly outside the moved picture
+                e_moved = float(err_moved[tile][valid].mean())
+                e_still = float(err_still[tile][valid].mean())
+                if max(e_moved, e_still) <= opt.noise:
+                    continue  # no visible change either way: this tile has no say
+                say += 1
+                if e_moved <= 0.5 * e_still:
+                    agree += 1
+                    regions.add((3 * i // cols, 3 * j // rows))
+                elif e_still <= 0.5 * e_moved:
+                    disagree += 1
+        log.debug("movement %s: %d tiles for, %d against, of %d with a say, in %d regions",
+                  np.round(move, 3).tolist(), agree, disagree, say, len(regions))
+        if (say == 0 or agree < opt.agree * say or disagree > opt.disagree * say
+                or len(regions) < opt.spread):
+            return 0
+        return agree
 
     def _shaky(self) -> bool:
         """True when the last few translations are large and keep reversing."""
