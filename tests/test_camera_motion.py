@@ -78,6 +78,16 @@ def test_a_window_sliding_over_a_test_card_is_a_pan(media_dir: Path, x: str, y: 
     assert set(moves) <= {motion, "still"}, moves
 
 
+def test_a_fast_pan_at_the_readers_two_frames_a_second_is_a_pan_not_cuts(media_dir: Path):
+    # 50 pixels a sample over bars 160 pixels wide: the picture changes a lot, as a whole.
+    clip = encode(media_dir / "camera-fast-pan.mp4", "-f", "lavfi",
+                  "-i", "testsrc=s=1280x720:r=25:d=5", "-vf", "crop=640:360:x='t*100':y=0")
+    frames = sample(clip, 2.0)
+    assert run(ShotStage(), frames) == []
+    moves = [o.data["motion"] for o in run(SceneStage(), frames)][1:]
+    assert moves.count("pan right") >= len(moves) - 1, moves
+
+
 def test_a_window_sliding_up_a_picture_is_a_tilt_up(media_dir: Path, picture: Path):
     clip = encode(media_dir / "camera-tilt-up.mp4", "-loop", "1", "-framerate", "25", "-t", "3",
                   "-i", str(picture), "-vf", "crop=640:360:x=320:y='300-t*80'")

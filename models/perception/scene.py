@@ -176,6 +176,45 @@ class SceneOptions:
     """Seconds between frames beyond which motion is not measured."""
 
 
+def whole_picture(before: np.ndarray, gray: np.ndarray, move: np.ndarray,
+                  opt: SceneOptions, cv2: Any) -> int:
+    """How many tiles agree that ``move`` (a 2 x 3 affine matrix) carried the luma picture
+    ``before`` to ``gray``, when it explains the picture as a whole (see the module's notes:
+    ``opt.agree``, ``opt.disagree``, ``opt.spread``), else 0."""
+    h, w = gray.shape
+    moved = cv2.warpAffine(before.astype(np.float32), move, (w, h), flags=cv2.INTER_LINEAR)
+    inside = cv2.warpAffine(np.ones((h, w), np.float32), move, (w, h),
+                            flags=cv2.INTER_LINEAR) > 0.999
+    err_moved = np.abs(gray - moved)
+    err_still = np.abs(gray - before)
+    cols, rows = opt.grid
+    agree, disagree, say = 0, 0, 0
+    regions: set[tuple[int, int]] = set()
+    for j in range(rows):
+        for i in range(cols):
+            tile = (slice(j * h // rows, (j + 1) * h // rows),
+                    slice(i * w // cols, (i + 1) * w // cols))
+            valid = inside[tile]
+            if valid.mean() < 0.5:
+                continue  # mostly outside the moved picture
+            e_moved = float(err_moved[tile][valid].mean())
+            e_still = float(err_still[tile][valid].mean())
+            if max(e_moved, e_still) <= opt.noise:
+                continue  # no visible change either way: this tile has no say
+            say += 1
+            if e_moved <= 0.5 * e_still:
+                agree += 1
+                regions.add((3 * i // cols, 3 * j // rows))
+            elif e_still <= 0.5 * e_moved:
+                disagree += 1
+    log.debug("movement %s: %d tiles for, %d against, of %d with a say, in %d regions",
+              np.round(move, 3).tolist(), agree, disagree, say, len(regions))
+    if (say == 0 or agree < opt.agree * say or disagree > opt.disagree * say
+            or len(regions) < opt.spread):
+        return 0
+    return agree
+
+
 class SceneStage:
     """Brightness, fades, dominant colours and camera motion for every frame."""
 
@@ -275,7 +314,7 @@ class SceneStage:
         Two candidates: a translation from phase correlation (considered when its peak
         response is at least ``min_response``) and a shift with a scale fitted to the
         Farneback optical flow of the textured pixels. A candidate fast enough to count must
-        also explain the picture as a whole (:meth:`_whole_picture`); of those, the one most
+        also explain the picture as a whole (:func:`whole_picture`); of those, the one most
         tiles agree with wins. Flat pictures and the first frame of a shot (``cut``, or a luma
         difference over ``cut_luma``) are "still".
         """
@@ -301,7 +340,7 @@ class SceneStage:
             zoom = float(np.log(scale)) / dt
             if max(abs(sx), abs(sy)) < opt.pan_speed and abs(zoom) < opt.zoom_speed:
                 continue
-            agreeing = self._whole_picture(before, gray, move)
+            agreeing = whole_picture(before, gray, move, opt, self._cv2)
             if agreeing and (best is None or agreeing > best[0]):
                 best = (agreeing, sx, sy, zoom)
         _, sx, sy, zoom = best or (0, 0.0, 0.0, 0.0)
@@ -342,43 +381,6 @@ class SceneStage:
             if fitted is not None and np.all(np.isfinite(fitted)):
                 found.append(fitted.astype(np.float64))
         return found
-
-    def _whole_picture(self, before: np.ndarray, gray: np.ndarray, move: np.ndarray) -> int:
-        """How many tiles agree that ``move`` carried ``before`` to ``gray``, when it explains
-        the picture as a whole (see the module's notes), else 0."""
-        cv2, opt = self._cv2, self.options
-        h, w = gray.shape
-        moved = cv2.warpAffine(before.astype(np.float32), move, (w, h), flags=cv2.INTER_LINEAR)
-        inside = cv2.warpAffine(np.ones((h, w), np.float32), move, (w, h),
-                                flags=cv2.INTER_LINEAR) > 0.999
-        err_moved = np.abs(gray - moved)
-        err_still = np.abs(gray - before)
-        cols, rows = opt.grid
-        agree, disagree, say = 0, 0, 0
-        regions: set[tuple[int, int]] = set()
-        for j in range(rows):
-            for i in range(cols):
-                tile = (slice(j * h // rows, (j + 1) * h // rows),
-                        slice(i * w // cols, (i + 1) * w // cols))
-                valid = inside[tile]
-                if valid.mean() < 0.5:
-                    continue  # mostly outside the moved picture
-                e_moved = float(err_moved[tile][valid].mean())
-                e_still = float(err_still[tile][valid].mean())
-                if max(e_moved, e_still) <= opt.noise:
-                    continue  # no visible change either way: this tile has no say
-                say += 1
-                if e_moved <= 0.5 * e_still:
-                    agree += 1
-                    regions.add((3 * i // cols, 3 * j // rows))
-                elif e_still <= 0.5 * e_moved:
-                    disagree += 1
-        log.debug("movement %s: %d tiles for, %d against, of %d with a say, in %d regions",
-                  np.round(move, 3).tolist(), agree, disagree, say, len(regions))
-        if (say == 0 or agree < opt.agree * say or disagree > opt.disagree * say
-                or len(regions) < opt.spread):
-            return 0
-        return agree
 
     def _shaky(self) -> bool:
         """True when the last few translations are large and keep reversing."""

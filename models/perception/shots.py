@@ -13,8 +13,10 @@ at least ``floor`` and ``ratio`` times the median score of the last ``history`` 
 were not cuts (busy, moving footage raises its own bar), or at once when it exceeds ``hard``. Fades are handled
 apart: when the picture comes back out of black (a frame at least ``black_below`` dark, then a
 clearly brighter one), that frame is reported as a shot change, so a fade to black followed by
-a fade from black, which never makes a large step, still counts. ``data["score"]`` is the score
-(or the rise in brightness for a fade).
+a fade from black, which never makes a large step, still counts. A frame that one shift of the
+whole picture explains (a fast pan or tilt between two samples, checked tile by tile as
+:func:`~models.perception.scene.whole_picture` does) is no cut, however large its score.
+``data["score"]`` is the score (or the rise in brightness for a fade).
 """
 
 from __future__ import annotations
@@ -24,8 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.perception.scene import load_cv2, luma, prepare_frame, shrink
+from models.perception.scene import (
+    SceneOptions,
+    load_cv2,
+    luma,
+    prepare_frame,
+    shrink,
+    whole_picture,
+)
 from models.types import Observation
+
+_MOVES = SceneOptions()  # how a movement of the whole picture is told from a cut
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,7 @@ class ShotStage:
         self.options = options or ShotOptions()
         self._cv2, self._problem = load_cv2()
         self._scores: deque[float] = deque(maxlen=self.options.history)
-        self._prev: tuple[float, np.ndarray, np.ndarray, float] | None = None
+        self._prev: tuple[float, np.ndarray, np.ndarray, float, np.ndarray] | None = None
         self._in_black = False
 
     def problem(self) -> str:
@@ -87,10 +98,10 @@ class ShotStage:
         lit = (hsv[:, :, 2] > 40).astype(np.uint8)
         hist = cv2.calcHist([hsv], [0, 1], lit, [12, 4], [0, 180, 0, 256]).ravel()
         hist = hist / max(1.0, float(hist.sum()))
-        gray = luma(small)
-        brightness = float(gray.mean())
-        gray = gray / max(brightness, 1e-3)  # a fade scales luma: compare shapes, not levels
-        prev, self._prev = self._prev, (t, hist, gray, brightness)
+        level = luma(small)
+        brightness = float(level.mean())
+        gray = level / max(brightness, 1e-3)  # a fade scales luma: compare shapes, not levels
+        prev, self._prev = self._prev, (t, hist, gray, brightness, level)
         was_black = self._in_black
         self._in_black = brightness < opt.black_below
         if prev is None or not 0 < t - prev[0] <= opt.max_gap or prev[2].shape != gray.shape:
@@ -107,8 +118,24 @@ class ShotStage:
             score = 0.5 * (hist_diff + min(1.0, luma_diff))
             usual = float(np.median(self._scores)) if self._scores else 0.0
             cut = score >= opt.hard or (score >= opt.floor and score >= opt.ratio * usual)
+            if cut and self._camera_moved(prev[4], level):
+                cut = False  # a fast pan or tilt: the same picture, moved as a whole
         if cut:
             return [Observation(t=t, kind="shot", text="shot change",
                                 confidence=min(1.0, 0.5 + score), data={"score": round(score, 3)})]
         self._scores.append(score)
         return []
+
+    def _camera_moved(self, before: np.ndarray, level: np.ndarray) -> bool:
+        """True when one shift of the whole picture (phase correlation, checked tile by tile
+        as :func:`~models.perception.scene.whole_picture` does) carries ``before`` to
+        ``level``: the camera moved fast, and this is no cut."""
+        cv2 = self._cv2
+        h, w = level.shape
+        window = cv2.createHanningWindow((w, h), cv2.CV_64F)
+        (dx, dy), response = cv2.phaseCorrelate(before.astype(np.float64),
+                                                level.astype(np.float64), window)
+        if response < _MOVES.min_response or max(abs(dx), abs(dy)) < 1.0:
+            return False
+        move = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+        return whole_picture(before, level, move, _MOVES, cv2) > 0
