@@ -511,3 +511,13 @@ def test_the_composer_keeps_names_and_labels_after_a_seek() -> None:
     assert c.label_of(2) == "the woman with the bicycle"
     c.reset()
     assert c.label_of(2) == ""
+
+
+def test_the_pose_stage_says_the_colour_of_each_persons_clothes(pose: PoseStage) -> None:
+    """What lets the composer call someone beyond the first few "the person in red"."""
+    pose.reset()
+    red = recoloured(media.cyclist(), (170, 30, 30))
+    [seen] = people_of(pose, 0.0, on_canvas(red, 0.5))
+    assert seen["clothes"] == "red"
+    [looked] = pose.look(5.0, on_canvas(red, 0.5))[0].data["people"]
+    assert looked["clothes"] == "red"

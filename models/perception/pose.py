@@ -519,7 +519,7 @@ class PoseStage:
             history.append(Sample(t, p.landmarks, p.box))
             while history and t - history[0].t > self.options.history:
                 history.popleft()
-            items.append(self._describe(a.id, p, t, w, h, history) | {"new": a.new})
+            items.append(self._describe(a.id, p, t, w, h, history) | self._seen_as(a))
         return [self._observation(t, people, items)]
 
     def look(self, t: float, frame: np.ndarray) -> list[Observation]:
@@ -533,8 +533,13 @@ class PoseStage:
         h, w = rgb.shape[:2]
         ids = self._identities.recognise(t, self._signatures(rgb, people))
         items = [self._describe(a.id, p, t, w, h, [Sample(t, p.landmarks, p.box)])
-                 | {"new": a.new} for a, p in zip(ids, people, strict=True)]
+                 | self._seen_as(a) for a, p in zip(ids, people, strict=True)]
         return [self._observation(t, people, items)]
+
+    def _seen_as(self, a: Any) -> dict[str, Any]:
+        """Whether the person is new, and the colour of their clothes (the composer names
+        people beyond the first few by it)."""
+        return {"new": a.new, "clothes": self._identities.clothing_colour(a.id)}
 
     def _find(self, frame: np.ndarray) -> tuple[np.ndarray, list[_Person]] | None:
         """The frame as used and its people from left to right; None when the stage is off or
