@@ -274,7 +274,7 @@ class MainWindow(QMainWindow):
             return
         question = self.question.text()
         if question.strip():
-            self.question.clear()
+            self.question.clear()  # before asking: the answer is announced after the change
         c.ask(question)
 
     # ----- reflecting state ---------------------------------------------------------------
