@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models import Description, Timeline, read_vtt
 from models.brief import brief
+from models.wording import counted
 from player import settings as settings_store
 from player.analysis import DialogueScanner
 from player.media_check import codec_error_message
@@ -109,6 +110,7 @@ class Controller(QObject):
         playback.failed.connect(self._on_failed)
         playback.loaded.connect(self._on_loaded)
         playback.ended.connect(lambda: self.message.emit("End of video.", "state"))
+        playback.ended.connect(self.narrator.film_ended)
         speech.problem.connect(lambda text: self.message.emit(text, "error"))
         for note in speech.notes:
             self.message.emit(note, "info")
@@ -177,7 +179,8 @@ class Controller(QObject):
         for problem in result.problems[:5]:
             self.message.emit(f"{track.name}, line {problem.line}: {problem.message}", "error")
         if len(result.problems) > 5:
-            self.message.emit(f"{track.name}: {len(result.problems) - 5} more problems.", "error")
+            more = counted(len(result.problems) - 5, "more problem", "more problems")
+            self.message.emit(f"{track.name}: {more}.", "error")
         if not result.timeline.descriptions:
             instead = (" Live scene analysis describes the film instead."
                        if self.settings.live_analysis else "")
@@ -455,7 +458,10 @@ class Controller(QObject):
 
     def set_narration(self, on: bool) -> None:
         self._update(narration=on)
-        self._say_state("Narration on." if on else "Narration off.")
+        if on:
+            self._say_state("Narration on.")
+        else:  # silence at once: shown and sent to the screen reader, not said
+            self.message.emit("Narration off.", "state")
 
     def toggle_mode(self) -> None:
         """The next mode: automatic, lower the film, pause the film, and round again."""

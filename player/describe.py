@@ -18,6 +18,7 @@ from pathlib import Path
 
 from models import Description, read_vtt, write_vtt
 from models.schedule import GapMap, Placement, place
+from models.wording import counted
 from player import settings as settings_store
 from player.interrupt import check_stop, interrupted_code, signals_as_interrupt
 from player.media_check import check_path
@@ -144,7 +145,7 @@ def _main(argv: list[str]) -> int:
         say(f"{track.name}, {p}")
     if len(result.problems) > SHOWN_PROBLEMS:
         more = len(result.problems) - SHOWN_PROBLEMS
-        say(f"{track.name}: {more} more problem{'s' if more != 1 else ''}.")
+        say(f"{track.name}: {counted(more, 'more problem')}.")
     settings = settings_store.load().settings
     verbosity = args.verbosity or settings.verbosity
     descs = list(result.timeline.for_level(verbosity))
@@ -183,7 +184,7 @@ def _main(argv: list[str]) -> int:
     chosen = [p.index for p in rough if p.placed]
     folder = Path(tempfile.mkdtemp(prefix="narrate-export-"))
     try:
-        say(f"Speaking {len(chosen)} of {len(descs)} descriptions with "
+        say(f"Speaking {len(chosen)} of {counted(len(descs), 'description')} with "
             f"{choice.chain[0].name}...")
         texts = [descs[i].text for i in chosen] + [shorts[i] or "" for i in chosen if shorts[i]]
         clips = synthesize_all(texts, choice.chain, voice, folder, say)
@@ -205,7 +206,7 @@ def _main(argv: list[str]) -> int:
             placed.append((replace(d, start=p.start, end=p.start + p.duration, text=text or
                                    d.text), clips[text or d.text], p.speed))
         _say_left_out(sorted(left_out, key=lambda p: p.index), descs, say)
-        say(f"Placed {len(placed)} of {len(descs)} descriptions in the pauses.")
+        say(f"Placed {len(placed)} of {counted(len(descs), 'description')} in the pauses.")
         if args.vtt:
             write_vtt(args.vtt, [d for d, _c, _s in placed])
             say(f"Wrote the description track {args.vtt}.")
@@ -229,7 +230,8 @@ def _say_left_out(left_out: list[Placement], descs: list[Description],
         d = descs[p.index]
         say(f"Left out, {p.reason}: at {d.start:.1f} s, {d.text[:200]}")
     if len(left_out) > SHOWN_LEFT_OUT:
-        say(f"{len(left_out) - SHOWN_LEFT_OUT} more descriptions were left out.")
+        more = len(left_out) - SHOWN_LEFT_OUT
+        say(f"{counted(more, 'more description')} {'was' if more == 1 else 'were'} left out.")
 
 
 def _export(video: Path, out: Path, placed: list[tuple[Description, SpeechClip, float]],
@@ -256,8 +258,8 @@ def _export(video: Path, out: Path, placed: list[tuple[Description, SpeechClip, 
     except ExportError as exc:
         say(str(exc))
         return 1
-    say(f"Wrote {result.path} with {result.clips} descriptions in a new audio-description "
-        f"track ({result.audio_streams} audio tracks in all).")
+    say(f"Wrote {result.path} with {counted(result.clips, 'description')} in a new "
+        f"audio-description track ({counted(result.audio_streams, 'audio track')} in all).")
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from models.composer import Composer
 from models.reader import clock_time
 from models.types import Description
+from models.wording import counted
 from player.interrupt import check_stop
 from player.media_check import check_path
 from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, default_stages
@@ -252,7 +253,7 @@ def prepare(video: Path, out: Path, fps: float, stages: list,
             f"player; it will look again when it plays the film.")
     took = clock() - progress.began
     speed = f", {duration / took:.1f} times real time" if duration > 0.001 and took > 0 else ""
-    say(f"{video.name}: 100 percent. {len(descriptions)} descriptions written to {out.name} "
+    say(f"{video.name}: 100 percent. {counted(len(descriptions), 'description')} written to {out.name} "
         f"in {took:.0f} seconds{speed}.")
     return descriptions
 

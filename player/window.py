@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self.narration = name(QCheckBox("Narration"), "Narration",
                               BY_NAME["toggle_narration"].help)
         self.mode = QComboBox()
+        self.mode.addItem("Automatic", "auto")
         self.mode.addItem("Lower the film", "duck")
         self.mode.addItem("Pause the film", "pause")
         name(self.mode, "Narration mode", BY_NAME["toggle_mode"].help)
@@ -350,7 +351,7 @@ class MainWindow(QMainWindow):
             w.blockSignals(True)
             w.setChecked(value)
             w.blockSignals(False)
-        self.mode.setCurrentIndex(0 if s.mode == "duck" else 1)
+        self.mode.setCurrentIndex(max(0, self.mode.findData(s.mode)))
         self.verbosity.setCurrentIndex(s.verbosity - 1)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API

@@ -15,3 +15,13 @@ def test_whole_sentences_within_the_word_budget():
     assert brief("A very long first sentence that goes on and on and on.", 3) == \
         "A very long first sentence that goes on and on and on."  # the first is always kept
     assert brief("") == ""
+
+
+def test_counts_are_said_in_the_singular_for_one():
+    from models.wording import counted
+
+    assert counted(1, "description") == "1 description"
+    assert counted(0, "description") == "0 descriptions"
+    assert counted(2, "more problem") == "2 more problems"
+    assert counted(1, "person", "people") == "1 person" and counted(3, "person", "people") == \
+        "3 people"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from models import read_vtt
+from models.wording import counted
 from tests import media
 from tests.test_narration_e2e import LINES, make_film
 
@@ -91,7 +92,8 @@ def test_nothing_is_placed_after_the_film_ends(tmp_path):
                     str(track), tmp_path=tmp_path)
     assert video.returncode == 0, video.stderr
     assert f"Placed {len(placed)} of 3 descriptions" in video.stderr
-    assert f"with {len(placed)} descriptions in a new audio-description track" in video.stderr
+    assert f"with {counted(len(placed), 'description')} in a new audio-description track" \
+        in video.stderr
 
 
 def test_a_huge_track_speaks_only_what_can_be_placed(tmp_path):

@@ -135,6 +135,10 @@ def test_state_changes_are_shown_and_persisted(window, clip):
     press(window, "V")
     assert window.verbosity.currentText() == "Detailed"
     assert window.status.text() == "Verbosity detailed."
+    assert window.mode.currentData() == "auto"  # the default
+    press(window, "M")
+    assert window.mode.currentData() == "duck"
+    assert "lower the film" in window.status.text()
     press(window, "M")
     assert window.mode.currentData() == "pause"
     assert "pause the film" in window.status.text()
