@@ -89,6 +89,7 @@ class Controller(QObject):
         self._track_loaded = False
         self._asked: str | None = None
         self._told_no_model = False  # said once a film: answers come from the detectors
+        self._told_level = False  # a verbosity other than standard, said once a run
         self._answer_source = "now"
         if self.settings.live_analysis:
             self.perception.warm_up()  # load the models while the window and the film open
@@ -246,7 +247,9 @@ class Controller(QObject):
             if self.settings.verbosity != Settings().verbosity:  # a level kept from before
                 level = f"Verbosity {VERBOSITY_NAMES[self.settings.verbosity]}."
                 self._start_text += f" {level}"
-                self._speak_system(level)
+                if not self._told_level:  # by voice once a run, not before every film
+                    self._told_level = True
+                    self._speak_system(level)
             if describe and self._waits_for_narrator(self._track_loaded):
                 self._hold.begin(self.playback.time_pos, info.duration)
                 self.message.emit(f"Opening {name}: the narrator is looking at the first "

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 
 from models import Description, Timeline
 from models.schedule import (
+    AFTER_THE_END,
     MAX_DEFER,
     STALE_AFTER,
     WORDS_PER_SECOND,
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 SEEK_JUMP = 1.0  # a playhead move larger than this between ticks is a seek
 LOOKAHEAD = 12.0  # synthesize descriptions this far ahead of the playhead
 TICK_MS = 50
+START_LEAD = 0.03  # seconds the speech player takes to start a clip, at first (then measured)
+MAX_LEAD = 0.15  # never start a clip earlier than this before its moment
 DUCK_FADE = 0.15
 OPENING_WORDS = 30  # the opening said while the film waits: about ten seconds at most
 ANSWER_HOLD_MS = 10_000  # the longest the film is held for the next sentence of an answer
@@ -101,6 +104,15 @@ class Narrator(QObject):
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._on_timer)
         self._timer.start()
+        # Wakes the narrator at the next description's moment (the ticks above are a floor):
+        # re-armed at every playhead report, so seeks, pauses and speed changes are followed.
+        self._wake = QTimer(self)
+        self._wake.setSingleShot(True)
+        self._wake.setTimerType(Qt.TimerType.PreciseTimer)
+        self._wake.timeout.connect(self._on_wake)
+        self.wake_on_time = True  # False: the ticks alone (for the timing benchmark)
+        self._lead = START_LEAD  # how long the speech player takes to start a clip
+        self._anchor = (0.0, -1.0)  # (monotonic, film time) of the last new playhead position
         self._hold_timer = QTimer(self)
         self._hold_timer.setSingleShot(True)
         self._hold_timer.setInterval(ANSWER_HOLD_MS)
@@ -188,12 +200,52 @@ class Narrator(QObject):
     @Slot(float)
     def on_time(self, t: float) -> None:
         self._last_tick = time.monotonic()
+        if t != self._anchor[1]:  # a new position: the film was there just now
+            self._anchor = (self._last_tick, t)
         prev, self._last_t = self._last_t, t
         if prev is not None and (t < prev - 0.05 or t - prev > SEEK_JUMP):
             self._on_jump(t)
         self._prepare_ahead(t)
         if self._settings.narration:
             self._step(t)
+            self._arm(t)
+
+    def _arm(self, t: float) -> None:
+        """Set the wake-up for the next description not yet due, ``_lead`` early so that its
+        sound starts on time."""
+        self._wake.stop()
+        if not self.wake_on_time or self._playback.pause or self._next >= len(self._queue):
+            return
+        lead = self._lead_in_film()
+        first_later = bisect.bisect_right(self._starts, t + lead, lo=self._next)
+        moments = self._starts[first_later:first_later + 1]
+        if first_later > self._next:  # one is due: it waits for a pause
+            gap = self.gaps.next_gap(t)
+            if gap is not None:
+                moments.append(gap.start)
+        ahead = min(moments, default=t) - lead - t
+        if ahead > 0:
+            speed = max(self._playback.speed, 0.25)
+            self._wake.start(max(1, int(ahead / speed * 1000)))
+
+    @Slot()
+    def _on_wake(self) -> None:
+        if not self._playback.pause:
+            self.on_time(self._film_now())
+
+    def _film_now(self) -> float:
+        """Where the film is now: mpv reports its position a frame at a time (every 40 ms at
+        25 frames a second), so the time since the last report is added (at most a tenth of a
+        second, should the reports stop)."""
+        wall, t = self._anchor
+        reported = self._playback.time_pos
+        if reported != t:
+            return reported
+        speed = max(self._playback.speed, 0.25)
+        return t + min(time.monotonic() - wall, 0.1) * speed
+
+    def _lead_in_film(self) -> float:
+        return self._lead * max(self._playback.speed, 0.25)
 
     @Slot(float)
     def on_seeked(self, t: float) -> None:
@@ -231,7 +283,8 @@ class Narrator(QObject):
         one goes first (priority, then time)."""
         while True:
             k = self._next
-            while k < len(self._queue) and self._queue[k].start <= t:
+            due = t + (self._lead_in_film() if self.wake_on_time else 0.0)
+            while k < len(self._queue) and self._queue[k].start <= due:
                 k += 1
             fresh = []
             for desc in self._queue[self._next:k]:
@@ -249,7 +302,7 @@ class Narrator(QObject):
                 return  # wait for the current sentence to end; waiting counts
             desc = max(fresh, key=lambda d: (d.priority, -d.start))
             heard = self._as_heard(desc)
-            waited = t - desc.start
+            waited = max(0.0, t - desc.start)
             full, short_clip, short = self._clips(heard)
             if full is None and self._uses_voice():
                 if waited > STALE_AFTER + 3.0:
@@ -336,6 +389,14 @@ class Narrator(QObject):
         self._seen.pop(id(desc), None)
         self._accounted.add(id(self._origin.pop(id(desc), desc)))
 
+    def film_ended(self) -> None:
+        """The film reached its end: what is still waiting for a pause will find none, and
+        is left out, with that reason (it was never said after the end)."""
+        t = self._last_t if self._last_t is not None else 0.0
+        for desc in list(self._queue[self._next:]):
+            if self._speaking is None or desc is not self._speaking:
+                self._skip(desc, AFTER_THE_END, t)
+
     def unsaid(self, t: float) -> list[Skipped]:
         """The descriptions of the film at the listener's verbosity that were neither said nor
         skipped by the time playback stopped at ``t``, each with the reason (for the record:
@@ -385,7 +446,8 @@ class Narrator(QObject):
         self._met.update(desc.refers, desc.introduces)
         route = self._settings.speech_output
         self.said.emit(desc)
-        if route in ("screen_reader", "both") or not self._uses_voice():
+        if (route in ("screen_reader", "both") or not self._uses_voice()) and \
+                desc.source != "system":  # the player's own messages reach it as messages
             self.announce.emit(desc.text)
         if not self._uses_voice():
             return
@@ -478,6 +540,9 @@ class Narrator(QObject):
 
     @Slot(object)
     def _on_speech_started(self, rec: SpokenRecord) -> None:
+        if rec.planned is not None and rec.wall_requested > 0:  # learn the start-up time
+            took = min(max(rec.wall_start - rec.wall_requested, 0.0), MAX_LEAD)
+            self._lead += (took - self._lead) * 0.3
         if rec.mode == "pause":
             if not self._playback.pause:
                 self._paused_by_us = True

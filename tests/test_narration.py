@@ -288,7 +288,7 @@ def test_no_description_starts_before_the_dialogue_under_it_is_known(run, clip):
 
 
 def test_when_dialogue_detection_fails_descriptions_are_still_said(run, clip):
-    c = run(verbosity=1)
+    c = run(verbosity=2)
     c.scanner.progress.disconnect()
     messages: list[str] = []
     c.message.connect(lambda text, _kind: messages.append(text))
@@ -341,3 +341,24 @@ def test_the_verbosity_is_said_by_the_voice_when_changed_and_at_the_start(run, c
                for m in messages), messages
     c.change_verbosity(1)
     wait_for(lambda: any(r.text == "Verbosity standard." for r in c.speech.records), timeout=10)
+
+
+def test_at_the_films_end_what_still_waits_is_left_out_with_the_reason(run, tmp_path):
+    """A description that finds no room before the end is left out and listed, never said
+    after the film has ended."""
+    from models.schedule import AFTER_THE_END
+    from models.types import Gap
+
+    folder = tmp_path / "end"
+    folder.mkdir()
+    clip = media.make_clip(folder, seconds=4.0)
+    media.write_vtt(folder, [(3.0, 3.5, "A long sentence at the very end of the film.", 1)],
+                    name="clip.descriptions.vtt")
+    c = run(verbosity=1, mode="duck")
+    c.scanner.progress.disconnect()
+    c.open(clip)
+    c.narrator.gaps.update([Gap(0.0, 2.0)], [(0.0, 4.0)], end=4.0)  # dialogue from 2 s on
+    wait_for(lambda: c.narrator.skips, timeout=15)
+    assert [(s.desc.text, s.reason) for s in c.narrator.skips] == [
+        ("A long sentence at the very end of the film.", AFTER_THE_END)]
+    assert track_records(c) == []

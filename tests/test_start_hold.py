@@ -141,5 +141,5 @@ def test_the_opening_is_said_while_the_film_waits_then_it_plays(make_controller,
     rec = opening[0]
     assert c.playback.pause is True and rec.media_start < 0.1  # said before the film starts
     wait_for(lambda: rec.wall_end, timeout=15)
-    wait_for(lambda: c.playback.pause is False, timeout=5)
-    assert started and started[0] < 0.1  # the film starts from its beginning, after it
+    wait_for(lambda: started, timeout=5)  # the film plays (mpv says so a moment later)
+    assert started[0] < 0.1  # from its beginning, after the opening
