@@ -11,6 +11,10 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # The CPU build of torch that the tests use (a range would let pip pick a large CUDA build).
 TORCH ?= torch==2.13.0
+# llama.cpp built for any x86-64 processor with AVX2, not tuned to this one: its AMX matrix code
+# (Xeon Sapphire Rapids and newer) crashes on small Q8_0 tensors (seen with llama-cpp-python
+# 0.3.36), and a build tuned to one machine may not run on another.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: demo test setup test-setup system-packages lint clean
 
@@ -35,7 +39,7 @@ $(STAMP): pyproject.toml
 
 $(TEST_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet '$(TORCH)'
-	$(PY) -m pip install --quiet -e '.[test,piper,perception,gpu,llama]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,piper,perception,gpu,llama]'
 	touch $(TEST_STAMP)
 
 lint: test-setup
