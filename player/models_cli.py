@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from models.catalog import CATALOG, ModelError, find, models_dir, read_manifest
+from player.interrupt import interrupted_code, signals_as_interrupt
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,13 +70,14 @@ def _quantize(source: str, kind: str, output: str | None, overwrite: bool) -> in
 
     print(f"Quantizing {Path(source).name} to {kind}. This can take a few minutes.", flush=True)
     try:
-        done = quantize_gguf(source, kind.upper(), output, overwrite=overwrite)
+        with signals_as_interrupt():  # SIGTERM stops it as Ctrl-C does
+            done = quantize_gguf(source, kind.upper(), output, overwrite=overwrite)
     except VlmError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print("Stopped; nothing was written.", file=sys.stderr)
-        return 130
+        return interrupted_code(stop)
     print(f"Wrote {done.path}: {done.bytes_after // 2**20} MB, from "
           f"{done.bytes_before // 2**20} MB, in {done.seconds:.0f} seconds. Use it with: "
           f"narrate --model {done.path}")
@@ -102,14 +104,15 @@ def _pull(name: str) -> int:
     print(f"Downloading {entry.name} from {entry.repo_id}, about {entry.size_mb} MB.")
     reporter = _PercentReporter()
     try:
-        dest = pull(entry, progress=reporter)
+        with signals_as_interrupt():  # SIGTERM stops it as Ctrl-C does
+            dest = pull(entry, progress=reporter)
     except PullCancelled as exc:
         print(str(exc), file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(f"Stopped. Run narrate models pull {entry.name} again to continue the download.",
               file=sys.stderr)
-        return 130
+        return interrupted_code(stop)
     print(f"{entry.name} is installed in {dest}")
     return 0
 

@@ -574,3 +574,28 @@ def test_cli_errors_are_one_sentence(hub: FakeHub, capsys: pytest.CaptureFixture
     assert "not installed" in capsys.readouterr().err
     assert models_cli.main([]) == 2
     assert models_cli.main(["frobnicate"]) == 2
+
+
+def test_sigterm_stops_a_pull_that_can_be_continued(hub: FakeHub, smol: dict[str, bytes],
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM ended Python at once; now it stops the download as Ctrl-C does, keeping the
+    part downloaded for the next try."""
+    import os
+    import signal
+
+    sent: list[int] = []
+
+    class Reporter(models_cli._PercentReporter):  # noqa: SLF001 - the CLI's own progress
+        def __call__(self, done: int, total: int) -> None:
+            super().__call__(done, total)
+            if done > 1024 * 1024 and not sent:
+                sent.append(done)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(models_cli, "_PercentReporter", Reporter)
+    assert models_cli.main(["pull", "smolvlm-256m"]) == 143
+    assert "Run narrate models pull smolvlm-256m again" in capsys.readouterr().err
+    part = catalog.models_dir() / "smolvlm-256m" / (MODEL + ".part")
+    assert part.stat().st_size >= sent[0]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back as it was
