@@ -85,7 +85,7 @@ def write_record(controller: Controller, path: str) -> None:
         "spoken": [asdict(r) for r in controller.speech.records],
         "skipped": [{"text": s.desc.text, "start": s.desc.start, "reason": s.reason, "at": s.at}
                     for s in [*controller.narrator.skips,
-                              *controller.narrator.unsaid(controller.playback.time_pos)]],
+                              *controller.narrator.unsaid()]],
     }
     try:
         Path(path).write_text(json.dumps(data, indent=1), encoding="utf-8")

@@ -89,6 +89,7 @@ class Controller(QObject):
         self._track_loaded = False
         self._asked: str | None = None
         self._told_no_model = False  # said once a film: answers come from the detectors
+        self._told_no_answers = False  # said once a film: questions need a model
         self._told_level = False  # a verbosity other than standard, said once a run
         self._answer_source = "now"
         if self.settings.live_analysis:
@@ -146,7 +147,7 @@ class Controller(QObject):
         self.scanner.stop()
         self.perception.stop_lookahead()
         self._track_loaded = False
-        self._told_no_model = False
+        self._told_no_model = self._told_no_answers = False
         self.narrator.gaps.update([], [], has_audio=True)
         self.narrator.gaps.detection_failed = False
         self.media = None
@@ -402,8 +403,8 @@ class Controller(QObject):
         self._answer_source = "now" if question is None else "answer"
         if question is not None and loading:
             text = f"The model is still loading; ask again in a moment. I see: {text}"
-        elif question is not None and not vlm and not self._told_no_model:
-            self._told_no_model = True  # said once a film, in a short sentence
+        elif question is not None and not vlm and not self._told_no_answers:
+            self._told_no_answers = True  # said once a film, in a short sentence
             text = f"Without a vision-language model I can't answer questions. I see: {text}"
         elif question is None and loading:
             text += " (The model is still loading.)"

@@ -397,10 +397,13 @@ class Narrator(QObject):
             if self._speaking is None or desc is not self._speaking:
                 self._skip(desc, AFTER_THE_END, t)
 
-    def unsaid(self, t: float) -> list[Skipped]:
+    def unsaid(self, t: float | None = None) -> list[Skipped]:
         """The descriptions of the film at the listener's verbosity that were neither said nor
-        skipped by the time playback stopped at ``t``, each with the reason (for the record:
-        every description is in one list or the other)."""
+        skipped by the time playback stopped at ``t`` (default: the last playhead position the
+        narrator saw), each with the reason (for the record: every description is in one list
+        or the other)."""
+        if t is None:
+            t = self._last_t if self._last_t is not None else 0.0
         waiting = {id(self._origin.get(id(d), d)) for d in self._queue[self._next:]}
         out = []
         for desc in self._timeline.for_level(self._settings.verbosity):
