@@ -73,6 +73,7 @@ def default_stages() -> tuple[list[Any], list[str]]:
     add("people and poses", "models.perception.pose", "PoseStage")
     add("faces", "models.perception.faces", "FaceStage")
     add("on-screen text", "models.perception.ocr", "TextStage")
+    add("objects", "models.perception.objects", "ObjectStage")
     for label, make in factories:
         try:
             stage = make()

@@ -209,3 +209,11 @@ def test_the_stage_and_composer_together_on_the_demo_street(stage):
     cars = [s for s in said if "car" in s.lower()]
     assert len(cars) == 1, said
     assert not any("person" in s.lower() or "people" in s.lower() for s in said)
+
+
+def test_the_player_runs_the_objects_stage():
+    from player.perception import default_stages
+
+    stages, notes = default_stages()
+    assert any(isinstance(s, ObjectStage) for s in stages)
+    assert not any(n.startswith("objects") for n in notes)
