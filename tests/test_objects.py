@@ -198,6 +198,29 @@ def test_never_no_one_in_view_while_the_detector_sees_people():
     assert "no people" not in now.lower()
 
 
+def test_when_the_people_stage_loses_everyone_the_detector_count_is_said():
+    c = Composer()
+    pose = [{"id": 1, "position": "left", "posture": "standing", "gestures": [],
+             "box": [0.1, 0.2, 0.2, 0.9], "distance": "middle"}]
+    c.feed([Observation(0.0, "shot", ""),
+            Observation(0.0, "people", "", data={"count": 1, "people": pose})])
+    two = [thing("person", 0.1, 0.2, 0.2, 0.9), thing("person", 0.6, 0.2, 0.7, 0.9)]
+    said = []
+    for t in (0.5, 1.0, 1.5):
+        said += texts(c.feed([Observation(t, "people", "", data={"count": 0, "people": []}),
+                              objects(t, *two)]))
+    assert said == ["Two people in view."]
+    # Without the detector's people, the same loss is said as it is.
+    c = Composer()
+    c.feed([Observation(0.0, "shot", ""),
+            Observation(0.0, "people", "", data={"count": 1, "people": pose})])
+    said = []
+    for t in (0.5, 1.0):
+        said += texts(c.feed([Observation(t, "people", "", data={"count": 0, "people": []}),
+                              objects(t)]))
+    assert said == ["Now no one is in view."]
+
+
 def test_the_stage_and_composer_together_on_the_demo_street(stage):
     """Real footage through the real stage: the cars are said once, the person in the car is
     never said as an object."""
