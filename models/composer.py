@@ -589,7 +589,7 @@ class Composer:
     def _objects(self, t: float, obs: Observation, people: Sequence[dict]
                  ) -> list[Description | None]:
         """Kinds of object that came into view, said once while they stay: the notable ones
-        (large, central or near a person) at level 2, the rest at level 3, at most
+        (large, central, near a person or several) at level 2, the rest at level 3, at most
         ``OBJECT_KINDS`` kinds a sentence, most notable first."""
         groups = object_groups(obs.data.get("objects", []))
         for label in [k for k, when in self._objects_seen.items() if t - when > OBJECT_FORGET]:
@@ -624,8 +624,11 @@ class Composer:
     @staticmethod
     def _notability(items: Sequence[dict], persons: Sequence[Sequence[float]]
                     ) -> tuple[int, float]:
-        """(1 when large, central or near a person, else 0; the largest box's area)."""
+        """(1 when large, central, near a person or several (kites in the sky, a row of cars),
+        else 0; the largest box's area)."""
         area = max(_area(o["box"]) for o in items)
+        if len(items) >= 2:
+            return 1, area
         central = any(1 / 3 <= (o["box"][0] + o["box"][2]) / 2 <= 2 / 3 and
                       0.2 <= (o["box"][1] + o["box"][3]) / 2 <= 0.8 for o in items)
         near = any(_gap(o["box"], p) < 0.05 for o in items for p in persons)

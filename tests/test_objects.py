@@ -165,6 +165,14 @@ def test_objects_are_said_once_with_counts_and_places_while_they_stay():
     assert texts(c.feed([objects(20.5, *horses)])) == ["Two horses on the left."]
 
 
+def test_several_small_things_far_from_anyone_are_notable():
+    c = Composer()
+    kites = [thing("kite", x, 0.02, x + 0.03, 0.06) for x in (0.1, 0.5, 0.8)]
+    crowd = [thing("person", x, 0.7, x + 0.05, 0.95) for x in (0.2, 0.3, 0.6)]
+    (said,) = c.feed([objects(0.0, *kites, *crowd)])
+    assert (said.text, said.level) == ("Three kites.", 2)
+
+
 def test_people_are_not_said_as_objects_and_small_side_things_are_detail():
     c = Composer()
     assert c.feed([objects(0.0, thing("person", 0.4, 0.1, 0.6, 0.9))]) == []
