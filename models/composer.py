@@ -475,7 +475,7 @@ class Composer:
 
     def _new_shot(self, t: float, people: list[dict]) -> Description | None:
         if not people:
-            seen = self._detected_people(t)
+            seen = self._detected_people(t, cut=True)
             if seen:  # the people stage missed them: the detector's count is said instead
                 return self._say(t, f"New shot: {people_in_view(seen)}.", 2, 1, valid=2.5)
             return self._say(t, "New shot: no one is in view.", 2, 1)
@@ -490,7 +490,7 @@ class Composer:
     def _new_shot_without_people(self, t: float, faces: Observation | None) -> Description | None:
         """A cut when only faces (or nothing) tell who is there."""
         n = int(faces.data.get("count", 0)) if faces is not None else 0
-        seen = self._detected_people(t)
+        seen = self._detected_people(t, cut=True)
         if seen >= n and seen:
             return self._say(t, f"New shot: {people_in_view(seen)}.", 2, 1, valid=2.5)
         if n:
@@ -581,10 +581,11 @@ class Composer:
         return out
 
     # ----- objects ---------------------------------------------------------------------------
-    def _detected_people(self, t: float) -> int:
-        """People the object detector saw at ``t`` (its latest count, if recent)."""
+    def _detected_people(self, t: float, cut: bool = False) -> int:
+        """People the object detector saw at ``t`` (its latest count, if recent; at a ``cut``
+        only a count from this very frame: the one before showed another shot)."""
         when, n = self._detected
-        return n if 0 <= t - when <= DETECTED_PEOPLE_KEPT else 0
+        return n if 0 <= t - when <= (0.001 if cut else DETECTED_PEOPLE_KEPT) else 0
 
     def _objects(self, t: float, obs: Observation, people: Sequence[dict]
                  ) -> list[Description | None]:

@@ -200,6 +200,12 @@ def test_never_no_one_in_view_while_the_detector_sees_people():
     out = texts(c.feed([Observation(9.0, "shot", ""), Observation(9.0, "people", "", data={
         "count": 0, "people": []}), objects(9.0)]))
     assert out == ["New shot: no one is in view."]
+    # A count from the frame before a cut is of the other shot.
+    c.feed([Observation(25.0, "people", "", data={"count": 0, "people": []}),
+            objects(25.0, *crowd)])
+    out = texts(c.feed([Observation(25.5, "shot", ""), Observation(25.5, "people", "", data={
+        "count": 0, "people": []})]))
+    assert out == ["New shot: no one is in view."]
     now = Composer.describe([no_pose, objects(3.0, *crowd, thing("kite", 0.4, 0.0, 0.5, 0.1))],
                             3.2)
     assert now.startswith("Three people in view.") and "A kite" in now
