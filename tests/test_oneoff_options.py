@@ -50,4 +50,4 @@ def test_a_one_off_option_the_user_then_changes_is_saved(qapp, private_config, t
         controller.close()
     on_disk = json.loads(store.settings_path().read_text())
     assert on_disk["verbosity"] == 1
-    assert on_disk["narration"] is True and on_disk["mode"] == "duck"
+    assert on_disk["narration"] is True and on_disk["mode"] == Settings().mode

@@ -87,7 +87,8 @@ def test_the_man_in_the_car_is_one_person_with_one_face_towards_the_camera(
     assert data["count"] == 1
     [man] = data["people"]
     assert set(man) == {"id", "new", "position", "distance", "posture", "gestures", "box",
-                        "visibility"}
+                        "visibility", "clothes"}
+    assert man["clothes"] in ("", "black")  # a dark suit, if one colour clearly holds
     assert man["new"] is True
     assert man["position"] == "centre" and man["distance"] == "near"
     assert all(0 <= v <= 1 for v in man["box"]) and 0 < man["visibility"] <= 1

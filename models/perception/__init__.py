@@ -10,7 +10,8 @@ Observation kinds and their ``data`` (all boxes are (x0, y0, x1, y1) as fraction
 - ``"people"``: {"count": int, "people": [{"id": int, "position": "left"|"centre"|"right",
   "distance": "near"|"middle"|"far", "posture": "standing"|"sitting"|"lying"|"unknown",
   "gestures": [str, ...] (e.g. "walking", "arms raised", "pointing", "hands on head",
-  "waving"), "box": [x0, y0, x1, y1], "visibility": float, "new": bool}]}. ``id`` is stable
+  "waving"), "box": [x0, y0, x1, y1], "visibility": float, "new": bool, "clothes": str (a
+  colour word for the clothes, "" when unclear)}]}. ``id`` is stable
   for the whole video, through absences and shot changes (tracking, then appearance: see
   :mod:`models.perception.identity`); ``new`` is true on the first frame a person is seen.
   ``text`` is a plain summary, e.g. "2 people".
@@ -19,6 +20,8 @@ Observation kinds and their ``data`` (all boxes are (x0, y0, x1, y1) as fraction
   stage's own ids, not the people's).
 - ``"text"``: {"lines": [str, ...], "new": bool, "box": [...]} for on-screen text; emitted when
   text appears or changes (read once), ``text`` is the lines joined with ", ".
+- ``"objects"``: {"count": int, "objects": [{"label": str (a COCO class: "car", "dog",
+  "bicycle"...), "box": [...], "score": float}]} from the NanoDet detector (objects.py).
 - ``"shot"``: {"score": float} at a shot change (cut or fade end); ``text`` "shot change".
 - ``"scene"``: {"brightness": float 0..1, "dark": bool, "fade": "to black"|"from black"|None,
   "colours": [str, ...] (dominant colour names, most first), "motion": "still"|"pan left"|
