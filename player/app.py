@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,9 +104,15 @@ def run_gui(opts: LaunchOptions) -> int:
     from PySide6.QtWidgets import QApplication  # noqa: PLC0415
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    return _quitting_on_signals(app, lambda: _run_gui(app, opts))
+
+
+def _quitting_on_signals(app: QCoreApplication, run: Callable[[], int]) -> int:
+    """``run()``, the app's event loop inside it, with SIGINT and SIGTERM quitting that loop;
+    the exit status says which signal ended it, if one did."""
     signals = QuitOnSignals(app)
     try:
-        code = _run_gui(app, opts)
+        code = run()
     finally:
         signals.restore()
     return signals.exit_code or code
@@ -158,12 +164,7 @@ def _run_gui(app: QCoreApplication, opts: LaunchOptions) -> int:
 def run_terminal(opts: LaunchOptions) -> int:
     """Terminal mode; Ctrl-C or SIGTERM end it as Q does (exit status 130 or 143)."""
     app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
-    signals = QuitOnSignals(app)
-    try:
-        code = _run_terminal(app, opts)
-    finally:
-        signals.restore()
-    return signals.exit_code or code
+    return _quitting_on_signals(app, lambda: _run_terminal(app, opts))
 
 
 def _run_terminal(app: QCoreApplication, opts: LaunchOptions) -> int:
