@@ -43,6 +43,7 @@ def signals_as_interrupt() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        _received.clear()  # a stop belongs to the job it stopped
 
 
 def check_stop() -> None:

@@ -111,6 +111,9 @@ class _Job:
     model: str = ""  # the model asked (its answers are cached only under its own name)
 
 
+LOAD_WAIT_ON_CLOSE = 20.0
+"""Seconds closing waits at most for the detectors to finish loading."""
+
 class Perception(QObject):
     """Runs the analysis for one film at a time; emits descriptions and describe-now answers."""
 
@@ -139,6 +142,7 @@ class Perception(QObject):
         self._gpu_worker: Any = None  # a model on a GPU gets a worker thread of its own
         self._lookahead: Any = None
         self._building: threading.Thread | None = None
+        self._loaded_worker: Any = None  # the worker the loading thread made
         self._pending: tuple[str, float, bool] | None = None
         self._composer = Composer()
         self._observations: list[Observation] = []
@@ -237,6 +241,7 @@ class Perception(QObject):
         worker = AnalysisWorker(stages, on_result=self._result.emit,
                                 on_problem=self._problem.emit,
                                 on_vlm_off=self._vlm_off.emit) if stages else None
+        self._loaded_worker = worker  # for close(), should the player quit before _on_ready
         self._ready.emit(worker, [s.name for s in stages])
 
     def _make_worker(self, stages: list[Any]) -> None:
@@ -804,6 +809,14 @@ class Perception(QObject):
 
     def close(self) -> None:
         self._closed = True
+        # Quitting while the detectors load: let the loading end and stop what it made, so no
+        # native library is still busy on a thread of its own while Python shuts down (seen
+        # as an abort, exit status -6, when terminal mode was quit a second after it started).
+        if self._building is not None and self._building.is_alive():
+            self._building.join(timeout=LOAD_WAIT_ON_CLOSE)
+        loaded, self._loaded_worker = self._loaded_worker, None
+        if loaded is not None and loaded is not self._worker:
+            loaded.stop()
         self._drop_waiting_vlm()
         self.stop_lookahead()
         self._stop_gpu_worker(wait=True)

@@ -149,7 +149,7 @@ def test_terminal_keys_drive_mpv_and_describe_now_prints(clip, tmp_path):
     term.send("?")
     term.read_until("Describe now: D.")
     term.send("q")
-    assert term.wait() == 0
+    assert term.wait() == 0, term.out[-3000:]
 
 
 def _without_libmpv(tmp_path: Path) -> dict:

@@ -204,3 +204,19 @@ def test_without_a_model_answers_are_short_and_say_the_limit_once(controller, de
         assert len(text.split()) <= ANSWER_WORDS + 12, text
         parts = [s.lower() for s in sentences(text)]
         assert len(parts) == len(set(parts)), text  # nothing said twice
+
+
+def test_quitting_while_the_detectors_load_waits_for_them(qapp, tmp_path, monkeypatch):
+    """Terminal mode quit a second after it started once ended in an abort (exit status -6):
+    the detectors were still loading on a thread of their own while Python shut down."""
+    from player.app import LaunchOptions, build_controller
+    from player.settings import Settings
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    opts = LaunchOptions(film_options={"vo": "null", "ao": "null"}, speech_options={"ao": "null"})
+    c = build_controller(None, opts, Settings(live_analysis=True))
+    assert c.perception.loading  # the detectors take seconds to load
+    c.close()
+    assert not c.perception.loading
+    loaded = c.perception._loaded_worker  # noqa: SLF001 - what the loading made was stopped
+    assert loaded is None
