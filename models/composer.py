@@ -25,6 +25,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from models.onscreen_text import NumberWatch
 from models.perception.objects import plural
 from models.types import Description, Observation
 from models.vlm.clean import ADVERBS, EMOTIONS, clean
@@ -172,6 +173,19 @@ def people_phrase(people: Sequence[dict], labels: Mapping[int, str] | None = Non
 # Labels from a vision-language model
 
 # Guesses (feelings, names, fame, age), anywhere in the model's answer.
+def _where(box: Sequence[float]) -> str:
+    """Where a box is, in words: "in the top left corner", "at the bottom", "in the centre"."""
+    x = (box[0] + box[2]) / 2
+    y = (box[1] + box[3]) / 2
+    row = "top" if y < 1 / 3 else "bottom" if y > 2 / 3 else ""
+    col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else ""
+    if row and col:
+        return f"in the {row} {col} corner"
+    if row or col:
+        return f"at the {row or col}"
+    return "in the centre"
+
+
 _GUESSES = re.compile(
     rf"\b(?:{EMOTIONS}|{ADVERBS})\b"
     r"|\b(?:appears?|seems?|looks?|looking|probably|possibly|perhaps|maybe|likely|might|could|"
@@ -263,6 +277,7 @@ class Composer:
         self._objects_said: set[str] = set()  # labels said and still in view (or lately)
         self._objects_once: set[str] = set()  # labels detected once, in the last sample only
         self._detected: tuple[float, int] = (float("-inf"), 0)  # (time, people the detector saw)
+        self._numbers = NumberWatch()  # numbers that change in place: a counter, said once
 
     def reset(self) -> None:
         """Forget the story so far and everyone in it (a new film)."""
@@ -333,9 +348,14 @@ class Composer:
         for text in f.kinds.get("text", []):
             lines = [ln for ln in text.data.get("lines", []) if ln.strip()]
             if lines and text.data.get("new", True):
-                words = ", ".join(lines)
-                # Text stays on screen a while: still worth reading a few seconds late.
-                out.append(self._say(f.t, f"Text on screen: {words}", 1, 2, valid=4.0))
+                judged = self._numbers.judge(f.t, lines, text.data.get("box"))
+                if judged == "counter":
+                    out.append(self._say(f.t, f"A number changes in place, like a counter, "
+                                              f"{_where(text.data['box'])}.", 2, 1))
+                elif judged == "read":
+                    words = ", ".join(lines)
+                    # Text stays on screen a while: still worth reading a few seconds late.
+                    out.append(self._say(f.t, f"Text on screen: {words}", 1, 2, valid=4.0))
         if scene is not None:
             out += self._scene(f.t, scene, shot)
         return [d for d in out if d is not None]
