@@ -181,28 +181,41 @@ class Placement:
     short: bool
     reason: str  # "fits", "faster", or why it was dropped
     placed: bool
+    paused: bool = False  # said while the film is held at ``start`` (extended description)
 
 
 def place(starts: Sequence[float], durations: Sequence[float],
           short_durations: Sequence[float | None], gaps: GapMap,
-          step: float = 0.05) -> list[Placement]:
+          step: float = 0.05, mode: str = "duck", important: Sequence[bool] = (),
+          pauses_a_minute: int = 3) -> list[Placement]:
     """Place descriptions offline (for export) with the same rules the live player follows.
 
     Each description is tried from its own start, then every ``step`` seconds while it may wait
     (``MAX_DEFER``); it never starts before the previous one has ended, and one that finds no
-    room before the film's end (``gaps.end``) is left out.
+    room before the film's end (``gaps.end``) is left out. In "pause" mode, and in "auto" mode
+    for the ``important`` ones (at most ``pauses_a_minute`` a minute of film), a description
+    that does not fit holds the film at its place while it is said (``paused``).
     """
     out: list[Placement] = []
     free_from = 0.0
+    held: list[float] = []  # film times the film was held at (automatic mode counts them)
     for i, (start, length, short) in enumerate(zip(starts, durations, short_durations,
                                                    strict=True)):
         t = max(start, free_from)
+        key = important[i] if i < len(important) else False
         while True:
             if gaps.ended(t):
                 out.append(Placement(i, start, length, 1.0, False, AFTER_THE_END, False))
                 break
+            recent = [h for h in held if t - h < 60.0]
             d = decide(late=0.0, waited=t - start, room=gaps.room_at(t), duration=length,
-                       short_duration=short, mode="duck")
+                       short_duration=short, mode=mode, important=key,
+                       may_pause=len(recent) < pauses_a_minute)
+            if d.action == "pause":
+                out.append(Placement(i, t, length, 1.0, False, d.reason, True, paused=True))
+                held.append(t)
+                free_from = t  # the film stood still while it was said
+                break
             if d.action == "speak":
                 spoken = (short if d.short and short is not None else length) / d.speed
                 out.append(Placement(i, t, spoken, d.speed, d.short, d.reason, True))

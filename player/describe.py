@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from models import Description, read_vtt, write_vtt
-from models.schedule import GapMap, Placement, place
+from models.schedule import GapMap, Placement, important, place
 from models.wording import counted
 from player import settings as settings_store
 from player.interrupt import check_stop, interrupted_code, signals_as_interrupt
@@ -48,6 +48,12 @@ def parser() -> argparse.ArgumentParser:
                    help="how far the film is lowered under narration, in dB (default: your "
                         "setting, -11)")
     p.add_argument("--language", default="eng", help="language code of the new track")
+    p.add_argument("--mode", choices=["duck", "auto", "pause"], default="duck",
+                   help="duck (the default): a copy as long as the film, with descriptions "
+                        "only in the pauses of the dialogue; auto or pause: an extended copy "
+                        "in which the picture holds still while an important description "
+                        "(auto) or any description (pause) that finds no pause is said, as "
+                        "the player's modes do (needs -o)")
     return p
 
 
@@ -178,8 +184,13 @@ def _main(argv: list[str]) -> int:
     # Only what can be placed is spoken: a first placement with lengths the voice cannot
     # undercut rules out the rest (a track of 100,000 cues on a short film took minutes).
     rate = settings.speech_rate
+    if args.mode != "duck" and not args.output:
+        say(f"--mode {args.mode} makes a longer copy of the film, so give -o OUT with it.")
+        return 2
+    rules = dict(mode=args.mode, pauses_a_minute=settings.auto_pauses,
+                 important=[important(d.priority, d.level) for d in descs])
     rough = place([d.start for d in descs], [estimated_seconds(d.text, rate) for d in descs],
-                  [estimated_seconds(s, rate) if s else None for s in shorts], gaps)
+                  [estimated_seconds(s, rate) if s else None for s in shorts], gaps, **rules)
     left_out = [p for p in rough if not p.placed]
     chosen = [p.index for p in rough if p.placed]
     folder = Path(tempfile.mkdtemp(prefix="narrate-export-"))
@@ -194,8 +205,11 @@ def _main(argv: list[str]) -> int:
         placements = place([descs[i].start for i in chosen],
                            [clips[descs[i].text].duration for i in chosen],
                            [clips[shorts[i] or ""].duration if shorts[i] in clips else None
-                            for i in chosen], gaps)
+                            for i in chosen], gaps, mode=args.mode,
+                           pauses_a_minute=settings.auto_pauses,
+                           important=[rules["important"][i] for i in chosen])
         placed: list[tuple[Description, SpeechClip, float]] = []
+        pauses: list[tuple[float, float]] = []  # (film time, seconds) the film is held
         for p in placements:
             index = chosen[p.index]
             d = descs[index]
@@ -203,17 +217,22 @@ def _main(argv: list[str]) -> int:
                 left_out.append(replace(p, index=index))
                 continue
             text = shorts[index] if p.short else d.text
-            placed.append((replace(d, start=p.start, end=p.start + p.duration, text=text or
+            start = p.start + sum(held for _t, held in pauses)  # on the copy's clock
+            if p.paused:
+                pauses.append((p.start, p.duration))
+            placed.append((replace(d, start=start, end=start + p.duration, text=text or
                                    d.text), clips[text or d.text], p.speed))
         _say_left_out(sorted(left_out, key=lambda p: p.index), descs, say)
-        say(f"Placed {len(placed)} of {counted(len(descs), 'description')} in the pauses.")
+        say(f"Placed {len(placed)} of {counted(len(descs), 'description')} in the pauses."
+            + (f" The picture holds still {counted(len(pauses), 'time')} for the others, "
+               f"{sum(d for _t, d in pauses):.1f} seconds in all." if pauses else ""))
         if args.vtt:
             write_vtt(args.vtt, [d for d, _c, _s in placed])
             say(f"Wrote the description track {args.vtt}.")
         if args.output:
             code = _export(video, Path(args.output), placed, folder,
                            args.duck if args.duck is not None else settings.duck_db,
-                           args.language, say)
+                           args.language, say, pauses)
             if code:
                 return code
     except OSError as exc:
@@ -235,7 +254,8 @@ def _say_left_out(left_out: list[Placement], descs: list[Description],
 
 
 def _export(video: Path, out: Path, placed: list[tuple[Description, SpeechClip, float]],
-            folder: Path, duck_db: float, language: str, say: Callable[[str], None]) -> int:
+            folder: Path, duck_db: float, language: str, say: Callable[[str], None],
+            pauses: list[tuple[float, float]]) -> int:
     from player.export import ExportError, PlacedClip, export_described  # noqa: PLC0415
 
     clips = []
@@ -254,7 +274,7 @@ def _export(video: Path, out: Path, placed: list[tuple[Description, SpeechClip, 
 
     try:
         result = export_described(video, clips, out, duck_db=duck_db, language=language,
-                                  progress=progress)
+                                  progress=progress, pauses=pauses)
     except ExportError as exc:
         say(str(exc))
         return 1

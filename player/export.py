@@ -109,7 +109,8 @@ def probe(video: Path) -> dict:
 def export_described(video: Path, clips: Sequence[PlacedClip], out: Path, duck_db: float = -11.0,
                      fade: float = 0.15, language: str = "eng",
                      progress: Callable[[float], None] | None = None,
-                     cancel: threading.Event | None = None) -> ExportResult:
+                     cancel: threading.Event | None = None,
+                     pauses: Sequence[tuple[float, float]] = ()) -> ExportResult:
     """Write ``out``: ``video`` with all its streams copied plus an audio-description track.
 
     The new track is the first audio track lowered by ``duck_db`` around each clip (linear
@@ -117,6 +118,11 @@ def export_described(video: Path, clips: Sequence[PlacedClip], out: Path, duck_d
     titled "Audio description", tagged ``language`` and marked for the visually impaired. A video
     without audio gets the narration over silence. ``progress`` receives fractions in [0, 1];
     setting ``cancel`` stops ffmpeg and leaves nothing behind. Raises :class:`ExportError`.
+
+    ``pauses`` (film time, seconds) make an extended copy: at each, the picture holds its frame
+    and every audio track is silent for that long while a description is said; the clips'
+    starts are then on the longer copy's clock. The picture is encoded anew (H.264) and
+    streams other than picture and sound are left out.
     """
     began = time.monotonic()
     video, out = Path(video), Path(out)
@@ -129,9 +135,18 @@ def export_described(video: Path, clips: Sequence[PlacedClip], out: Path, duck_d
     audio = info["audio"]
     rate = audio[0]["sample_rate"] if audio else DEFAULT_RATE
     layout = _layout(audio[0]) if audio else "stereo"
+    pauses = sorted((t, d) for t, d in pauses if d > 0 and (duration is None or t < duration))
+    held = sum(d for _t, d in pauses)
+    if pauses:
+        used = list(clips)  # their starts are on the extended copy's clock
+    retime = retime_graph(pauses, len(audio)) if pauses else []
     graph = build_filter_graph(used, [_clip_length(c) for c in used], rate, layout,
-                               has_audio=bool(audio), duration=duration, duck_db=duck_db,
-                               fade=fade)
+                               has_audio=bool(audio),
+                               duration=duration + held if duration else duration,
+                               duck_db=duck_db, fade=fade,
+                               bed_input="[bed_in]" if pauses else "[0:a:0]")
+    if retime:
+        graph = ";\n".join(retime) + ";\n" + graph
     new_index = len(audio)  # the new stream's index among the output's audio streams
     muxer = _MUXERS[out.suffix.lower()]
     with tempfile.TemporaryDirectory(prefix="narrate-export-") as work:
@@ -142,10 +157,18 @@ def export_described(video: Path, clips: Sequence[PlacedClip], out: Path, duck_d
                 "-progress", "pipe:1", "-y", "-i", _file_url(video)]
         for clip in used:
             args += ["-i", _file_url(clip.path)]
-        args += ["-filter_complex_script", str(script), "-map", "0", "-map", "[ad]",
-                 "-c", "copy", f"-c:a:{new_index}", "aac", f"-b:a:{new_index}", AAC_BITRATE,
-                 f"-ar:a:{new_index}", str(rate),
-                 f"-metadata:s:a:{new_index}", f"language={language}",
+        if pauses:  # the picture and every sound track held at the pauses: encoded anew
+            args += ["-filter_complex_script", str(script), "-map", "[vout]"]
+            for j in range(len(audio)):
+                args += ["-map", f"[fa{j}]"]
+            args += ["-map", "[ad]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
+                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", AAC_BITRATE,
+                     f"-ar:a:{new_index}", str(rate)]
+        else:
+            args += ["-filter_complex_script", str(script), "-map", "0", "-map", "[ad]",
+                     "-c", "copy", f"-c:a:{new_index}", "aac", f"-b:a:{new_index}", AAC_BITRATE,
+                     f"-ar:a:{new_index}", str(rate)]
+        args += [f"-metadata:s:a:{new_index}", f"language={language}",
                  f"-disposition:a:{new_index}", "visual_impaired",
                  "-max_muxing_queue_size", "4096", "-f", muxer]
         if muxer in ("mp4", "mov"):
@@ -158,7 +181,8 @@ def export_described(video: Path, clips: Sequence[PlacedClip], out: Path, duck_d
         _allow_open_files(len(used) + 64)
         try:
             _run_ffmpeg(args, duration, progress, cancel, out)
-            _finish(tmp, out, streams=info["streams"] + 1, duration=duration)
+            streams = 2 + len(audio) if pauses else info["streams"] + 1
+            _finish(tmp, out, streams=streams, duration=duration + held if duration else None)
             os.replace(tmp, out)
         except OSError as exc:
             _remove(tmp)
@@ -176,10 +200,11 @@ def export_described(video: Path, clips: Sequence[PlacedClip], out: Path, duck_d
 
 def build_filter_graph(clips: Sequence[PlacedClip], lengths: Sequence[float], rate: int,
                        layout: str, has_audio: bool, duration: float | None,
-                       duck_db: float, fade: float) -> str:
+                       duck_db: float, fade: float, bed_input: str = "[0:a:0]") -> str:
     """The ``-filter_complex`` text: input 0 is the video, input ``k`` (1-based) is ``clips[k-1]``.
 
-    Its output is labelled ``[ad]``. ``lengths`` are the clips' real lengths in seconds.
+    Its output is labelled ``[ad]``. ``lengths`` are the clips' real lengths in seconds;
+    ``bed_input`` is the film sound the narration is mixed over.
     """
     fmt = f"aformat=sample_fmts=fltp:channel_layouts={layout}"
     lines: list[str] = []
@@ -188,7 +213,7 @@ def build_filter_graph(clips: Sequence[PlacedClip], lengths: Sequence[float], ra
             [_Window(c.start, c.start + n)
              for c, n in zip(clips, lengths, strict=True)], fade)
         gain = 10 ** (duck_db / 20)
-        bed = f"[0:a:0]aresample={rate}:first_pts=0,{fmt}"
+        bed = f"{bed_input}aresample={rate}:first_pts=0,{fmt}"
         if windows:
             expr = f"1-{1 - gain:.6f}*({_envelope(windows, fade)})"
             bed += f",volume='{expr}':eval=frame:precision=float"
@@ -221,6 +246,37 @@ def build_filter_graph(clips: Sequence[PlacedClip], lengths: Sequence[float], ra
     inputs = "[bed]" + "".join(f"[lane{n}]" for n in range(len(lanes)))
     lines.append(f"{inputs}amix=inputs={len(lanes) + 1}:duration=first:normalize=0[ad]")
     return ";\n".join(lines) + "\n"
+
+
+def retime_graph(pauses: Sequence[tuple[float, float]], audio_streams: int) -> list[str]:
+    """Filter lines that hold the film at each pause (film time, seconds): the picture keeps its
+    frame (``[vout]``) and each sound track is silent (``[fa0]``, ``[fa1]``...); the first
+    sound track also goes to ``[bed_in]``, under the narration."""
+    k = len(pauses) + 1
+    bounds = [0.0, *(t for t, _d in pauses)]
+
+    def pieces(source: str, kind: str, n: int, trim: str, setpts: str, hold: str) -> list[str]:
+        lines = [f"{source}{'split' if kind == 'v' else 'asplit'}={k}"
+                 + "".join(f"[{n}s{i}]" for i in range(k))]
+        for i in range(k):
+            span = f"{trim}=start={bounds[i]:.6f}"
+            if i + 1 < k:
+                span += f":end={bounds[i + 1]:.6f}"
+            chain = f"[{n}s{i}]{span},{setpts}=PTS-STARTPTS"
+            if i + 1 < k:
+                chain += hold.format(pauses[i][1])
+            lines.append(f"{chain}[{n}p{i}]")
+        return lines
+
+    lines = pieces("[0:v:0]", "v", "v", "trim", "setpts", ",tpad=stop_mode=clone:stop_duration={:.6f}")
+    lines.append("".join(f"[vp{i}]" for i in range(k)) + f"concat=n={k}:v=1:a=0[vout]")
+    for j in range(audio_streams):
+        lines += pieces(f"[0:a:{j}]", "a", f"a{j}_", "atrim", "asetpts", ",apad=pad_dur={:.6f}")
+        out = f"[fa{j}]" if j else "[fa0x]"
+        lines.append("".join(f"[a{j}_p{i}]" for i in range(k)) + f"concat=n={k}:v=0:a=1{out}")
+    if audio_streams:
+        lines.append("[fa0x]asplit=2[fa0][bed_in]")
+    return lines
 
 
 def merge_windows(windows: Sequence[_Window], fade: float) -> list[_Window]:

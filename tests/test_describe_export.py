@@ -150,3 +150,48 @@ def test_stopping_an_export_leaves_nothing_behind(tmp_path, sig, code):
     assert out.read_bytes() == b"the good copy"
     ffmpeg = subprocess.run(["pgrep", "-f", str(out_dir)], capture_output=True, text=True)
     assert ffmpeg.stdout.strip() == "", "ffmpeg is still running"
+
+
+def test_automatic_mode_makes_an_extended_copy_for_what_matters(tmp_path):
+    """Export follows the player's rules: in automatic mode an important description that
+    finds no pause holds the picture while it is said (a longer copy); minor ones are left out;
+    the default is a copy as long as the film."""
+    from tests.test_narration_e2e import DENSE, make_film
+
+    dense = make_film(tmp_path, DENSE, duration=18.0)
+    track = media.write_vtt(tmp_path, [
+        (1.0, 2.0, "Two people sit at a restaurant table.", 1),
+        (5.0, 6.0, "Candles flicker on the table between them.", 3),
+    ], name="dense.vtt")
+
+    def duration(path: Path) -> float:
+        out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration",
+                              "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                             check=True).stdout
+        return float(out)
+
+    same = narrate("export", str(dense.path), "-o", str(tmp_path / "same.mp4"),
+                   "--descriptions", str(track), "--verbosity", "3", tmp_path=tmp_path)
+    assert same.returncode == 0, same.stderr
+    assert duration(tmp_path / "same.mp4") == pytest.approx(duration(dense.path), abs=0.1)
+    assert "Placed 0 of 2 descriptions" in same.stderr
+
+    vtt = tmp_path / "extended.vtt"
+    longer = narrate("export", str(dense.path), "-o", str(tmp_path / "extended.mp4"),
+                     "--vtt", str(vtt), "--descriptions", str(track), "--verbosity", "3",
+                     "--mode", "auto", tmp_path=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert "The picture holds still 1 time" in longer.stderr
+    assert "Left out, no room" in longer.stderr and "at 5.0 s, Candles flicker" in longer.stderr
+    [said] = read_vtt(vtt).timeline.descriptions
+    assert said.text == "Two people sit at a restaurant table."
+    held = said.end - said.start
+    assert duration(tmp_path / "extended.mp4") == pytest.approx(duration(dense.path) + held,
+                                                                abs=0.15)
+    streams = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json",
+         str(tmp_path / "extended.mp4")], capture_output=True, text=True, check=True).stdout)
+    assert [s["codec_type"] for s in streams["streams"]] == ["video", "audio", "audio"]
+    only_vtt = narrate("export", str(dense.path), "--vtt", str(vtt), "--descriptions",
+                       str(track), "--mode", "auto", tmp_path=tmp_path)
+    assert only_vtt.returncode == 2 and "give -o OUT" in only_vtt.stderr

@@ -135,3 +135,17 @@ def test_automatic_mode_pauses_only_for_important_ones_after_their_wait():
                   may_pause=False).action == "wait"  # paused often enough this minute
     assert decide(0.0, MAX_DEFER + 0.1, 0.0, 2.0, None, "auto").action == "drop"  # minor
     assert decide(0.0, 0.0, 3.0, 2.0, None, "auto", important=True).action == "speak"
+
+
+def test_place_holds_the_film_for_important_ones_in_automatic_mode():
+    from models.schedule import AUTO_WAIT, place
+
+    m = GapMap()
+    m.update([], [(0.0, 30.0)], end=30.0)  # dialogue all through
+    out = place(starts=[1.0, 2.0, 3.0], durations=[2.0, 2.0, 2.0], short_durations=[None] * 3,
+                gaps=m, mode="auto", important=[True, False, True], pauses_a_minute=1)
+    assert (out[0].placed, out[0].paused, out[0].start) == (True, True, 1.0 + AUTO_WAIT)
+    assert out[1].placed is False  # minor: left out
+    assert out[2].placed is False  # important, but the film was held once this minute
+    held = place(starts=[1.0], durations=[2.0], short_durations=[None], gaps=m, mode="pause")
+    assert (held[0].paused, held[0].start) == (True, 1.0)  # extended mode: at once
