@@ -144,7 +144,8 @@ def test_place_holds_the_film_for_important_ones_in_automatic_mode():
     m.update([], [(0.0, 30.0)], end=30.0)  # dialogue all through
     out = place(starts=[1.0, 2.0, 3.0], durations=[2.0, 2.0, 2.0], short_durations=[None] * 3,
                 gaps=m, mode="auto", important=[True, False, True], pauses_a_minute=1)
-    assert (out[0].placed, out[0].paused, out[0].start) == (True, True, 1.0 + AUTO_WAIT)
+    assert (out[0].placed, out[0].paused) == (True, True)
+    assert out[0].start == pytest.approx(1.0 + AUTO_WAIT, abs=0.06)  # tried every 50 ms
     assert out[1].placed is False  # minor: left out
     assert out[2].placed is False  # important, but the film was held once this minute
     held = place(starts=[1.0], durations=[2.0], short_durations=[None], gaps=m, mode="pause")
