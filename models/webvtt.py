@@ -21,11 +21,12 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.types import Description, Timeline
+from models.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,19 @@ class VttResult:
 
     timeline: Timeline
     problems: tuple[VttProblem, ...] = ()
+
+
+SHOWN_PROBLEMS = 5
+"""A track's problems named one by one; the rest are counted."""
+
+
+def problem_lines(name: str, problems: Sequence[VttProblem]) -> list[str]:
+    """What to tell the user of a track's problems: the first few, each with its line, then
+    how many more there are."""
+    lines = [f"{name}, {p}" for p in problems[:SHOWN_PROBLEMS]]
+    if len(problems) > SHOWN_PROBLEMS:
+        lines.append(f"{name}: {counted(len(problems) - SHOWN_PROBLEMS, 'more problem')}.")
+    return lines
 
 
 # ----- timestamps ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models import Description, Timeline, read_vtt
 from models.brief import brief
-from models.wording import counted
+from models.webvtt import problem_lines
 from player import settings as settings_store
 from player.analysis import DialogueScanner
 from player.media_check import codec_error_message
@@ -178,11 +178,8 @@ class Controller(QObject):
             self.message.emit(f"The description track {track.name} could not be read: "
                               f"{exc.strerror or exc}.", "error")
             return None
-        for problem in result.problems[:5]:
-            self.message.emit(f"{track.name}, line {problem.line}: {problem.message}", "error")
-        if len(result.problems) > 5:
-            more = counted(len(result.problems) - 5, "more problem", "more problems")
-            self.message.emit(f"{track.name}: {more}.", "error")
+        for line in problem_lines(track.name, result.problems):
+            self.message.emit(line, "error")
         if not result.timeline.descriptions:
             instead = (" Live scene analysis describes the film instead."
                        if self.settings.live_analysis else "")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from models import Description, read_vtt, write_vtt
 from models.schedule import GapMap, Placement, important, place
+from models.webvtt import problem_lines
 from models.wording import counted
 from player import settings as settings_store
 from player.interrupt import check_stop, interrupted_code, signals_as_interrupt
@@ -86,7 +87,6 @@ def synthesize_all(texts: list[str], chain: tuple[SpeechEngine, ...], voice: Voi
 
 PROGRESS_EVERY = 5.0  # seconds between progress lines at most
 SHOWN_LEFT_OUT = 20  # descriptions left out that are named one by one
-SHOWN_PROBLEMS = 5  # problems of the track that are named one by one
 
 
 class Progress:
@@ -147,11 +147,8 @@ def _main(argv: list[str]) -> int:
     except OSError as exc:
         say(str(exc))
         return 1
-    for p in result.problems[:SHOWN_PROBLEMS]:
-        say(f"{track.name}, {p}")
-    if len(result.problems) > SHOWN_PROBLEMS:
-        more = len(result.problems) - SHOWN_PROBLEMS
-        say(f"{track.name}: {counted(more, 'more problem')}.")
+    for line in problem_lines(track.name, result.problems):
+        say(line)
     settings = settings_store.load().settings
     verbosity = args.verbosity or settings.verbosity
     descs = list(result.timeline.for_level(verbosity))
