@@ -32,22 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
+from benchmarks.bench_describe_now import pump_until  # noqa: E402
 from models import Description, write_vtt  # noqa: E402
 from player.app import LaunchOptions, build_controller, demo_path  # noqa: E402
 from player.settings import Settings  # noqa: E402
 
 SENTENCES = ["A person walks.", "A sign.", "Cars pass.", "The light changes.",
              "Someone crosses."]
-
-
-def pump_until(cond, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        QCoreApplication.processEvents()
-        if cond():
-            return True
-        time.sleep(0.001)
-    return False
 
 
 def play(film: Path, track: Path, wake: bool) -> list[float]:

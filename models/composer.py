@@ -175,10 +175,9 @@ def people_phrase(people: Sequence[dict], labels: Mapping[int, str] | None = Non
 # Guesses (feelings, names, fame, age), anywhere in the model's answer.
 def _where(box: Sequence[float]) -> str:
     """Where a box is, in words: "in the top left corner", "at the bottom", "in the centre"."""
-    x = (box[0] + box[2]) / 2
     y = (box[1] + box[3]) / 2
     row = "top" if y < 1 / 3 else "bottom" if y > 2 / 3 else ""
-    col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else ""
+    col = "" if _third(box) == "centre" else _third(box)
     if row and col:
         return f"in the {row} {col} corner"
     if row or col:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 from pathlib import Path
@@ -20,10 +21,15 @@ def screen_problem() -> str:
     (also when it names none)."""
     if not sys.platform.startswith("linux"):
         return ""
-    wayland = os.environ.get("WAYLAND_DISPLAY", "")
+    return _problem(os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _problem(display: str, wayland: str) -> str:
+    """screen_problem() for these names, asked once a run (an X server that cannot be reached
+    over the network can take a while to say so)."""
     if wayland and _wayland_socket(wayland).exists():
         return ""
-    display = os.environ.get("DISPLAY", "")
     if not display:
         if wayland:
             return f"the Wayland display {wayland} cannot be reached"
