@@ -35,7 +35,7 @@ from PySide6.QtCore import QCoreApplication  # noqa: E402
 from benchmarks.bench_describe_now import pump_until  # noqa: E402
 from models import Description, write_vtt  # noqa: E402
 from player.app import LaunchOptions, build_controller, demo_path  # noqa: E402
-from player.settings import Settings  # noqa: E402
+from player.core.settings import Settings  # noqa: E402
 
 SENTENCES = ["A person walks.", "A sign.", "Cars pass.", "The light changes.",
              "Someone crosses."]

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
 from player.app import LaunchOptions, build_controller, demo_path  # noqa: E402
-from player.settings import Settings  # noqa: E402
+from player.core.settings import Settings  # noqa: E402
 
 
 def pump_until(cond, timeout: float) -> bool:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QTimer
 
-from player import settings as settings_store
-from player.controller import Controller
-from player.playback import MpvUnavailable, Playback
-from player.quit_signals import QuitOnSignals
-from player.speech_output import SpeechOutput
+from player.audio.speech_output import SpeechOutput
+from player.core import settings as settings_store
+from player.core.controller import Controller
+from player.media.playback import MpvUnavailable, Playback
+from player.ui.quit_signals import QuitOnSignals
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def has_display() -> bool:
 
 def has_screen() -> bool:
     """A real screen (X11 or Wayland) that mpv can show the film on, and that answers."""
-    from player.display import screen_problem  # noqa: PLC0415
+    from player.ui.display import screen_problem  # noqa: PLC0415
 
     return not screen_problem()
 
@@ -62,7 +62,7 @@ def build_controller(wid: int | None, opts: LaunchOptions,
     """Playback, speech and narration wired together. Raises MpvUnavailable without libmpv."""
     from dataclasses import replace  # noqa: PLC0415
 
-    from player.speech import choose_engine, engine_order  # noqa: PLC0415
+    from player.audio.speech import choose_engine, engine_order  # noqa: PLC0415
 
     stored = settings
     settings = replace(settings, **opts.overrides).normalized()  # type: ignore[arg-type]
@@ -120,9 +120,9 @@ def _quitting_on_signals(app: QCoreApplication, run: Callable[[], int]) -> int:
 
 def _run_gui(app: QCoreApplication, opts: LaunchOptions) -> int:
     from models.cache import cache_dir  # noqa: PLC0415
-    from player.a11y import ShortcutGate  # noqa: PLC0415
-    from player.native_log import divert_native_stderr  # noqa: PLC0415
-    from player.window import MainWindow  # noqa: PLC0415
+    from player.cli.native_log import divert_native_stderr  # noqa: PLC0415
+    from player.ui.a11y import ShortcutGate  # noqa: PLC0415
+    from player.ui.window import MainWindow  # noqa: PLC0415
 
     # The terminal that started the window is often read by a screen reader too: the native
     # libraries' lines (ALSA, PipeWire, mediapipe) go to a log file, as in terminal mode.
@@ -169,8 +169,8 @@ def run_terminal(opts: LaunchOptions) -> int:
 
 def _run_terminal(app: QCoreApplication, opts: LaunchOptions) -> int:
     from models.cache import cache_dir  # noqa: PLC0415
-    from player.native_log import divert_native_stderr  # noqa: PLC0415
-    from player.terminal import TerminalUI  # noqa: PLC0415
+    from player.cli.native_log import divert_native_stderr  # noqa: PLC0415
+    from player.ui.terminal import TerminalUI  # noqa: PLC0415
 
     divert_native_stderr(cache_dir() / "terminal-native.log")
     loaded = settings_store.load()

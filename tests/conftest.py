@@ -42,7 +42,7 @@ def private_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 def qapp():
     from PySide6.QtWidgets import QApplication
 
-    from player.a11y import ShortcutGate
+    from player.ui.a11y import ShortcutGate
 
     app = QApplication.instance() or QApplication(["narrate-tests"])
     gate = ShortcutGate(app)
@@ -148,7 +148,7 @@ def make_controller(qapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Build players (real libmpv with null outputs, real speech) with the given settings;
     each gets a private cache folder and is closed after the test."""
     from player.app import LaunchOptions, build_controller
-    from player.settings import Settings
+    from player.core.settings import Settings
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     made = []

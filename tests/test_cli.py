@@ -220,7 +220,7 @@ def test_record_says_what_was_spoken_and_when(tmp_path):
 def test_doctor_reports_the_chosen_model(tmp_path):
     from dataclasses import replace
 
-    from player import settings as store
+    from player.core import settings as store
 
     env = no_display_env(tmp_path)
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
@@ -251,7 +251,7 @@ def test_native_library_lines_go_to_a_log_file_not_the_terminal(tmp_path):
         "import logging, os, sys\n"
         "from pathlib import Path\n"
         "logging.basicConfig(format='%(levelname)s %(message)s')\n"
-        "from player.native_log import divert_native_stderr\n"
+        "from player.cli.native_log import divert_native_stderr\n"
         f"assert divert_native_stderr(Path({str(log_file)!r})) is not None\n"
         f"assert divert_native_stderr(Path({str(tmp_path / 'other.log')!r})) is not None\n"
         "os.write(2, b'W0000 native chatter\\n')\n"
@@ -274,7 +274,7 @@ def test_native_library_lines_stay_where_stderr_was_sent_when_not_a_terminal(tmp
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from player.native_log import divert_native_stderr\n"
+        "from player.cli.native_log import divert_native_stderr\n"
         f"assert divert_native_stderr(Path({str(log_file)!r})) is None\n"
         "os.write(2, b'W0000 native chatter\\n')\n"
     )
@@ -325,7 +325,7 @@ def test_an_unreachable_display_plays_in_the_terminal(tmp_path):
 
 
 def test_a_live_display_is_used(xvfb, monkeypatch):
-    from player.display import screen_problem
+    from player.ui.display import screen_problem
 
     monkeypatch.setenv("DISPLAY", xvfb)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PySide6.QtGui import QKeySequence
 
-from player.commands import (
+from player.core.commands import (
     BY_NAME,
     COMMANDS,
     KeymapError,

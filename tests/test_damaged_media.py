@@ -168,7 +168,7 @@ class _Seen:
 def test_prepare_says_once_what_could_not_be_read_and_keeps_no_cache(
         tmp_path: Path, cut_mkv: Path, damaged_mkv: Path, private_cache: Path) -> None:
     from models.perception.shots import ShotStage
-    from player.prepare import prepare
+    from player.cli.prepare import prepare
 
     for film, last in ((cut_mkv, 9.0), (damaged_mkv, 19.0)):
         copy = shutil.copy(film, tmp_path / film.name)
@@ -188,7 +188,7 @@ def test_the_player_says_it_once_and_keeps_no_cache(qapp, tmp_path: Path, damage
     from PySide6.QtCore import QCoreApplication
 
     from models.perception.shots import ShotStage
-    from player.perception import Perception
+    from player.core.perception import Perception
 
     film = Path(shutil.copy(damaged_mkv, tmp_path / "film.mkv"))
     p = Perception(stages_factory=lambda: ([ShotStage()], []))
@@ -217,7 +217,7 @@ def test_with_a_model_the_damage_of_picture_and_sound_is_said_as_one(
     """With --model the sound is searched for dialogue first; a film cut short has lost both,
     and the listener hears it once."""
     from models.perception.shots import ShotStage
-    from player.prepare import ModelWriter, prepare
+    from player.cli.prepare import ModelWriter, prepare
     from tests.scripted_vlm import ScriptedVlm
 
     film = Path(shutil.copy(cut_mkv, tmp_path / cut_mkv.name))

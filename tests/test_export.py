@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from player import export
-from player.export import ExportError, PlacedClip, export_described
+from player.media import mux as export
+from player.media.mux import ExportError, PlacedClip, export_described
 from tests.media import FFMPEG, make_speech
 
 RATE = 16000  # analysis rate
@@ -135,7 +135,7 @@ def test_streams_and_tags(media: Path, described) -> None:
 def test_late_clip_is_left_out_with_a_warning(media: Path, tmp_path: Path,
                                               caplog: pytest.LogCaptureFixture) -> None:
     late = PlacedClip(10.5, media / "two.wav", 2.0, "after the end")
-    with caplog.at_level(logging.WARNING, logger="player.export"):
+    with caplog.at_level(logging.WARNING, logger="player.media.mux"):
         result = export_described(media / "film.mp4", [late], tmp_path / "late.mkv")
     assert result.clips == 0
     assert "after the end" in caplog.text

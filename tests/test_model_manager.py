@@ -24,7 +24,7 @@ import pytest
 from models import catalog, download
 from models.catalog import ModelError, find, installed, resolve
 from models.download import PullCancelled, pull
-from player import models_cli
+from player.cli import models_cmd as models_cli
 
 REPO = "ggml-org/SmolVLM-256M-Instruct-GGUF"
 MODEL, MMPROJ = "SmolVLM-256M-Instruct-Q8_0.gguf", "mmproj-SmolVLM-256M-Instruct-Q8_0.gguf"
@@ -599,6 +599,6 @@ def test_sigterm_stops_a_pull_that_can_be_continued(hub: FakeHub, smol: dict[str
     part = catalog.models_dir() / "smolvlm-256m" / (MODEL + ".part")
     assert part.stat().st_size >= sent[0]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back as it was
-    from player.interrupt import check_stop
+    from player.cli.interrupt import check_stop
 
     check_stop()  # the stop ended with its job: later work in this process is not stopped

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from player.playback import gain_to_mpv_volume
+from player.media.playback import gain_to_mpv_volume
 from tests import media
 from tests.conftest import pump, wait_for
 

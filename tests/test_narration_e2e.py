@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from player.playback import gain_to_mpv_volume
+from player.media.playback import gain_to_mpv_volume
 from tests import media
 from tests.conftest import wait_for
 

@@ -249,7 +249,7 @@ def test_the_stage_and_composer_together_on_the_demo_street(stage):
 
 
 def test_the_player_runs_the_objects_stage():
-    from player.perception import default_stages
+    from player.core.perception import default_stages
 
     stages, notes = default_stages()
     assert any(isinstance(s, ObjectStage) for s in stages)

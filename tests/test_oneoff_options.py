@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from player import settings as store
 from player.app import LaunchOptions, build_controller
-from player.settings import Settings
+from player.core import settings as store
+from player.core.settings import Settings
 
 ONE_OFF = {"narration": False, "verbosity": 3, "mode": "pause", "live_analysis": False,
            "vlm_model": "/no/such/model", "wait_for_narrator": False}

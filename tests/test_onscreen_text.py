@@ -51,7 +51,7 @@ def test_a_real_running_counter_is_not_read_every_second(tmp_path):
     import subprocess
 
     from models.perception.ocr import TextStage
-    from player.prepare import prepare
+    from player.cli.prepare import prepare
 
     font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"  # fonts-dejavu-core
     clip = tmp_path / "counter.mp4"

@@ -102,7 +102,7 @@ def test_an_analysis_without_every_stage_is_not_cached(qapp, demo, tmp_path, mon
     """A viewing whose pose model failed to load must not leave its weaker analysis for every
     later viewing (that would go on without pose once the model is mended)."""
     from models.perception.shots import ShotStage
-    from player.perception import Perception
+    from player.core.perception import Perception
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     p = Perception(stages_factory=lambda: ([ShotStage()], list(notes)))
@@ -120,7 +120,7 @@ def test_an_analysis_without_every_stage_is_not_cached(qapp, demo, tmp_path, mon
 
 
 def test_cached_model_answers_are_keyed_by_which_model_wrote_them(tmp_path):
-    from player.perception import cache_config
+    from player.core.perception import cache_config
 
     one, two, copy = (tmp_path / d / "model.gguf" for d in ("a", "b", "c"))
     for path, content in ((one, b"GGUF one"), (two, b"GGUF two"), (copy, b"GGUF one")):
@@ -139,7 +139,7 @@ def test_what_was_seen_of_the_last_film_never_reaches_the_next(qapp, demo, tmp_p
                                                                 monkeypatch):
     """Frames of film A still in the worker when film B opens are dropped: they must not count
     as B's analysis (which would start B before its opening was looked at) nor be said in B."""
-    from player.perception import Perception
+    from player.core.perception import Perception
     from tests import media
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -210,7 +210,7 @@ def test_quitting_while_the_detectors_load_waits_for_them(qapp, tmp_path, monkey
     """Terminal mode quit a second after it started once ended in an abort (exit status -6):
     the detectors were still loading on a thread of their own while Python shut down."""
     from player.app import LaunchOptions, build_controller
-    from player.settings import Settings
+    from player.core.settings import Settings
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     opts = LaunchOptions(film_options={"vo": "null", "ao": "null"}, speech_options={"ao": "null"})

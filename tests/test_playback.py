@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from player.media_check import check_path
-from player.playback import Playback, gain_to_mpv_volume
+from player.media.media_check import check_path
+from player.media.playback import Playback, gain_to_mpv_volume
 from tests import media
 from tests.conftest import pump, wait_for
 

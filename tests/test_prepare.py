@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from models import read_vtt
-from player.controller import find_description_track
+from player.core.controller import find_description_track
 from tests.conftest import run_on_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +93,7 @@ def test_progress_comes_every_few_seconds_with_the_place_and_the_speed(tmp_path,
 
     from models.perception.shots import ShotStage
     from models.reader import clock_time
-    from player.prepare import prepare
+    from player.cli.prepare import prepare
     from tests.media import make_clip
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -117,8 +117,8 @@ def test_prepare_with_a_model_fills_the_pauses(tmp_path, monkeypatch):
     written to the track and kept in the analysis cache with the model's name."""
     from models.observations import ObservationStore
     from models.vlm.lookahead import cached_descriptions
-    from player.perception import cache_config, default_stages
-    from player.prepare import ModelWriter, prepare
+    from player.cli.prepare import ModelWriter, prepare
+    from player.core.perception import cache_config, default_stages
     from tests.scripted_vlm import ScriptedVlm
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -192,7 +192,7 @@ class _BrokenStage:
 def test_a_stage_that_keeps_failing_is_switched_off_and_its_weaker_analysis_not_cached(
         tmp_path, monkeypatch):
     from models.perception.shots import ShotStage
-    from player.prepare import prepare
+    from player.cli.prepare import prepare
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache = tmp_path / "cache" / "video-narrator" / "observations"
@@ -218,8 +218,8 @@ def test_a_film_with_a_hole_in_its_timestamps_is_still_cached_whole(tmp_path, mo
     is analysed to the end: the stretch counts as looked at, so the cache is kept."""
     from models.observations import ObservationStore
     from models.perception.shots import ShotStage
-    from player.perception import cache_config
-    from player.prepare import prepare
+    from player.cli.prepare import prepare
+    from player.core.perception import cache_config
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     video = tmp_path / "vfr.mp4"
@@ -240,7 +240,7 @@ def test_a_prepared_film_knows_its_dialogue_from_the_first_instant(tmp_path, qap
                                                                    monkeypatch):
     """prepare keeps the speech it found; the player's dialogue detection then knows the
     whole film at once, instead of answering "not known yet" at its start."""
-    from player.analysis import DialogueScanner
+    from player.audio.dialogue_scan import DialogueScanner
     from tests.conftest import wait_for
     from tests.test_narration_e2e import LINES, make_film
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import json
 
-from player import settings as store
-from player.settings import Settings
+from player.core import settings as store
+from player.core.settings import Settings
 
 
 def test_defaults_when_no_file(private_config):
@@ -61,7 +61,7 @@ def test_full_disk_is_reported_and_the_old_file_survives(private_config, monkeyp
 
 def test_doctor_reports_a_damaged_file_and_leaves_it_in_place(private_config):
     """narrate doctor only reads: it says the file is damaged; the player moves it aside."""
-    from player.doctor import _models
+    from player.cli.doctor import _models
 
     path = store.settings_path()
     path.parent.mkdir(parents=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from player.speech import (
+from player.audio.speech import (
     MAX_SPEECH_CHARS,
     EspeakCliEngine,
     Pyttsx3Engine,
@@ -26,7 +26,7 @@ from player.speech import (
     choose_engine,
     wav_duration,
 )
-from player.speech_output import SpeechOutput
+from player.audio.speech_output import SpeechOutput
 from tests.conftest import ROOT, stop_process, wait_for
 
 SHORT = "A man sits in a car."
@@ -240,7 +240,7 @@ def test_pyttsx3_leaves_no_stale_cancel_for_the_next_sentence(tmp_path, caplog):
 
 SPEAKER = """
 import sys
-from player.speech import EspeakCliEngine, Synthesizer
+from player.audio.speech import EspeakCliEngine, Synthesizer
 synth = Synthesizer((EspeakCliEngine(),), lambda *args: None)
 print(synth.folder, flush=True)
 sys.stdin.read()

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from player.speech import SpeechError, Synthesizer, SynthRequest, Voice, wav_duration
-from player.speech_piper import (
+from player.audio.speech import SpeechError, Synthesizer, SynthRequest, Voice, wav_duration
+from player.audio.speech_piper import (
     ENV_VOICE,
     INSTALL_HINT,
     PiperEngine,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from player import start_hold
-from player.perception import Perception
-from player.start_hold import StartHold
+from player.core import start_hold
+from player.core.perception import Perception
+from player.core.start_hold import StartHold
 from tests.conftest import wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"

@@ -440,7 +440,7 @@ def test_the_player_asks_a_model_that_moved_to_the_cpu_one_question_at_a_time(
     """On a GPU the model gets batches of questions; once it has moved to the processor after
     running out of memory, one at a time, as any model on the CPU."""
     from models.schedule import GapMap
-    from player.perception import Perception
+    from player.core.perception import Perception
     from tests.conftest import wait_for
 
     ram(monkeypatch, free=64 * GIB)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from player.app import LaunchOptions, build_controller
-from player.settings import Settings
+from player.core.settings import Settings
 from tests.conftest import pump, wait_for
 from tests.tiny_vlm import build_tiny_vlm
 
@@ -388,7 +388,7 @@ def test_with_live_analysis_off_no_model_is_loaded_until_it_is_turned_on(make_co
 def test_a_model_chosen_while_another_waits_for_the_detectors_replaces_it(qapp):
     """Two models chosen one after the other before the detectors are ready: the first is
     closed, not leaked, and the second is the one attached."""
-    from player.perception import Perception
+    from player.core.perception import Perception
     from tests.scripted_vlm import ScriptedVlm
 
     release = threading.Event()
@@ -418,7 +418,7 @@ def test_pressing_describe_now_twice_answers_once_for_the_latest_frame(qapp):
     import time
 
     from models.types import Observation
-    from player.perception import Perception
+    from player.core.perception import Perception
 
     class Probe:
         name = "probe"
@@ -500,7 +500,7 @@ def test_a_note_from_the_model_is_said_once(make_controller, tmp_path):
 def test_a_stale_switch_off_does_not_touch_the_model_chosen_since(qapp):
     """The old model's third failure is reported after the user chose another one: the new
     one stays; only when the model in use fails is the narrator left without one."""
-    from player.perception import Perception
+    from player.core.perception import Perception
     from tests.scripted_vlm import ScriptedVlm
 
     p = Perception(lambda: ([], []))
@@ -534,7 +534,7 @@ def test_describe_now_says_when_the_picture_is_not_ready(make_controller, tmp_pa
 
 def test_label_questions_without_an_answer_are_asked_again_twice_at_most(qapp):
     from models.worker import NO_FRAME, VLM, Priority, Request, Result
-    from player.perception import Perception, _Job
+    from player.core.perception import Perception, _Job
 
     p = Perception(lambda: ([], []))
     try:
@@ -554,7 +554,7 @@ def test_an_analysis_that_changed_model_midway_is_not_cached(qapp, tmp_path, mon
     and the next viewing would never ask for them."""
     from models.observations import ObservationStore
     from models.types import Observation
-    from player.perception import Perception
+    from player.core.perception import Perception
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     video = tmp_path / "street.mp4"
@@ -582,7 +582,7 @@ def test_an_older_models_answer_is_not_cached_under_the_new_models_name(qapp):
     from models.types import Observation
     from models.vlm.lookahead import GapQuestion
     from models.worker import NO_FRAME, VLM, Priority, Request, Result
-    from player.perception import Perception, _Job
+    from player.core.perception import Perception, _Job
 
     def answer(p, token, model):
         p._vlm_jobs[token] = _Job("gap", GapQuestion(3.0, 3.0, 4.0), None, model)

@@ -14,7 +14,7 @@ import pytest
 from models.vlm import VlmError, VlmRequest
 from models.vlm import quantize as q
 from models.vlm.llama import LlamaVlm, read_gguf
-from player.models_cli import main
+from player.cli.models_cmd import main
 from tests.test_vlm_llama import _builder
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: "

@@ -19,11 +19,11 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
 )
 
-from player import settings as store
 from player.app import LaunchOptions, build_controller
-from player.dialogs import HelpDialog, SettingsDialog
-from player.settings import Settings
-from player.window import MainWindow
+from player.core import settings as store
+from player.core.settings import Settings
+from player.ui.dialogs import HelpDialog, SettingsDialog
+from player.ui.window import MainWindow
 from tests import media
 from tests.conftest import pump, wait_for
 

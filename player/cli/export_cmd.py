@@ -20,10 +20,10 @@ from models import Description, read_vtt, write_vtt
 from models.schedule import GapMap, Placement, important, place
 from models.webvtt import problem_lines
 from models.wording import counted
-from player import settings as settings_store
-from player.interrupt import check_stop, interrupted_code, signals_as_interrupt
-from player.media_check import check_path
-from player.speech import SpeechClip, SpeechEngine, Voice, choose_engine, engine_order
+from player.audio.speech import SpeechClip, SpeechEngine, Voice, choose_engine, engine_order
+from player.cli.interrupt import check_stop, interrupted_code, signals_as_interrupt
+from player.core import settings as settings_store
+from player.media.media_check import check_path
 
 
 def parser() -> argparse.ArgumentParser:
@@ -136,7 +136,7 @@ def _main(argv: list[str]) -> int:
     if problem:
         say(problem)
         return 1
-    from player.controller import find_description_track  # noqa: PLC0415
+    from player.core.controller import find_description_track  # noqa: PLC0415
 
     track = Path(args.descriptions) if args.descriptions else find_description_track(video)
     if track is None:
@@ -175,7 +175,7 @@ def _main(argv: list[str]) -> int:
         say("No speech engine works: " + "; ".join(choice.notes))
         return 1
     voice = Voice(settings.voice, settings.speech_rate, settings.speech_volume)
-    from player.narration import Narrator  # noqa: PLC0415
+    from player.core.narration import Narrator  # noqa: PLC0415
 
     shorts = [Narrator.short_text(d.text) for d in descs]
     # Only what can be placed is spoken: a first placement with lengths the voice cannot
@@ -253,7 +253,7 @@ def _say_left_out(left_out: list[Placement], descs: list[Description],
 def _export(video: Path, out: Path, placed: list[tuple[Description, SpeechClip, float]],
             folder: Path, duck_db: float, language: str, say: Callable[[str], None],
             pauses: list[tuple[float, float]]) -> int:
-    from player.export import ExportError, PlacedClip, export_described  # noqa: PLC0415
+    from player.media.mux import ExportError, PlacedClip, export_described  # noqa: PLC0415
 
     clips = []
     for i, (desc, clip, speed) in enumerate(placed):

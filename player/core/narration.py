@@ -34,10 +34,10 @@ from models.schedule import (
     important,
     shorten,
 )
-from player.playback import Playback
-from player.settings import Settings
-from player.speech import SpeechClip, Voice
-from player.speech_output import SpeechOutput, SpokenRecord
+from player.audio.speech import SpeechClip, Voice
+from player.audio.speech_output import SpeechOutput, SpokenRecord
+from player.core.settings import Settings
+from player.media.playback import Playback
 
 log = logging.getLogger(__name__)
 

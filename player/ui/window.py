@@ -29,13 +29,13 @@ from PySide6.QtWidgets import (
 )
 
 from models import Description
-from player.a11y import announce, name
-from player.commands import BY_NAME, COMMANDS, effective_keys
-from player.controller import Controller
-from player.dialogs import HelpDialog, SettingsDialog
-from player.playback import MediaInfo
-from player.settings import Settings
-from player.timefmt import clock
+from player.core.commands import BY_NAME, COMMANDS, effective_keys
+from player.core.controller import Controller
+from player.core.settings import Settings
+from player.core.timefmt import clock
+from player.media.playback import MediaInfo
+from player.ui.a11y import announce, name
+from player.ui.dialogs import HelpDialog, SettingsDialog
 
 log = logging.getLogger(__name__)
 

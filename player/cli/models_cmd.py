@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from models.catalog import CATALOG, ModelError, find, models_dir, read_manifest
-from player.interrupt import interrupted_code, signals_as_interrupt
+from player.cli.interrupt import interrupted_code, signals_as_interrupt
 
 
 def parser() -> argparse.ArgumentParser:

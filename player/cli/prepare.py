@@ -23,9 +23,9 @@ from models.composer import Composer
 from models.reader import clock_time
 from models.types import Description
 from models.wording import counted
-from player.interrupt import check_stop
-from player.media_check import check_path
-from player.perception import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, default_stages
+from player.cli.interrupt import check_stop
+from player.core.perception import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, default_stages
+from player.media.media_check import check_path
 
 PROGRESS_EVERY = 5.0
 """Seconds of wall time between progress lines at most (a line comes at every 10 percent too)."""
@@ -276,7 +276,7 @@ def _load_model(name: str, say: Callable[[str], None]) -> Any:
 def main(argv: list[str]) -> int:
     """``narrate prepare``; Ctrl-C or SIGTERM stop it, keeping the films already done and
     leaving nothing half-written of the one under way."""
-    from player.interrupt import interrupted_code, signals_as_interrupt  # noqa: PLC0415
+    from player.cli.interrupt import interrupted_code, signals_as_interrupt  # noqa: PLC0415
 
     current: list[str] = []
     try:

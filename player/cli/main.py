@@ -94,26 +94,26 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["prepare"] and not Path("prepare").exists():
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         from models.cache import cache_dir  # noqa: PLC0415
-        from player.native_log import divert_native_stderr  # noqa: PLC0415
-        from player.prepare import main as prepare_main  # noqa: PLC0415
+        from player.cli.native_log import divert_native_stderr  # noqa: PLC0415
+        from player.cli.prepare import main as prepare_main  # noqa: PLC0415
 
         divert_native_stderr(cache_dir() / "prepare-native.log")  # only progress is read out
 
         return prepare_main(argv[1:])
     if argv[:1] == ["export"] and not Path("export").exists():
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        from player.describe import main as export_main  # noqa: PLC0415
+        from player.cli.export_cmd import main as export_main  # noqa: PLC0415
 
         return export_main(argv[1:])
     if argv[:1] == ["doctor"] and not Path("doctor").exists():
-        from player.doctor import main as doctor_main  # noqa: PLC0415
+        from player.cli.doctor import main as doctor_main  # noqa: PLC0415
 
         return doctor_main()
     args = parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.WARNING),
                         format="%(levelname)s %(name)s: %(message)s")
     if args.keys:
-        from player.commands import help_text  # noqa: PLC0415
+        from player.core.commands import help_text  # noqa: PLC0415
 
         print(help_text())
         return 0
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                          film_options=film, speech_options=speech, overrides=overrides,
                          quit_after=args.quit_after, record=args.record)
     if opts.gui and not has_display():
-        from player.display import screen_problem  # noqa: PLC0415
+        from player.ui.display import screen_problem  # noqa: PLC0415
 
         problem = screen_problem() or "no display found"
         print(f"{problem[0].upper()}{problem[1:]}: starting in terminal mode.", file=sys.stderr)

@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from player.a11y import name
-from player.commands import COMMANDS, KeymapError, effective_keys, help_text, validate_keymap
-from player.settings import SPEECH_ENGINES, SPEECH_OUTPUTS, Settings
+from player.core.commands import COMMANDS, KeymapError, effective_keys, help_text, validate_keymap
+from player.core.settings import SPEECH_ENGINES, SPEECH_OUTPUTS, Settings
+from player.ui.a11y import name
 
 NO_MODEL = "None: people and text detection only"
 
@@ -205,7 +205,7 @@ class SettingsDialog(QDialog):
             validate_keymap(effective_keys(overrides))
         except KeymapError as exc:
             self.error.setText(str(exc))
-            from player.a11y import announce  # noqa: PLC0415
+            from player.ui.a11y import announce  # noqa: PLC0415
 
             announce(self.error, str(exc), assertive=True)
             return

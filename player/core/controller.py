@@ -1,6 +1,6 @@
 """The player's logic, shared by the window and the terminal mode.
 
-One method per command in :mod:`player.commands`; every state change is reported through
+One method per command in :mod:`player.core.commands`; every state change is reported through
 ``message`` so the window can show and announce it and the terminal can print it.
 """
 
@@ -16,16 +16,16 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from models import Description, Timeline, read_vtt
 from models.brief import brief
 from models.webvtt import problem_lines
-from player import settings as settings_store
-from player.analysis import DialogueScanner
-from player.media_check import codec_error_message
-from player.narration import Narrator
-from player.perception import Perception
-from player.playback import MediaInfo, Playback
-from player.settings import MODES, VERBOSITY_NAMES, Settings
-from player.speech_output import SpeechOutput
-from player.start_hold import HOLD_AHEAD, USER, WAITED, StartHold
-from player.timefmt import spoken
+from player.audio.dialogue_scan import DialogueScanner
+from player.audio.speech_output import SpeechOutput
+from player.core import settings as settings_store
+from player.core.narration import Narrator
+from player.core.perception import Perception
+from player.core.settings import MODES, VERBOSITY_NAMES, Settings
+from player.core.start_hold import HOLD_AHEAD, USER, WAITED, StartHold
+from player.core.timefmt import spoken
+from player.media.media_check import codec_error_message
+from player.media.playback import MediaInfo, Playback
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ class Check:
 
 
 def _libmpv() -> Check:
-    from player.playback import MpvUnavailable, import_mpv  # noqa: PLC0415
+    from player.media.playback import MpvUnavailable, import_mpv  # noqa: PLC0415
 
     try:
         mpv = import_mpv()
@@ -56,7 +56,7 @@ def _program(name: str, args: list[str], what: str, package: str, required: bool
 
 
 def _speech() -> Check:
-    from player.speech import choose_engine  # noqa: PLC0415
+    from player.audio.speech import choose_engine  # noqa: PLC0415
 
     choice = choose_engine()
     if choice.engine is None:
@@ -68,7 +68,7 @@ def _speech() -> Check:
 
 def _piper_check() -> Check:
     try:
-        from player.speech_piper import PiperEngine  # noqa: PLC0415
+        from player.audio.speech_piper import PiperEngine  # noqa: PLC0415
 
         problem = PiperEngine().problem()
     except Exception as exc:  # noqa: BLE001 - optional part
@@ -96,7 +96,7 @@ def _qt() -> Check:
         from PySide6 import QtWidgets  # noqa: F401, PLC0415
     except ImportError as exc:
         return Check("Qt (PySide6)", False, str(exc), "pip install PySide6-Essentials")
-    from player.display import screen_problem  # noqa: PLC0415
+    from player.ui.display import screen_problem  # noqa: PLC0415
 
     display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
     problem = screen_problem()
@@ -128,7 +128,7 @@ def _gpu() -> Check:
 def _models() -> Check:
     """The models downloaded with narrate models pull, and whether the chosen one can load."""
     from models.catalog import CATALOG, models_dir, read_manifest  # noqa: PLC0415
-    from player.settings import load  # noqa: PLC0415
+    from player.core.settings import load  # noqa: PLC0415
 
     folder = models_dir()
     installed = [e.name for e in CATALOG if read_manifest(folder / e.name) is not None]

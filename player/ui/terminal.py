@@ -17,10 +17,10 @@ from collections.abc import Callable
 from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier, Slot
 
 from models import Description
-from player.commands import effective_keys, help_text
-from player.controller import Controller
-from player.settings import settings_path
-from player.timefmt import clock
+from player.core.commands import effective_keys, help_text
+from player.core.controller import Controller
+from player.core.settings import settings_path
+from player.core.timefmt import clock
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,15 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from player.playback import import_mpv
-from player.speech import SpeechClip, SpeechEngine, Synthesizer, SynthRequest, Voice, choose_engine
+from player.audio.speech import (
+    SpeechClip,
+    SpeechEngine,
+    Synthesizer,
+    SynthRequest,
+    Voice,
+    choose_engine,
+)
+from player.media.playback import import_mpv
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from player.media_check import check_path, codec_error_message, load_error_message
+from player.media.media_check import check_path, codec_error_message, load_error_message
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import socket
 
 from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier
 
-from player.interrupt import EXIT_CODES
+from player.cli.interrupt import EXIT_CODES
 
 log = logging.getLogger(__name__)
 

@@ -194,7 +194,7 @@ class EspeakCliEngine(SpeechEngine):
 
 
 def _piper() -> SpeechEngine:
-    from player.speech_piper import PiperEngine  # noqa: PLC0415 - optional, heavy
+    from player.audio.speech_piper import PiperEngine  # noqa: PLC0415 - optional, heavy
 
     return PiperEngine()
 

@@ -1,0 +1,1 @@
+"""Sound: speech engines, the speech player, and the dialogue scan of the soundtrack."""

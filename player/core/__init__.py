@@ -1,0 +1,1 @@
+"""The player session: commands, controller, narration scheduler, live perception adapter, settings."""

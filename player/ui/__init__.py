@@ -1,0 +1,1 @@
+"""What the user sees and touches: the window, dialogs, terminal mode, screen-reader helpers."""
