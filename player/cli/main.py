@@ -88,9 +88,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["models"] and not Path("models").is_file():
-        from player import models_cli  # noqa: PLC0415
+        from player.cli import models_cmd  # noqa: PLC0415
 
-        return models_cli.main(argv[1:])
+        return models_cmd.main(argv[1:])
     if argv[:1] == ["prepare"] and not Path("prepare").exists():
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         from models.cache import cache_dir  # noqa: PLC0415
