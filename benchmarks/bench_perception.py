@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models.gaps import analyse  # noqa: E402
-from models.reader import FrameReader  # noqa: E402
-from player.core.perception import FRAME_WIDTH, LOOKAHEAD_FPS, default_stages  # noqa: E402
+from models.pipeline.config import FRAME_WIDTH, LOOKAHEAD_FPS, default_stages  # noqa: E402
+from models.pipeline.reader import FrameReader  # noqa: E402
 
 
 def make_720p(folder: Path) -> Path:

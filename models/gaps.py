@@ -27,7 +27,7 @@ import av
 import numpy as np
 
 from models.cache import cache_path
-from models.reader import (
+from models.pipeline.reader import (
     EARLY_END,
     Damage,
     damage_message,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from models.composer import Composer
 from models.perception.scene import SceneStage
 from models.perception.shots import ShotStage
+from models.pipeline.composer import Composer
 from tests.test_perception_frames import SIZE, encode, ffmpeg, run, sample
 
 CAMERA = ("pan left", "pan right", "tilt up", "tilt down", "zoom in", "zoom out", "shaky")

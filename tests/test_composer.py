@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.composer import Composer, people_phrase
+from models.pipeline.composer import Composer, people_phrase
 from models.types import Observation
 
 
@@ -348,7 +348,7 @@ def test_only_the_first_three_people_are_numbered_in_a_long_street_scene():
     what can be seen or not named at all."""
     import re
 
-    from models.composer import ORDINAL_PEOPLE, ORDINALS
+    from models.pipeline.composer import ORDINAL_PEOPLE, ORDINALS
 
     c = Composer()
     said = c.feed(pedestrians())
@@ -412,7 +412,7 @@ def test_people_after_the_third_are_named_by_their_clothes_or_plainly():
 
 
 def test_a_look_names_one_person_and_passes_on_after_a_long_absence():
-    from models.composer import LOOK_KEPT
+    from models.pipeline.composer import LOOK_KEPT
 
     c = Composer()
     for i, pid in enumerate((1, 2, 3)):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from models.gaps import analyse
-from models.reader import Damage, FrameReader, damage_message
+from models.pipeline.reader import Damage, FrameReader, damage_message
 from models.vad import SileroVad
 from tests.conftest import wait_for
 from tests.media import FFMPEG, make_cut, make_speech, overwrite
@@ -168,7 +168,7 @@ class _Seen:
 def test_prepare_says_once_what_could_not_be_read_and_keeps_no_cache(
         tmp_path: Path, cut_mkv: Path, damaged_mkv: Path, private_cache: Path) -> None:
     from models.perception.shots import ShotStage
-    from player.cli.prepare import prepare
+    from models.pipeline.offline import prepare
 
     for film, last in ((cut_mkv, 9.0), (damaged_mkv, 19.0)):
         copy = shutil.copy(film, tmp_path / film.name)
@@ -217,7 +217,7 @@ def test_with_a_model_the_damage_of_picture_and_sound_is_said_as_one(
     """With --model the sound is searched for dialogue first; a film cut short has lost both,
     and the listener hears it once."""
     from models.perception.shots import ShotStage
-    from player.cli.prepare import ModelWriter, prepare
+    from models.pipeline.offline import ModelWriter, prepare
     from tests.scripted_vlm import ScriptedVlm
 
     film = Path(shutil.copy(cut_mkv, tmp_path / cut_mkv.name))

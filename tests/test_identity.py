@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.composer import Composer
 from models.perception.identity import (
     Identities,
     IdentityOptions,
@@ -22,6 +21,7 @@ from models.perception.identity import (
     signature,
     similarity,
 )
+from models.pipeline.composer import Composer
 from models.types import Observation
 from tests import people_media as media
 
@@ -390,7 +390,7 @@ def write_film(path: Path, shots: list[list[np.ndarray]], fps: int = 10) -> Path
 
 def test_a_film_where_the_cyclist_comes_back_is_narrated_with_his_name(tmp_path: Path) -> None:
     from models.perception.shots import ShotStage
-    from models.reader import FrameReader
+    from models.pipeline.reader import FrameReader
 
     film = write_film(tmp_path / "return.mp4", [
         [on_canvas(media.cyclist(), 0.2)] * 3,
@@ -456,7 +456,7 @@ def test_describe_now_does_not_break_the_lookahead_tracks(pose: PoseStage) -> No
     a frame from earlier in the film, with the man in the car. Through the worker, the stages
     look at that frame alone: the cyclist's track and the walk it shows go on, and the man,
     seen there first, is known when the look-ahead gets to him."""
-    from models.worker import AnalysisWorker, Priority, Request
+    from models.pipeline.worker import AnalysisWorker, Priority, Request
 
     pose.reset()
     faces = FaceStage()
@@ -493,7 +493,7 @@ def test_describe_now_does_not_break_the_lookahead_tracks(pose: PoseStage) -> No
 
 
 def test_the_composer_keeps_names_and_labels_after_a_seek() -> None:
-    from models.composer import Composer
+    from models.pipeline.composer import Composer
     from models.types import Observation
 
     def people(t: float, ids: list[int]) -> Observation:

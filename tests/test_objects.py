@@ -9,7 +9,6 @@ import av
 import numpy as np
 import pytest
 
-from models.composer import Composer
 from models.perception import Stage
 from models.perception.objects import (
     COCO_LABELS,
@@ -19,6 +18,7 @@ from models.perception.objects import (
     plural,
     suppress,
 )
+from models.pipeline.composer import Composer
 from models.types import Observation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -249,7 +249,7 @@ def test_the_stage_and_composer_together_on_the_demo_street(stage):
 
 
 def test_the_player_runs_the_objects_stage():
-    from player.core.perception import default_stages
+    from models.pipeline.config import default_stages
 
     stages, notes = default_stages()
     assert any(isinstance(s, ObjectStage) for s in stages)

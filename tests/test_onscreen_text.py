@@ -3,8 +3,8 @@ once; words and numbers elsewhere are read as before."""
 
 from __future__ import annotations
 
-from models.composer import Composer
 from models.onscreen_text import NumberWatch, numeric
+from models.pipeline.composer import Composer
 from models.types import Observation
 
 CORNER = [0.02, 0.02, 0.12, 0.08]
@@ -51,7 +51,7 @@ def test_a_real_running_counter_is_not_read_every_second(tmp_path):
     import subprocess
 
     from models.perception.ocr import TextStage
-    from player.cli.prepare import prepare
+    from models.pipeline.offline import prepare
 
     font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"  # fonts-dejavu-core
     clip = tmp_path / "counter.mp4"

@@ -120,7 +120,7 @@ def test_an_analysis_without_every_stage_is_not_cached(qapp, demo, tmp_path, mon
 
 
 def test_cached_model_answers_are_keyed_by_which_model_wrote_them(tmp_path):
-    from player.core.perception import cache_config
+    from models.pipeline.config import cache_config
 
     one, two, copy = (tmp_path / d / "model.gguf" for d in ("a", "b", "c"))
     for path, content in ((one, b"GGUF one"), (two, b"GGUF two"), (copy, b"GGUF one")):

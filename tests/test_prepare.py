@@ -92,8 +92,8 @@ def test_progress_comes_every_few_seconds_with_the_place_and_the_speed(tmp_path,
     import itertools
 
     from models.perception.shots import ShotStage
-    from models.reader import clock_time
-    from player.cli.prepare import prepare
+    from models.pipeline.offline import prepare
+    from models.pipeline.reader import clock_time
     from tests.media import make_clip
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -115,10 +115,10 @@ def test_progress_comes_every_few_seconds_with_the_place_and_the_speed(tmp_path,
 def test_prepare_with_a_model_fills_the_pauses(tmp_path, monkeypatch):
     """With a model, each pause worth filling gets the model's description of a frame in it,
     written to the track and kept in the analysis cache with the model's name."""
-    from models.observations import ObservationStore
-    from models.vlm.lookahead import cached_descriptions
-    from player.cli.prepare import ModelWriter, prepare
-    from player.core.perception import cache_config, default_stages
+    from models.pipeline.config import cache_config, default_stages
+    from models.pipeline.offline import ModelWriter, prepare
+    from models.pipeline.questions import cached_descriptions
+    from models.pipeline.store import ObservationStore
     from tests.scripted_vlm import ScriptedVlm
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -192,7 +192,7 @@ class _BrokenStage:
 def test_a_stage_that_keeps_failing_is_switched_off_and_its_weaker_analysis_not_cached(
         tmp_path, monkeypatch):
     from models.perception.shots import ShotStage
-    from player.cli.prepare import prepare
+    from models.pipeline.offline import prepare
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache = tmp_path / "cache" / "video-narrator" / "observations"
@@ -216,10 +216,10 @@ def test_a_stage_that_keeps_failing_is_switched_off_and_its_weaker_analysis_not_
 def test_a_film_with_a_hole_in_its_timestamps_is_still_cached_whole(tmp_path, monkeypatch):
     """A variable-frame-rate film with no frame for 1.5 s (its last picture stays on screen)
     is analysed to the end: the stretch counts as looked at, so the cache is kept."""
-    from models.observations import ObservationStore
     from models.perception.shots import ShotStage
-    from player.cli.prepare import prepare
-    from player.core.perception import cache_config
+    from models.pipeline.config import cache_config
+    from models.pipeline.offline import prepare
+    from models.pipeline.store import ObservationStore
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     video = tmp_path / "vfr.mp4"

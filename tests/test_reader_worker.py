@@ -22,11 +22,12 @@ import numpy as np
 import pytest
 
 from models.cache import cache_path
-from models.observations import ObservationStore, config_hash
 from models.perception import Stage
-from models.reader import Frame, FrameReader, ReaderError, sample_times
+from models.pipeline.feeder import LookAhead
+from models.pipeline.reader import Frame, FrameReader, ReaderError, sample_times
+from models.pipeline.store import ObservationStore, config_hash
+from models.pipeline.worker import AnalysisWorker, Priority, Request, Result
 from models.types import Observation
-from models.worker import AnalysisWorker, LookAhead, Priority, Request, Result
 from tests.media import FFMPEG, make_audio_only, make_clip
 from tests.people_media import frame_at
 
@@ -615,7 +616,7 @@ def test_describe_now_leaves_the_lookahead_as_it_was() -> None:
 
 def test_a_stage_with_a_problem_is_off_from_the_start(caplog: pytest.LogCaptureFixture) -> None:
     got = Collector()
-    with caplog.at_level(logging.WARNING, logger="models.worker"):
+    with caplog.at_level(logging.WARNING, logger="models.pipeline.worker"):
         worker = AnalysisWorker([Unavailable(), Brightness()], got.result,
                                 on_problem=got.problem)
         try:
@@ -787,7 +788,7 @@ def test_store_cache_by_content_and_config(media: Path, small_clip: Path,
     assert ObservationStore.load(renamed, {**config, "fps": 4.0}) is None
     assert config_hash(config) == config_hash(json.loads(json.dumps(config)))
 
-    with caplog.at_level(logging.WARNING, logger="models.observations"):
+    with caplog.at_level(logging.WARNING, logger="models.pipeline.store"):
         file.write_text('{"version": 1, "config": {"fps": 2.0,')
         assert ObservationStore.load(small_clip, config) is None
         file.write_text(json.dumps({"version": 1, "config": config, "observations": [3]}))
@@ -802,7 +803,7 @@ def test_store_save_failure_is_logged_and_ignored(media: Path, small_clip: Path,
     blocked.mkdir()
     (blocked / "video-narrator").write_text("a file where the cache folder should be")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
-    with caplog.at_level(logging.WARNING, logger="models.observations"):
+    with caplog.at_level(logging.WARNING, logger="models.pipeline.store"):
         assert ObservationStore(_observations()).save(small_clip, {"fps": 2}) is None
         assert ObservationStore(_observations()).save(media / "gone.mp4", {"fps": 2}) is None
     assert "could not save the observations" in caplog.text

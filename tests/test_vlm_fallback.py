@@ -299,7 +299,7 @@ def test_after_out_of_memory_too_little_ram_switches_the_model_off(gpu_engine,
 
 
 def test_the_worker_switches_off_a_model_that_no_longer_fits(gpu_engine, monkeypatch) -> None:
-    from models.worker import (
+    from models.pipeline.worker import (
         MAX_FAILURES_IN_A_ROW,
         NO_FRAME,
         VLM,

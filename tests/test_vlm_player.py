@@ -533,7 +533,7 @@ def test_describe_now_says_when_the_picture_is_not_ready(make_controller, tmp_pa
 
 
 def test_label_questions_without_an_answer_are_asked_again_twice_at_most(qapp):
-    from models.worker import NO_FRAME, VLM, Priority, Request, Result
+    from models.pipeline.worker import NO_FRAME, VLM, Priority, Request, Result
     from player.core.perception import Perception, _Job
 
     p = Perception(lambda: ([], []))
@@ -552,7 +552,7 @@ def test_label_questions_without_an_answer_are_asked_again_twice_at_most(qapp):
 def test_an_analysis_that_changed_model_midway_is_not_cached(qapp, tmp_path, monkeypatch):
     """Saved under the new model's name it would lack that model's answers for the first part,
     and the next viewing would never ask for them."""
-    from models.observations import ObservationStore
+    from models.pipeline.store import ObservationStore
     from models.types import Observation
     from player.core.perception import Perception
 
@@ -578,10 +578,10 @@ def test_an_older_models_answer_is_not_cached_under_the_new_models_name(qapp):
     """An answer the old model was still writing when the user chose another one is said, but
     kept out of the analysis saved under the new model's name (so that analysis is not saved);
     when the new model fails to load, the old one goes on under its own name."""
-    from models.observations import ObservationStore
+    from models.pipeline.questions import GapQuestion
+    from models.pipeline.store import ObservationStore
+    from models.pipeline.worker import NO_FRAME, VLM, Priority, Request, Result
     from models.types import Observation
-    from models.vlm.lookahead import GapQuestion
-    from models.worker import NO_FRAME, VLM, Priority, Request, Result
     from player.core.perception import Perception, _Job
 
     def answer(p, token, model):

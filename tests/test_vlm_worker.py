@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.pipeline.questions import MAX_ROOM, UNKNOWN_ROOM, GapPlanner
+from models.pipeline.worker import NO_FRAME, VLM, AnalysisWorker, Priority, Request, Result
 from models.schedule import GapMap
 from models.types import Gap, Observation
 from models.vlm import VlmRequest
-from models.vlm.lookahead import MAX_ROOM, UNKNOWN_ROOM, GapPlanner
-from models.worker import NO_FRAME, VLM, AnalysisWorker, Priority, Request, Result
 from tests.scripted_vlm import ScriptedVlm
 from tests.test_reader_worker import wait_until
 
@@ -387,7 +387,7 @@ def _people(*boxes: tuple[float, float, float, float]) -> Observation:
 
 
 def test_each_person_is_labelled_once_and_a_tiny_one_when_seen_bigger() -> None:
-    from models.vlm.lookahead import label_requests
+    from models.pipeline.questions import label_requests
 
     image = np.zeros((360, 640, 3), dtype=np.uint8)
     labelled: set[int] = set()

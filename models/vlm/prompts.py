@@ -1,6 +1,6 @@
 """Prompts that ask a vision-language model for audio-description style sentences.
 
-The style follows :mod:`models.composer`: present tense, third person, concrete; no guessing of
+The style follows :mod:`models.pipeline.composer`: present tense, third person, concrete; no guessing of
 emotion, identity, age, gender, job or relationship, and no hedging; people keep the labels they
 already have ("the first person"); say what changed instead of repeating what was just said; fit
 the length of the pause.

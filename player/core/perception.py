@@ -9,7 +9,6 @@ into descriptions for the narrator.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -20,86 +19,19 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from models.cache import content_key
-from models.composer import Composer
+from models.pipeline.composer import Composer
+from models.pipeline.config import (
+    FRAME_WIDTH,
+    LOOKAHEAD_FPS,
+    RECENT_KEPT,
+    RECENT_SECONDS,
+    cache_config,
+    default_stages,
+    frame_array,
+)
 from models.types import Description, Observation
 
 log = logging.getLogger(__name__)
-
-LOOKAHEAD_FPS = 2.0
-RECENT_SECONDS = 30.0
-"""The model's context: what was said in the last this many seconds of film."""
-RECENT_KEPT = 20
-FRAME_WIDTH = 640
-CACHE_CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 2}
-"""What cached analysis depends on; version 2: people keep their ids across shots."""
-INSTALL_HINT = "pip install 'video-narrator[perception]'"
-
-
-def cache_config(model: str = "") -> dict[str, Any]:
-    """The analysis cache's key settings; with a model, which one: a catalog name as it is; a
-    model file by its name and content (two different files called model.gguf must not share
-    answers); a model folder by its name and full path."""
-    if not model:
-        return dict(CACHE_CONFIG)
-    path = Path(model).expanduser()
-    key = path.name
-    try:
-        if path.is_file():
-            key = f"{path.name}#{content_key(path)[:16]}"
-        elif path.is_dir():
-            key = f"{path.name}#{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
-    except OSError:  # unreadable now: its answers cannot be told apart from another's
-        pass
-    return {**CACHE_CONFIG, "vlm": key}
-
-
-def default_stages() -> tuple[list[Any], list[str]]:
-    """The perception stages that can be built here, and notes on those that cannot."""
-    stages: list[Any] = []
-    notes: list[str] = []
-    factories: list[tuple[str, Callable[[], Any]]] = []
-
-    def add(label: str, module: str, cls: str) -> None:
-        def make() -> Any:
-            import importlib  # noqa: PLC0415
-
-            return getattr(importlib.import_module(module), cls)()
-
-        factories.append((label, make))
-
-    add("shot changes", "models.perception.shots", "ShotStage")
-    add("scene", "models.perception.scene", "SceneStage")
-    add("people and poses", "models.perception.pose", "PoseStage")
-    add("faces", "models.perception.faces", "FaceStage")
-    add("on-screen text", "models.perception.ocr", "TextStage")
-    add("objects", "models.perception.objects", "ObjectStage")
-    for label, make in factories:
-        try:
-            stage = make()
-            problem = stage.problem()
-        except ImportError as exc:
-            notes.append(f"{label} is off: {exc.name or exc} is not installed ({INSTALL_HINT}).")
-            continue
-        except Exception as exc:  # noqa: BLE001 - one broken stage must not stop the rest
-            notes.append(f"{label} is off: {exc}.")
-            continue
-        if problem:
-            notes.append(f"{label} is off: {problem}")
-        else:
-            stages.append(stage)
-    return stages, notes
-
-
-def frame_array(frame: tuple[int, int, bytes], width: int = FRAME_WIDTH) -> np.ndarray:
-    """mpv's RGB screenshot as an (H, W, 3) array, scaled down to ``width`` at most."""
-    w, h, data = frame
-    image = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
-    if w > width:
-        step = int(np.ceil(w / width))
-        image = image[::step, ::step]
-    return np.ascontiguousarray(image)
-
 
 @dataclass
 class _Job:
@@ -229,7 +161,7 @@ class Perception(QObject):
 
     def _build(self) -> None:
         try:
-            from models.worker import AnalysisWorker  # noqa: PLC0415
+            from models.pipeline.worker import AnalysisWorker  # noqa: PLC0415
         except ImportError as exc:
             self._problem_text.emit(f"Live scene analysis is off: {exc}.")
             self._no_models = True
@@ -245,7 +177,7 @@ class Perception(QObject):
         self._ready.emit(worker, [s.name for s in stages])
 
     def _make_worker(self, stages: list[Any]) -> None:
-        from models.worker import AnalysisWorker  # noqa: PLC0415
+        from models.pipeline.worker import AnalysisWorker  # noqa: PLC0415
 
         self._worker = AnalysisWorker(stages, on_result=self._result.emit,
                                       on_problem=self._problem.emit,
@@ -283,7 +215,7 @@ class Perception(QObject):
         self.from_cache = False
         self._unreadable = False
         self._damaged = self._told_damage = False
-        from models.observations import ObservationStore  # noqa: PLC0415
+        from models.pipeline.store import ObservationStore  # noqa: PLC0415
 
         self._store = ObservationStore()
         self._mixed_models = False
@@ -307,7 +239,7 @@ class Perception(QObject):
             self.from_cache = True
             self._observations = list(store)
             if self.compose:
-                from models.vlm.lookahead import cached_descriptions  # noqa: PLC0415
+                from models.pipeline.questions import cached_descriptions  # noqa: PLC0415
 
                 descs = [*Composer().feed(self._observations),
                          *cached_descriptions(self._observations)]
@@ -330,8 +262,8 @@ class Perception(QObject):
             self._pending = (str(path), at, compose)
             self.warm_up()
             return
-        from models.reader import ReaderError  # noqa: PLC0415
-        from models.worker import LookAhead  # noqa: PLC0415
+        from models.pipeline.feeder import LookAhead  # noqa: PLC0415
+        from models.pipeline.reader import ReaderError  # noqa: PLC0415
 
         # A new film: nobody from the last one is known here, and what the worker still
         # brings of it (asked before this token) is not this film's.
@@ -356,7 +288,7 @@ class Perception(QObject):
             return
         self._damaged = True
         if not self._told_damage:
-            from models.reader import damage_message  # noqa: PLC0415
+            from models.pipeline.reader import damage_message  # noqa: PLC0415
 
             self._told_damage = True
             self.problem.emit(damage_message(Path(path).name, [span]))
@@ -449,7 +381,7 @@ class Perception(QObject):
         """Another model (or none): the answers cached for this film came from the old one; the
         cache is keyed by the model, so they are dropped rather than saved under the new name."""
         if self._store is not None and not self.from_cache:
-            from models.worker import VLM  # noqa: PLC0415
+            from models.pipeline.worker import VLM  # noqa: PLC0415
 
             if self._store.drop_kind(VLM):
                 self._mixed_models = True  # part of the film has no answers from the new one
@@ -463,7 +395,7 @@ class Perception(QObject):
             self._worker.attach_vlm(None)  # its queued questions are answered without a model
             if self._gpu_worker is None or self._gpu_worker.device != device:
                 self._stop_gpu_worker()
-                from models.worker import AnalysisWorker  # noqa: PLC0415
+                from models.pipeline.worker import AnalysisWorker  # noqa: PLC0415
 
                 self._gpu_worker = AnalysisWorker([], on_result=self._result.emit,
                                                   on_problem=self._problem.emit, device=device,
@@ -530,7 +462,7 @@ class Perception(QObject):
 
     @Slot(str, str)
     def _on_stage_problem(self, name: str, text: str) -> None:
-        from models.worker import VLM_NAME  # noqa: PLC0415
+        from models.pipeline.worker import VLM_NAME  # noqa: PLC0415
 
         if name == VLM_NAME:  # a failing model was switched off: _on_vlm_off tells the user
             return
@@ -574,7 +506,7 @@ class Perception(QObject):
                  gap_at: Callable[[float], Any], next_gap: Callable[[float], Any]) -> None:
         """Where the pauses in the dialogue are: the model describes a frame for each pause
         worth filling, ahead of the playhead."""
-        from models.vlm.lookahead import GapPlanner  # noqa: PLC0415
+        from models.pipeline.questions import GapPlanner  # noqa: PLC0415
 
         self._planner = GapPlanner(room_at, gap_at, next_gap)
 
@@ -582,7 +514,7 @@ class Perception(QObject):
                    stream: bool = False) -> None:
         """Send ``question`` (a VlmRequest) to the worker that owns the model: "now" at the
         highest priority, streamed; "gap" and "label" at gap priority, batched."""
-        from models.worker import NO_FRAME, VLM, Priority, Request  # noqa: PLC0415
+        from models.pipeline.worker import NO_FRAME, VLM, Priority, Request  # noqa: PLC0415
 
         priority = Priority.NOW if kind == "now" else Priority.GAP
         worker = self._model_worker
@@ -612,7 +544,7 @@ class Perception(QObject):
         gap = self._planner.consider(t, shot_change)
         if gap is None:
             return
-        from models.vlm.lookahead import gap_request  # noqa: PLC0415
+        from models.pipeline.questions import gap_request  # noqa: PLC0415
 
         context = [o for o in self._observations if t - 8.0 <= o.t <= t + 0.01]
         seen = Composer.describe(context, t + 0.05, self.detail, self._composer.labels)
@@ -622,7 +554,7 @@ class Perception(QObject):
     def _ask_labels(self, t: float, image: np.ndarray, observations: Sequence[Observation]) -> None:
         """A new person in the film: ask the model what to call them ("the man in the red
         coat"), so the narration names them the same way from then on."""
-        from models.vlm.lookahead import label_requests  # noqa: PLC0415
+        from models.pipeline.questions import label_requests  # noqa: PLC0415
 
         for pid, question in label_requests(image, observations, self._labelled):
             self._ask_model("label", t, question, pid)
@@ -664,7 +596,7 @@ class Perception(QObject):
             self.vlm_seconds = (result.seconds if not self.vlm_seconds
                                 else 0.7 * self.vlm_seconds + 0.3 * result.seconds)
         if text:
-            from models.vlm.lookahead import answer_observation, gap_description  # noqa: PLC0415
+            from models.pipeline.questions import answer_observation, gap_description  # noqa: PLC0415
 
             if self._store is not None and job.model == self._vlm_name:
                 self._store.add(answer_observation(info, text))
@@ -680,7 +612,7 @@ class Perception(QObject):
         written). False when analysis is not ready (the caller answers from what it has)."""
         if frame is None or self._worker is None:
             return False
-        from models.worker import Priority, Request  # noqa: PLC0415
+        from models.pipeline.worker import Priority, Request  # noqa: PLC0415
 
         self._supersede_now()
         image = frame_array(frame)
@@ -708,7 +640,7 @@ class Perception(QObject):
     def _on_result(self, result: Any) -> None:
         if self._closed:  # queued before the close
             return
-        from models.worker import VLM  # noqa: PLC0415
+        from models.pipeline.worker import VLM  # noqa: PLC0415
 
         if result.request.kind == VLM:
             self._on_model_result(result)

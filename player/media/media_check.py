@@ -6,33 +6,17 @@ to do. They are shown, announced to the screen reader and spoken.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from models.files import check_path
+
+__all__ = ["check_path", "codec_error_message", "load_error_message"]
 
 # libmpv error codes (client.h, enum mpv_error) that end-file reports for a file.
 _MPV_LOADING_FAILED = -13
 _MPV_UNKNOWN_FORMAT = -17
 _MPV_NOTHING_TO_PLAY = -18
 _MPV_UNSUPPORTED = -16
-
-
-def check_path(path: str | os.PathLike[str]) -> str:
-    """Return "" if ``path`` looks playable, else a message saying why not."""
-    p = Path(path)
-    name = p.name or str(p)
-    if not p.exists():
-        return f"No file named {name} was found at {p.parent}."
-    if p.is_dir():
-        return f"{name} is a folder, not a video file."
-    if not os.access(p, os.R_OK):
-        return f"{name} can't be opened: you don't have permission to read it."
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        return f"{name} can't be opened: {exc.strerror or exc}."
-    if size == 0:
-        return f"{name} is empty (zero bytes), so there is nothing to play."
-    return ""
 
 
 def load_error_message(path: str, mpv_error: int) -> str:

@@ -1,0 +1,90 @@
+"""The analysis configuration: sampling, frame size, what the cache depends on, and the stages.
+
+Live analysis (the player) and ``narrate prepare`` read the same values from here, so a film
+prepared in advance and one analysed while it plays are looked at the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.cache import content_key
+
+LOOKAHEAD_FPS = 2.0
+RECENT_SECONDS = 30.0
+"""The model's context: what was said in the last this many seconds of film."""
+RECENT_KEPT = 20
+FRAME_WIDTH = 640
+CACHE_CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 2}
+"""What cached analysis depends on; version 2: people keep their ids across shots."""
+INSTALL_HINT = "pip install 'video-narrator[perception]'"
+
+
+def cache_config(model: str = "") -> dict[str, Any]:
+    """The analysis cache's key settings; with a model, which one: a catalog name as it is; a
+    model file by its name and content (two different files called model.gguf must not share
+    answers); a model folder by its name and full path."""
+    if not model:
+        return dict(CACHE_CONFIG)
+    path = Path(model).expanduser()
+    key = path.name
+    try:
+        if path.is_file():
+            key = f"{path.name}#{content_key(path)[:16]}"
+        elif path.is_dir():
+            key = f"{path.name}#{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
+    except OSError:  # unreadable now: its answers cannot be told apart from another's
+        pass
+    return {**CACHE_CONFIG, "vlm": key}
+
+
+def default_stages() -> tuple[list[Any], list[str]]:
+    """The perception stages that can be built here, and notes on those that cannot."""
+    stages: list[Any] = []
+    notes: list[str] = []
+    factories: list[tuple[str, Callable[[], Any]]] = []
+
+    def add(label: str, module: str, cls: str) -> None:
+        def make() -> Any:
+            import importlib  # noqa: PLC0415
+
+            return getattr(importlib.import_module(module), cls)()
+
+        factories.append((label, make))
+
+    add("shot changes", "models.perception.shots", "ShotStage")
+    add("scene", "models.perception.scene", "SceneStage")
+    add("people and poses", "models.perception.pose", "PoseStage")
+    add("faces", "models.perception.faces", "FaceStage")
+    add("on-screen text", "models.perception.ocr", "TextStage")
+    add("objects", "models.perception.objects", "ObjectStage")
+    for label, make in factories:
+        try:
+            stage = make()
+            problem = stage.problem()
+        except ImportError as exc:
+            notes.append(f"{label} is off: {exc.name or exc} is not installed ({INSTALL_HINT}).")
+            continue
+        except Exception as exc:  # noqa: BLE001 - one broken stage must not stop the rest
+            notes.append(f"{label} is off: {exc}.")
+            continue
+        if problem:
+            notes.append(f"{label} is off: {problem}")
+        else:
+            stages.append(stage)
+    return stages, notes
+
+
+def frame_array(frame: tuple[int, int, bytes], width: int = FRAME_WIDTH) -> np.ndarray:
+    """mpv's RGB screenshot as an (H, W, 3) array, scaled down to ``width`` at most."""
+    w, h, data = frame
+    image = np.frombuffer(data, dtype=np.uint8).reshape(h, w, 3)
+    if w > width:
+        step = int(np.ceil(w / width))
+        image = image[::step, ::step]
+    return np.ascontiguousarray(image)
