@@ -1,7 +1,9 @@
 """The vision-language models Video Narrator knows, and the ones installed on this computer.
 
 A model is either a GGUF file for llama.cpp with its multimodal projector (``*mmproj*.gguf``)
-beside it, or a Hugging Face folder for transformers. Catalog models are downloaded by
+beside it, a Hugging Face folder for transformers, or the OpenVINO form of such a folder, which
+``narrate models convert`` writes beside it (``<folder>-openvino``, ``<folder>-openvino-int8``,
+see :func:`openvino_forms`). Catalog models are downloaded by
 :func:`models.download.pull` into ``models_dir()/<name>/``; a model counts as installed only when
 its ``manifest.json`` is there, and that file is written last. Any local GGUF file or model folder
 can be used instead by giving its path to :func:`resolve`.
@@ -21,11 +23,16 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["llama", "transformers"]
+Backend = Literal["llama", "transformers", "openvino"]
 Speed = Literal["fast", "medium", "slow"]
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
+OPENVINO_MANIFEST = "openvino_model.json"
+"""Written last into an OpenVINO form: without it the conversion never finished."""
+OPENVINO_WEIGHTS = ("int8", "fp16", "fp32", "int4")
+"""The weights an OpenVINO form can have, in the order the engine prefers them on the CPU:
+int8 answers fastest with the least loss; int4 loses the most."""
 
 
 class ModelError(Exception):
@@ -135,8 +142,8 @@ class InstalledModel:
 
     Attributes:
         name: catalog name, or the file or folder name for a model given by path.
-        backend: ``"llama"`` or ``"transformers"``.
-        path: the model's folder (for transformers, the folder to load).
+        backend: ``"llama"``, ``"transformers"`` or ``"openvino"``.
+        path: the model's folder (for transformers and openvino, the folder to load).
         model_file: the GGUF to load (llama only).
         mmproj: the multimodal projector GGUF (llama only).
         files: every file that belongs to the model.
@@ -193,6 +200,28 @@ def find_projector(model_file: Path) -> Path | None:
         return None
     return best_projector(Path(model_file),
                           sorted(p for p in folder.iterdir() if p.is_file() and is_mmproj(p)))
+
+
+def openvino_form(folder: Path, weights: str) -> Path:
+    """Where the OpenVINO form of the transformers folder ``folder`` with ``weights`` lives:
+    beside it, ``<name>-openvino`` (fp32) or ``<name>-openvino-<weights>``."""
+    folder = Path(folder)
+    suffix = "-openvino" if weights == "fp32" else f"-openvino-{weights}"
+    return folder.parent / (folder.name + suffix)
+
+
+def openvino_forms(folder: Path) -> dict[str, Path]:
+    """The finished OpenVINO forms of the transformers folder ``folder`` (their manifest is
+    there), by weights, in the order of :data:`OPENVINO_WEIGHTS`; damage is found when one
+    loads."""
+    forms = {w: openvino_form(folder, w) for w in OPENVINO_WEIGHTS}
+    return {w: p for w, p in forms.items() if (p / OPENVINO_MANIFEST).is_file()}
+
+
+def is_openvino_folder(folder: Path) -> bool:
+    """A folder that is, or was meant to be, an OpenVINO form: its manifest or an IR model
+    (``openvino_*.xml``) is there."""
+    return (folder / OPENVINO_MANIFEST).exists() or any(folder.glob("openvino_*.xml"))
 
 
 def read_manifest(folder: Path) -> InstalledModel | None:
@@ -275,6 +304,9 @@ def _from_path(path: Path) -> InstalledModel:
     manifest = read_manifest(path)
     if manifest is not None:
         return manifest
+    if is_openvino_folder(path):  # it holds a copy of config.json too
+        return InstalledModel(name=path.name, backend="openvino", path=path,
+                              files=tuple(sorted(p for p in path.iterdir() if p.is_file())))
     if (path / "config.json").is_file():
         files = tuple(sorted(p for p in path.rglob("*") if p.is_file()))
         return InstalledModel(name=path.name, backend="transformers", path=path, files=files)

@@ -107,7 +107,9 @@ class OvVlm(VlmEngine):
     ``device`` is "cpu" or the OpenVINO device in lower case; ``off`` is why the engine
     switched itself off ("" while it works): the computer ran out of memory while describing.
     ``min_new_tokens`` keeps the end token back that long (for timing random-weight models).
-    ``timing`` says where the last answer's time went.
+    ``timing`` says where the last answer's time went. ``fallback``: the transformers folder
+    the loader falls back to when this form fails to load (set by the loader when it chose
+    OpenVINO by itself).
     """
 
     name = "openvino"
@@ -124,6 +126,7 @@ class OvVlm(VlmEngine):
         self.weights = ""
         self.min_new_tokens = 0
         self.timing: Timing | None = None
+        self.fallback: Path | None = None
         self._parts: dict[str, Any] = {}
         self._processor: Any = None
         self._shape: tuple[int, int, int] = (0, 0, 0)

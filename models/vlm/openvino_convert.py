@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from models.catalog import OPENVINO_MANIFEST, openvino_form
 from models.vlm.base import VlmError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "openvino_model.json"
+MANIFEST = OPENVINO_MANIFEST
 FORMAT = 1
 WEIGHTS = ("fp32", "fp16", "int8", "int4")
 PARTS = {"vision": "openvino_vision.xml", "embeddings": "openvino_text_embeddings.xml",
@@ -60,8 +61,7 @@ class Converted:
 def form_folder(source: Path, weights: str) -> Path:
     """Where the OpenVINO form of the model folder ``source`` lives: beside it, named
     ``<name>-openvino`` (fp32) or ``<name>-openvino-<weights>``."""
-    suffix = "-openvino" if weights == "fp32" else f"-openvino-{weights}"
-    return source.parent / (source.name + suffix)
+    return openvino_form(source, weights)
 
 
 def missing_packages(weights: str) -> list[str]:

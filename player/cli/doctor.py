@@ -155,6 +155,26 @@ def _models() -> Check:
                  required=False)
 
 
+def _openvino() -> Check:
+    """OpenVINO, the fast CPU engine for converted models, and the devices it can use."""
+    what = "OpenVINO (fast vision-language models on the CPU)"
+    if importlib.util.find_spec("openvino") is None:
+        return Check(what, False, "not installed", "optional: pip install "
+                     "'video-narrator[openvino]', then narrate models convert MODEL --to "
+                     "openvino", required=False)
+    try:
+        import openvino as ov  # noqa: PLC0415
+
+        core = ov.Core()
+        devices = [f"{d} ({core.get_property(d, 'FULL_DEVICE_NAME')})"
+                   for d in core.available_devices]
+    except Exception as exc:  # noqa: BLE001 - the message is the answer
+        return Check(what, False, f"OpenVINO does not start: {exc}",
+                     "pip install --force-reinstall openvino", required=False)
+    return Check(what, True, f"OpenVINO {ov.__version__.split('-')[0]}, devices: "
+                 f"{', '.join(devices) or 'none'}", required=False)
+
+
 def _demo() -> Check:
     from player.app import demo_path  # noqa: PLC0415
 
@@ -181,6 +201,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
                     "pip install 'video-narrator[llama]'"),
     lambda: _module("transformers", "transformers (vision-language model folders; GPU or CPU)",
                     "pip install 'video-narrator[gpu]'"),
+    _openvino,
     _models,
     _gpu,
     _demo,

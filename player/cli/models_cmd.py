@@ -1,4 +1,4 @@
-"""``narrate models ...``: list, download and locate the vision-language models.
+"""``narrate models ...``: list, download, locate and convert the vision-language models.
 
 Output is plain text, one item a line, so that a screen reader reads it well. Errors are one
 sentence on standard error. Exit codes: 0 done, 1 failed, 2 wrong usage, 130 stopped with Ctrl+C.
@@ -10,7 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.catalog import CATALOG, ModelError, find, models_dir, read_manifest
+from models.catalog import (
+    CATALOG,
+    OPENVINO_WEIGHTS,
+    ModelError,
+    find,
+    models_dir,
+    openvino_forms,
+    read_manifest,
+    resolve,
+)
 from player.cli.interrupt import interrupted_code, signals_as_interrupt
 
 
@@ -33,6 +42,15 @@ def parser() -> argparse.ArgumentParser:
     quant.add_argument("--output", help="the file to write (default: beside the source, named "
                                         "after the type)")
     quant.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    conv = sub.add_parser(
+        "convert", help="make a faster form of a transformers model for the CPU (OpenVINO)")
+    conv.add_argument("model", help="a transformers model: its catalog name or its folder")
+    conv.add_argument("--to", required=True, choices=["openvino"],
+                      help="the form to make: openvino")
+    conv.add_argument("--weights", default="fp32", choices=sorted(OPENVINO_WEIGHTS),
+                      help="fp32 (default, as trained), fp16 (half the disk space), int8 "
+                           "(fastest on most processors) or int4 (smallest)")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing form")
     return p
 
 
@@ -53,6 +71,8 @@ def main(argv: list[str]) -> int:
             return _pull(args.name)
         if args.command == "quantize":
             return _quantize(args.source, args.kind, args.output, args.overwrite)
+        if args.command == "convert":
+            return _convert(args.model, args.weights, args.overwrite)
         return _path(args.name)
     except ModelError as exc:
         print(f"Error: {exc}", file=sys.stderr)
@@ -84,12 +104,47 @@ def _quantize(source: str, kind: str, output: str | None, overwrite: bool) -> in
     return 0
 
 
+def _convert(name: str, weights: str, overwrite: bool) -> int:
+    from models.vlm.base import VlmError  # noqa: PLC0415
+    from models.vlm.openvino_convert import convert  # noqa: PLC0415
+
+    model = resolve(name)
+    if model.backend != "transformers":
+        what = "a GGUF model for llama.cpp" if model.backend == "llama" else "already OpenVINO"
+        others = ", ".join(e.name for e in CATALOG if e.backend == "transformers")
+        print(f"Error: {model.name} is {what}; convert needs a transformers model folder, "
+              f"such as {others}.", file=sys.stderr)
+        return 1
+    print(f"Converting {model.name} to OpenVINO, {weights} weights. This takes a minute or "
+          f"more.", flush=True)
+    try:
+        with signals_as_interrupt():  # SIGTERM stops it as Ctrl-C does
+            done = convert(model.path, weights, overwrite=overwrite,
+                           say=lambda line: print(line, flush=True))
+    except VlmError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as stop:
+        print("Stopped; the unfinished copy was removed and the model is as it was.",
+              file=sys.stderr)
+        return interrupted_code(stop)
+    print(f"Wrote {done.path}: {done.bytes // 2**20} MB in {done.seconds:.0f} seconds. On a "
+          f"computer without a GPU it is used by itself for {model.name}; to choose it by "
+          f"hand: narrate --model {done.path}")
+    return 0
+
+
 def _list() -> int:
     root = models_dir()
     for e in CATALOG:
         state = "installed" if read_manifest(root / e.name) is not None else "not installed"
+        form = ""
+        if e.backend == "transformers":
+            forms = openvino_forms(root / e.name)
+            form = (f", OpenVINO form {' and '.join(forms)}" if forms else
+                    ", no OpenVINO form (narrate models convert NAME --to openvino)")
         print(f"{e.name}: {state}, about {e.size_mb} MB, {e.speed} on a 2-core processor, "
-              f"{e.backend}, licence {e.licence}. {e.description}")
+              f"{e.backend}{form}, licence {e.licence}. {e.description}")
     print(f"Models folder: {root}")
     return 0
 
