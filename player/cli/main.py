@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         from player.cli.export_cmd import main as export_main  # noqa: PLC0415
 
         return export_main(argv[1:])
+    if argv[:1] == ["lab"] and not Path("lab").exists():
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        from player.cli.lab_cmd import main as lab_main  # noqa: PLC0415
+
+        return lab_main(argv[1:])
     if argv[:1] == ["doctor"] and not Path("doctor").exists():
         from player.cli.doctor import main as doctor_main  # noqa: PLC0415
 
