@@ -18,12 +18,14 @@ Ctrl+C removes the unfinished folder, and the original model is never touched.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import logging
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,12 +155,15 @@ def convert(source: str | Path, weights: str = "fp32", *, overwrite: bool = Fals
             shutil.rmtree(old, ignore_errors=True)
         else:
             partial.rename(target)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # OpenVINO reports a failed write as RuntimeError
         shutil.rmtree(partial, ignore_errors=True)
-        if exc.errno == 28:  # ENOSPC
+        if _disk_full(exc, target.parent):
             raise VlmError(f"The disk ran out of space while converting {folder.name} to "
                            f"OpenVINO; the unfinished copy was removed and the model is as it "
                            f"was. Free some space in {target.parent} and try again.") from exc
+        if not isinstance(exc, OSError):
+            raise VlmError(f"Converting {folder.name} to OpenVINO failed: "
+                           f"{_first_line(exc)}; nothing was kept.") from exc
         raise VlmError(f"Converting {folder.name} to OpenVINO could not write to "
                        f"{target.parent}: {exc.strerror or exc}; nothing was kept.") from exc
     except BaseException:
@@ -166,6 +171,24 @@ def convert(source: str | Path, weights: str = "fp32", *, overwrite: bool = Fals
         raise
     size = sum(p.stat().st_size for p in target.iterdir() if p.is_file())
     return Converted(target, weights, size, time.monotonic() - began)
+
+
+def _disk_full(exc: BaseException, where: Path) -> bool:
+    """Whether a failed write ran out of disk space (OpenVINO does not always say so)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    text = str(exc).lower()
+    if "no space" in text:
+        return True
+    try:
+        return shutil.disk_usage(where).free < 2**20
+    except OSError:
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _write_form(source: Path, dest: Path, config: dict[str, Any], weights: str,
@@ -187,7 +210,9 @@ def _write_form(source: Path, dest: Path, config: dict[str, Any], weights: str,
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     size = model.config.vision_config.image_size
     parts: dict[str, Any] = {}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracing warns about every shape it fixes; the tile size and head counts are fixed.
+        warnings.simplefilter("ignore")
         say("Converting the image encoder.")
         parts["vision"] = ov.convert_model(
             export.VisionPart(model), example_input=(torch.zeros(1, 3, size, size),),
