@@ -10,10 +10,12 @@ so the stages and the model load once for all the films that worker gets.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -91,9 +93,16 @@ def prepared_track(video: Path, settings: LibrarySettings) -> Path | None:
 def output_problem(video: Path, settings: LibrarySettings) -> str:
     """Why the film's track cannot be written, in one sentence ("" when it can)."""
     folder = Path(settings.out).parent if settings.out else video.parent
-    if folder.is_dir() and not os.access(folder, os.W_OK):
-        return (f"The folder {folder} is read-only, so the track of {video.name} cannot be "
-                f"written there.")
+    if not folder.is_dir():
+        return ""  # the preparation says what is missing
+    try:  # a real try: permissions, a read-only file system, and root all answer truly
+        fd, probe = tempfile.mkstemp(prefix=".narrate-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        why = "read-only" if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else \
+            f"not writable ({(exc.strerror or str(exc)).lower()})"
+        return f"The folder {folder} is {why}, so the track of {video.name} cannot be written."
     return ""
 
 

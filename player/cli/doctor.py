@@ -111,6 +111,22 @@ def _module(mod: str, what: str, fix: str) -> Check:
                  required=False)
 
 
+def _ray_check() -> Check:
+    """Ray, for ``narrate prepare --workers`` and ``--cluster``; its version, without importing
+    it (importing Ray is slow)."""
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    what = "Ray (prepare a library on several workers or a cluster)"
+    try:
+        found = version("ray") if importlib.util.find_spec("ray") is not None else ""
+    except PackageNotFoundError:
+        found = ""
+    if not found:
+        return Check(what, False, "not installed", "pip install 'video-narrator[cluster]'",
+                     required=False)
+    return Check(what, True, f"version {found}", required=False)
+
+
 def _gpu() -> Check:
     smi = shutil.which("nvidia-smi")
     if smi:
@@ -205,6 +221,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     _models,
     _gpu,
     _demo,
+    _ray_check,
 )
 
 

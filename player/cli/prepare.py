@@ -138,12 +138,11 @@ def _main(argv: list[str], current: list[str]) -> int:
 
 def _library(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     """The films as a library: in this process, or as Ray tasks with --workers or --cluster."""
+    from models.library.cluster import ClusterError  # noqa: PLC0415 - Ray itself is not imported
     from models.library.films import find_films  # noqa: PLC0415
     from models.library.job import LibrarySettings  # noqa: PLC0415
     from models.library.library import LibraryRun  # noqa: PLC0415
     from models.library.progress import LibraryProgress  # noqa: PLC0415
-
-    from models.library.cluster import ClusterError  # noqa: PLC0415 - Ray itself is not imported
 
     found = find_films(args.videos)
     for problem in found.problems:
