@@ -14,7 +14,7 @@ from pathlib import Path
 from models.lab import LabError
 from models.lab.dataset import Example, load_examples
 from models.lab.metrics import CaptionScores, caption_scores
-from models.lab.narrators import NarratorSpec, make, narrate_all
+from models.lab.narrators import Narrator, NarratorSpec, make, narrate_all
 from models.lab.progress import bar
 from models.lab.rules import RuleRates, rates
 from models.lab.speed import MemoryWatch, SpeedStats, summarise
@@ -41,9 +41,10 @@ class Result:
 
 
 def evaluate(spec: NarratorSpec, examples: Sequence[Example],
-             say: Callable[[str], None] = print) -> Result:
-    """Load one narrator, let it narrate every example, and score it."""
-    narrator = make(spec)
+             say: Callable[[str], None] = print, narrator: Narrator | None = None) -> Result:
+    """Load one narrator (``narrator``, else the one ``spec`` names), let it narrate every
+    example, and score it."""
+    narrator = narrator or make(spec)
     with MemoryWatch() as watch:
         began = time.perf_counter()
         narrator.load()

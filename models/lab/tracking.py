@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,8 @@ class Tracker:
     def __init__(self, experiment: str = DEFAULT_EXPERIMENT, uri: str | None = None) -> None:
         mlflow = need("mlflow")
         self.uri = uri or tracking_uri()
-        self.client = mlflow.MlflowClient(tracking_uri=self.uri)  # type: ignore[attr-defined]
         try:
+            self.client = mlflow.MlflowClient(tracking_uri=self.uri)  # type: ignore[attr-defined]
             found = self.client.get_experiment_by_name(experiment)
             if found is None:
                 artifacts = None
@@ -93,13 +94,18 @@ class LabRun:
         self.client = tracker.client
 
     def params(self, params: Mapping[str, Any]) -> None:
-        for key, value in params.items():
-            self.client.log_param(self.run_id, key, str(value)[:6000])
+        from mlflow.entities import Param  # noqa: PLC0415
+
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000])
+                                                   for k, v in params.items()])
 
     def metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        for key, value in metrics.items():
-            if value is not None and math.isfinite(float(value)):
-                self.client.log_metric(self.run_id, key, float(value), step=step or 0)
+        from mlflow.entities import Metric  # noqa: PLC0415
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[
+            Metric(k, float(v), now, step or 0) for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))])
 
     def tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
