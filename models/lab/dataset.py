@@ -216,11 +216,12 @@ def coco_examples(annotations: Path, images: Path, out_images: Path,
 
 # ----- writing and reading ---------------------------------------------------------------------
 def split_examples(ids: Sequence[str], test_share: float, seed: int) -> dict[str, str]:
-    """Each id's split; at least one of each when there are two examples or more."""
+    """Each id's split; at least one of each when there are two examples or more (none for
+    testing when ``test_share`` is 0)."""
     order = list(ids)
     random.Random(seed).shuffle(order)
     n_test = round(len(order) * test_share)
-    if len(order) >= 2:
+    if len(order) >= 2 and test_share > 0:
         n_test = min(max(n_test, 1), len(order) - 1)
     return {i: ("test" if k < n_test else "train") for k, i in enumerate(order)}
 

@@ -1,0 +1,188 @@
+"""LoRA fine-tuning with real peft on a tiny random-weight Idefics3 (SmolVLM architecture): the
+loss falls when it overfits four examples, each epoch is scored and checkpointed, the merged
+bfloat16 copy loads in the player's transformers engine and answers, a full disk keeps the last
+checkpoint, Ctrl-C keeps the finished epochs, and bad input is one sentence."""
+
+from __future__ import annotations
+
+import resource
+import signal
+from pathlib import Path
+
+import pytest
+
+from models.lab import LabError
+from models.lab.dataset import film_examples, write_dataset
+from models.lab.finetune import EpochResult, FinetuneOptions, finetune
+from models.lab.tracking import Tracker
+from tests.media import write_vtt
+from tests.test_lab_dataset import make_coloured_film
+from tests.tiny_vlm import build_tiny_vlm
+
+FIVE_CUES = [
+    (0.2, 1.6, "A person walks across the street.", 2),
+    (2.2, 3.8, "Two people sit at a table.", 2),
+    (4.3, 5.7, "A dog runs along the beach.", 2),
+    (6.1, 7.0, "She turns and looks out.", 2),
+    (7.2, 7.9, "He closes the book.", 2),
+]
+
+
+def build_trainable_tiny_vlm(folder: Path) -> Path:
+    """The tiny random model with an output layer 30 times larger: a trained model's output
+    layer has weights far from the random start's tiny ones, and without that no adapter can
+    move its answers (the logits stay within about one unit)."""
+    import torch
+    from transformers import Idefics3ForConditionalGeneration
+
+    build_tiny_vlm(folder)
+    model = Idefics3ForConditionalGeneration.from_pretrained(folder)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(30.0)
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tuning_lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A trainable tiny model and a dataset of four training examples and one test example."""
+    folder = tmp_path_factory.mktemp("tuning")
+    film = make_coloured_film(folder)
+    track = write_vtt(folder, FIVE_CUES, name="film.descriptions.vtt")
+    write_dataset(folder / "dataset", film_examples(film, track, 1, Path("images")),
+                  [film.name], test_share=0.2)
+    return {"dataset": folder / "dataset", "model": build_trainable_tiny_vlm(folder / "tiny")}
+
+
+@pytest.fixture
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path / "data"
+
+
+def test_lora_overfits_and_the_merged_model_answers_in_the_player(tuning_lab, data_home,
+                                                                  tmp_path) -> None:
+    from models.catalog import resolve
+    from models.lab.dataset import load_examples
+    from models.lab.narrators import prompt_for
+    from models.vlm import VlmRequest
+    from models.vlm.hf import HfVlm, stored_dtype
+
+    tracker = Tracker("ft")
+    said: list[str] = []
+    out = tmp_path / "run"
+    result = finetune(tuning_lab["model"], tuning_lab["dataset"], out,
+                      FinetuneOptions(epochs=5, learning_rate=1e-2, max_new_tokens=8),
+                      tracker, say=said.append)
+    losses = [e.train_loss for e in result.epochs]
+    assert len(losses) == 5 and losses[-1] < 0.6 * losses[0], losses
+    assert all(e.scores is not None and e.eval_loss is not None for e in result.epochs)
+    assert [p.name for p in sorted((out / "checkpoints").iterdir())] == [
+        f"epoch-{n}" for n in range(1, 6)]
+    assert (result.adapter / "adapter_model.safetensors").is_file()
+    assert any(line.startswith("Epoch 5 of 5: training loss") for line in said)
+
+    # the merged copy: bfloat16, changed weights, and the player's engine loads it and answers
+    assert result.merged is not None and stored_dtype(result.merged) == "bfloat16"
+    assert resolve(result.merged).backend == "transformers"
+    from safetensors import safe_open
+
+    def weight(folder: Path) -> object:
+        with safe_open(str(next(folder.glob("*.safetensors"))), "pt") as f:
+            name = next(k for k in f.keys() if "layers.0.self_attn.q_proj.weight" in k)
+            return f.get_tensor(name).float()
+
+    import torch
+
+    change = (weight(result.merged) - weight(tuning_lab["model"])).abs().max()
+    assert change > 1e-3
+    example = load_examples(tuning_lab["dataset"], "train")[0]
+    engine = HfVlm(result.merged, device="cpu")
+    engine.load()
+    try:
+        pieces = list(engine.stream(VlmRequest(example.image(), prompt_for("standard", example),
+                                               max_new_tokens=6)))
+    finally:
+        engine.close()
+    assert "".join(pieces).strip()
+    assert torch.isfinite(change)
+
+    # the run in MLflow: one training loss a epoch, falling
+    client = tracker.client
+    run = client.search_runs([tracker.experiment_id])[0]
+    history = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in history] == [1, 2, 3, 4, 5]
+    assert [m.value for m in history] == pytest.approx(losses)
+    assert run.info.status == "FINISHED" and "quality" in run.data.metrics
+
+
+def test_a_full_disk_keeps_the_last_checkpoint(tuning_lab, tmp_path) -> None:
+    """After epoch 1 the process may write files of 10 kB at most (the adapter is about 30 kB),
+    so saving epoch 2 fails as on a full disk."""
+    out = tmp_path / "run"
+    old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def fill_disk(result: EpochResult) -> None:
+        if result.epoch == 1:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, old_limit[1]))
+
+    try:
+        with pytest.raises(LabError) as caught:
+            finetune(tuning_lab["model"], tuning_lab["dataset"], out,
+                     FinetuneOptions(epochs=3, evaluate=False, merge=False),
+                     on_epoch=fill_disk, say=lambda _: None)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+        signal.signal(signal.SIGXFSZ, old_handler)
+    kept = out / "checkpoints" / "epoch-1"
+    assert str(caught.value) == (f"The disk filled up while saving epoch 2; the adapter of "
+                                 f"epoch 1 is kept in {kept}. Free some space and train again.")
+    assert (kept / "adapter_model.safetensors").stat().st_size > 10_000
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-1"]
+
+
+def test_ctrl_c_keeps_finished_epochs(tuning_lab, data_home, tmp_path) -> None:
+    tracker = Tracker("stop")
+    said: list[str] = []
+
+    def stop(result: EpochResult) -> None:
+        if result.epoch == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(tuning_lab["model"], tuning_lab["dataset"], out,
+                 FinetuneOptions(epochs=4, evaluate=False, merge=False), tracker,
+                 on_epoch=stop, say=said.append)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-1", "epoch-2"]
+    run = tracker.client.search_runs([tracker.experiment_id])[0]
+    assert run.info.status == "KILLED"
+
+
+def test_bad_input_is_one_sentence(tuning_lab, tmp_path) -> None:
+    with pytest.raises(LabError, match="no-such-model"):
+        finetune(tmp_path / "no-such-model", tuning_lab["dataset"], tmp_path / "o")
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(64))
+    (tmp_path / "mmproj-model.gguf").write_bytes(b"GGUF" + bytes(64))
+    with pytest.raises(LabError, match="is a llama.cpp \\(GGUF\\) model; fine-tuning needs"):
+        finetune(gguf, tuning_lab["dataset"], tmp_path / "o")
+    with pytest.raises(LabError, match="is not a lab dataset"):
+        finetune(tuning_lab["model"], tmp_path, tmp_path / "o")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(LabError, match="QLoRA needs an NVIDIA GPU"):
+            finetune(tuning_lab["model"], tuning_lab["dataset"], tmp_path / "o",
+                     FinetuneOptions(qlora=True))
+
+
+@pytest.mark.gpu
+def test_qlora_trains_a_4bit_base_on_the_gpu(tuning_lab, tmp_path) -> None:
+    result = finetune(tuning_lab["model"], tuning_lab["dataset"], tmp_path / "q",
+                      FinetuneOptions(epochs=3, learning_rate=1e-2, qlora=True,
+                                      max_new_tokens=4), say=lambda _: None)
+    assert result.epochs[-1].train_loss < result.epochs[0].train_loss
+    assert result.merged is not None and (result.merged / "config.json").is_file()
