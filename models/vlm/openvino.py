@@ -128,8 +128,8 @@ class OvVlm(VlmEngine):
         self.timing: Timing | None = None
         self.fallback: Path | None = None
         self._parts: dict[str, Any] = {}
+        self._request: Any = None
         self._processor: Any = None
-        self._shape: tuple[int, int, int] = (0, 0, 0)
         self._image_token = -1
         self._stop_ids: set[int] = set()
         self._lock = threading.Lock()
@@ -177,9 +177,8 @@ class OvVlm(VlmEngine):
         self._processor = self._load_processor()
         self._set_tiling(device)
         self._image_token, self._stop_ids = self._token_ids()
-        self._shape = (int(manifest["layers"]), int(manifest["kv_heads"]),
-                       int(manifest["head_dim"]))
         self._parts = parts
+        self._request = parts["language"].create_infer_request()
         self.device = device.lower()
         self.weights = str(manifest.get("weights", ""))
         self.off = ""
@@ -268,6 +267,7 @@ class OvVlm(VlmEngine):
     def close(self) -> None:
         with self._lock:
             self._parts = {}
+            self._request = None
             self._processor = None
             self.off = ""
 
@@ -332,7 +332,7 @@ class OvVlm(VlmEngine):
                         f"frame; the vision-language model is switched off. Close other "
                         f"programs and choose it again, or choose a smaller model.")
             log.warning("%s (%s)", self.off, exc)
-            self._parts = {}
+            self._parts, self._request = {}, None
             raise VlmError(self.off) from exc
         raise VlmError(f"The model failed while describing: {exc}") from exc
 
@@ -377,18 +377,17 @@ class OvVlm(VlmEngine):
         embeds[slots] = features
         positions = np.cumsum(mask, axis=1) - 1
         positions[mask == 0] = 1
-        layers, kv_heads, head_dim = self._shape
         batch = ids.shape[0]
-        past = [np.zeros((batch, kv_heads, 0, head_dim), np.float32)] * (2 * layers)
-        language = self._parts["language"]
-        out = language([embeds, mask, positions, *past])
+        language = self._request  # its cache lives inside OpenVINO, emptied here
+        language.reset_state()
+        language.infer([embeds, mask, positions])
         prompt = time.perf_counter() - began
         limit = max(r.max_new_tokens for r in requests)
         ended = [False] * batch
         position = positions[:, -1:]
         steps = 0
         for step in range(limit):
-            logits = np.array(out[0], dtype=np.float32)
+            logits = np.array(language.get_output_tensor(0).data, dtype=np.float32)
             if step < self.min_new_tokens:
                 logits[:, sorted(self._stop_ids)] = -np.inf
             chosen = logits.argmax(axis=-1)
@@ -404,9 +403,8 @@ class OvVlm(VlmEngine):
             yield tokens
             if step + 1 == limit:
                 break
-            past = [out[i] for i in range(1, 2 * layers + 1)]
             mask = np.concatenate([mask, np.ones((batch, 1), np.int64)], axis=1)
             position = position + 1
             token_embeds = self._parts["embeddings"](chosen.reshape(batch, 1))[0]
-            out = language([token_embeds, mask, position, *past])
+            language.infer([token_embeds, mask, position])
         self.timing = Timing(encoder, prompt, time.perf_counter() - began, steps)

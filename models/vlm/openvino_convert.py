@@ -229,8 +229,8 @@ def _write_form(source: Path, dest: Path, config: dict[str, Any], weights: str,
         shapes = [ov.PartialShape([-1, -1, text.hidden_size]), ov.PartialShape([-1, -1]),
                   ov.PartialShape([-1, -1])]
         shapes += [ov.PartialShape([-1, kv_heads, -1, head_dim])] * (2 * layers)
-        parts["language"] = ov.convert_model(export.LanguagePart(model), example_input=example,
-                                             input=shapes)
+        parts["language"] = _stateful(ov.convert_model(
+            export.LanguagePart(model), example_input=example, input=shapes), layers)
     del model
     if weights in ("int8", "int4"):
         say(f"Compressing the weights to {weights}.")
@@ -249,6 +249,34 @@ def _write_form(source: Path, dest: Path, config: dict[str, Any], weights: str,
         "files": [{"name": p.name, "size": p.stat().st_size} for p in files],
     }
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+
+
+def _stateful(language: Any, layers: int) -> Any:
+    """The language model with its cache kept inside OpenVINO (as optimum-intel does it):
+    each past input and its present output become one state variable, which starts empty, with
+    the batch size of the embeddings, after ``reset_state()``. No cache goes in or out of a
+    step, which saves a copy of every layer's keys and values per token."""
+    import numpy as np  # noqa: PLC0415
+    import openvino.opset13 as ops  # noqa: PLC0415
+    from openvino._offline_transformations import (  # noqa: PLC0415
+        apply_make_stateful_transformation,
+    )
+
+    for i in range(2 * layers):
+        language.inputs[3 + i].get_tensor().set_names({f"past.{i}"})
+        language.outputs[1 + i].get_tensor().set_names({f"present.{i}"})
+    apply_make_stateful_transformation(language, {f"past.{i}": f"present.{i}"
+                                                  for i in range(2 * layers)})
+    batch = ops.gather(ops.shape_of(language.inputs[0], output_type="i64"),
+                       ops.constant([0]), ops.constant(0))
+    for op in language.get_ops():
+        if op.get_type_name() == "ReadValue":
+            rest = [d.min_length for d in op.get_output_partial_shape(0)][1:]
+            shape = ops.concat([batch, ops.constant(np.array(rest, np.int64))], 0)
+            op.set_arguments([ops.broadcast(
+                ops.constant(0.0, dtype=op.get_output_element_type(0)), shape)])
+    language.validate_nodes_and_infer_types()
+    return language
 
 
 def _compress(parts: dict[str, Any], weights: str) -> dict[str, Any]:
