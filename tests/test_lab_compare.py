@@ -214,3 +214,25 @@ def test_tracker_refuses_a_store_it_cannot_use(tmp_path) -> None:
     folder.write_text("x")
     with pytest.raises(LabError, match="The MLflow store at .* cannot be used"):
         Tracker("x", uri=f"sqlite:///{folder}/sub/mlflow.db")
+
+
+class Interrupted(Parrot):
+    def narrate(self, example: Example) -> Timed:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_the_narrators_that_finished(lab, data_home, tmp_path) -> None:
+    tracker = Tracker("stopped")
+    specs = [NarratorSpec("first"), NarratorSpec("second"), NarratorSpec("third")]
+    made = {"first": Parrot, "second": Interrupted, "third": Parrot}
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        compare(lab["dataset"], specs, tmp_path / "out", tracker=tracker, say=said.append,
+                factory=lambda spec: made[spec.model](spec))
+    table = (tmp_path / "out" / "comparison.md").read_text(encoding="utf-8")
+    assert "| first (standard) |" in table and "second" not in table
+    assert (tmp_path / "out" / "comparison.png").is_file()
+    assert said[-1] == f"Stopped; the table in {tmp_path / 'out'} holds what finished: 1 narrator."
+    runs = tracker.client.search_runs([tracker.experiment_id])
+    assert sorted((r.data.params["model"], r.info.status) for r in runs) == [
+        ("first", "FINISHED"), ("second", "KILLED")]

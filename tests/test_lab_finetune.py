@@ -186,3 +186,26 @@ def test_qlora_trains_a_4bit_base_on_the_gpu(tuning_lab, tmp_path) -> None:
                                       max_new_tokens=4), say=lambda _: None)
     assert result.epochs[-1].train_loss < result.epochs[0].train_loss
     assert result.merged is not None and (result.merged / "config.json").is_file()
+
+
+def test_cli_finetune_and_tune(tuning_lab, data_home, tmp_path, capsys) -> None:
+    from player.cli.main import main
+
+    out = tmp_path / "cli"
+    assert main(["lab", "finetune", str(tuning_lab["model"]), str(tuning_lab["dataset"]),
+                 "-o", str(out), "--epochs", "1", "--no-eval"]) == 0
+    said = capsys.readouterr().out
+    assert f"The adapter is in {out / 'adapter'}." in said
+    assert f"narrate --model {out / 'merged'} VIDEO" in said
+    assert (out / "merged" / "config.json").is_file()
+
+    assert main(["lab", "tune", str(tuning_lab["model"]), str(tuning_lab["dataset"]),
+                 "-o", str(tmp_path / "studies"), "--trials", "1", "--max-epochs", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "Study narrate-lab: 1 trial complete, 0 pruned. Best score" in said
+    assert (tmp_path / "studies" / "optuna.db").is_file()
+
+    assert main(["lab", "finetune", str(tmp_path / "absent"), str(tuning_lab["dataset"])]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "absent" in err and len(err.splitlines()) == 1
+    assert main(["lab"]) == 2

@@ -19,6 +19,7 @@ from models.lab.progress import bar
 from models.lab.rules import RuleRates, rates
 from models.lab.speed import MemoryWatch, SpeedStats, summarise
 from models.lab.tracking import Tracker
+from models.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +64,51 @@ def evaluate(spec: NarratorSpec, examples: Sequence[Example],
                   tuple(texts))
 
 
+Factory = Callable[[NarratorSpec], Narrator]
+
+
 def compare(dataset: Path, specs: Sequence[NarratorSpec], out: Path, split: str = "test",
-            tracker: Tracker | None = None, say: Callable[[str], None] = print) -> list[Result]:
+            tracker: Tracker | None = None, say: Callable[[str], None] = print,
+            factory: Factory = make) -> list[Result]:
     """Evaluate each narrator (one failing is said and skipped), write ``comparison.md``,
-    ``comparison.csv`` and ``comparison.png`` into ``out``, and log each run."""
+    ``comparison.csv`` and ``comparison.png`` into ``out``, and log each run. ``factory``
+    builds the narrator of a spec. Ctrl-C writes the table of the narrators that finished."""
     examples = load_examples(dataset, split)
     if not examples:
         raise LabError(f"The {split} split of {Path(dataset).name} has no examples.")
     out.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []
+    try:
+        _run_all(dataset, specs, examples, split, tracker, say, results, factory)
+    except KeyboardInterrupt:
+        if results:  # what finished is kept
+            write_table(results, out)
+            plot(results, out / "comparison.png")
+            say(f"Stopped; the table in {out} holds what finished: "
+                f"{counted(len(results), 'narrator')}.")
+        raise
+    if not results:
+        raise LabError("No narrator could run, so there is nothing to compare.")
+    write_table(results, out)
+    plot(results, out / "comparison.png")
+    return results
+
+
+def _run_all(dataset: Path, specs: Sequence[NarratorSpec], examples: Sequence[Example],
+             split: str, tracker: Tracker | None, say: Callable[[str], None],
+             results: list[Result], factory: Factory) -> None:
     for spec in specs:
         run = tracker.start(f"compare {spec.label}", {**spec.params(), "dataset": str(dataset),
                                                      "split": split,
                                                      "examples": len(examples)},
                             tags={"lab.kind": "compare"}) if tracker else None
         try:
-            result = evaluate(spec, examples, say)
-        except LabError as exc:
-            say(f"{spec.label} is left out: {exc}")
+            result = evaluate(spec, examples, say, factory(spec))
+        except Exception as exc:  # noqa: BLE001 - one narrator failing must not stop the rest
+            why = str(exc) if isinstance(exc, LabError) else f"it failed: {exc}"
+            say(f"{spec.label} is left out: {why}")
             if run:
-                run.tag("lab.error", str(exc))
+                run.tag("lab.error", why[:5000])
                 run.finish("FAILED")
             continue
         except KeyboardInterrupt:
@@ -99,11 +125,6 @@ def compare(dataset: Path, specs: Sequence[NarratorSpec], out: Path, split: str 
             run.finish()
         say(f"{spec.label}: quality {result.scores.quality:.3f}, CIDEr-D "
             f"{result.scores.cider_d:.3f}, {result.speed.total_s:.2f} seconds an example.")
-    if not results:
-        raise LabError("No narrator could run, so there is nothing to compare.")
-    write_table(results, out)
-    plot(results, out / "comparison.png")
-    return results
 
 
 COLUMNS = ("narrator", "quality", "bleu4", "rouge_l", "cider_d", "rules_all_rules",

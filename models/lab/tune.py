@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,7 +104,8 @@ def tune(model: str | Path, dataset: Path, folder: Path, options: TuneOptions = 
     objective = _Objective(model, dataset, folder, options, tracker, parent, say)
     status = "FAILED"
     try:
-        study.optimize(objective, n_trials=left, catch=())
+        study.optimize(objective, n_trials=left, catch=(),
+                       show_progress_bar=sys.stderr.isatty())
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -201,8 +201,12 @@ def _tune(args: argparse.Namespace) -> int:
                           latency_budget_s=args.latency_budget, max_epochs=args.max_epochs)
     folder = Path(args.out) if args.out else default_folder()
     result = tune(args.model, Path(args.dataset), folder, options, _tracker(args), say=_say)
-    _say(f"Study {args.study}: {result.complete} trials complete, {result.pruned} pruned. "
-         f"Best score {result.best_value:.3f} with {result.best_params}.")
+    from models.wording import counted  # noqa: PLC0415
+
+    params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in result.best_params.items())
+    _say(f"Study {args.study}: {counted(result.complete, 'trial')} complete, {result.pruned} "
+         f"pruned. Best score {result.best_value:.3f}, with {params}.")
     return 0
 
 
