@@ -19,7 +19,7 @@ from models.lab.dataset import (
     read_info,
     write_dataset,
 )
-from tests.media import write_vtt
+from tests.media import make_speech, write_vtt
 
 COLOURS = {"red": (255, 0, 0), "lime": (0, 255, 0), "blue": (0, 0, 255), "white": (255, 255, 255)}
 CUES = [
@@ -162,3 +162,45 @@ def test_cli_makes_a_dataset_and_says_so(tmp_path: Path, capsys: pytest.CaptureF
     assert "lonely.mp4 has no description track beside it" in err
     assert main(["lab", "dataset", str(tmp_path / "ds"), str(film)]) == 1
     assert "already holds a dataset" in capsys.readouterr().err
+
+
+def test_pauses_from_the_dialogue(tmp_path: Path) -> None:
+    """A film with a sentence spoken from 2 s: a cue before it has until the speech to talk, a
+    cue during it only its own length, a cue after it the rest of the film."""
+    film = make_coloured_film(tmp_path, "silent.mp4")
+    speech = make_speech(tmp_path, "Hello there. How are you today?")
+    talking = tmp_path / "talking.mp4"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(film),
+                    "-i", str(speech), "-filter_complex",
+                    "[1:a]adelay=2000|2000,apad=whole_dur=8[a]", "-map", "0:v", "-map", "[a]",
+                    "-c:v", "copy", "-c:a", "aac", "-t", "8", str(talking)],
+                   check=True, capture_output=True, timeout=120)
+    track = write_vtt(tmp_path, CUES[:3], name="talking.vtt")
+    said: list[str] = []
+    items = film_examples(talking, track, 1, Path("images"), said.append, pauses="dialogue")
+    before, during, after = (e.pause for e, _ in items)
+    assert 1.2 < before < 1.8  # 0.2 s until the speech at 2 s, less the padding
+    assert during == pytest.approx(CUES[1][1] - CUES[1][0])
+    assert after == pytest.approx(8.0 - CUES[2][0], abs=0.1)
+    cue_lengths = [e.pause for e, _ in film_examples(talking, track, 1, Path("images"))]
+    assert cue_lengths == pytest.approx([c[1] - c[0] for c in CUES[:3]])
+
+
+def test_an_interrupted_write_leaves_no_dataset(tmp_path: Path) -> None:
+    film = make_coloured_film(tmp_path)
+    track = write_vtt(tmp_path, CUES, name="film.descriptions.vtt")
+    items = film_examples(film, track, 1, Path("images"))
+
+    def stop(done: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(tmp_path / "ds", items, ["film"], progress=stop)
+    assert not (tmp_path / "ds").exists() and not (tmp_path / ".ds.partial").exists()
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(LabError, match="exists and is not an empty folder"):
+        write_dataset(tmp_path / "busy", items, ["film"])
+    info = write_dataset(tmp_path / "ds", items, ["film"])
+    assert sum(info.counts.values()) == 4 and len(load_examples(tmp_path / "ds", "train")) == 3

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import re
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,14 +153,47 @@ def grab_frames(video: Path, times: Sequence[float], width: int = FRAME_WIDTH) -
     return [out[i] for i in range(len(times))]
 
 
+def dialogue_pauses(video: Path, cues: Sequence[Cue],
+                    say: Callable[[str], None] = log.warning) -> list[float]:
+    """For each cue, the seconds from its start until the dialogue resumes (the player's own
+    dialogue detection); the cue's length where its start is not in a pause or the film has no
+    sound."""
+    from models.gaps import GapError, analyse  # noqa: PLC0415
+
+    lengths = [round(c.end - c.start, 3) for c in cues]
+    try:
+        result = analyse(video)
+    except GapError as exc:
+        say(f"The dialogue of {video.name} could not be found ({exc}); each cue's length "
+            f"stands for its pause.")
+        return lengths
+    for note in result.notes:
+        say(note)
+    if not result.has_audio:
+        say(f"{video.name} has no sound; each cue's length stands for its pause.")
+        return lengths
+    out = []
+    for cue, length in zip(cues, lengths, strict=True):
+        room = next((g.end - cue.start for g in result.gaps
+                     if g.start - 0.25 <= cue.start < g.end), None)
+        out.append(round(room, 3) if room is not None else length)
+    return out
+
+
 def film_examples(video: Path, track: Path, frames_per_cue: int, images: Path,
-                  say: Callable[[str], None] = log.warning) -> list[tuple[Example, list[object]]]:
-    """Examples of one described film with their frames (not yet written)."""
+                  say: Callable[[str], None] = log.warning,
+                  pauses: str = "cue") -> list[tuple[Example, list[object]]]:
+    """Examples of one described film with their frames (not yet written). ``pauses``: "cue"
+    (a cue's length is its pause) or "dialogue" (:func:`dialogue_pauses`)."""
     if not video.is_file():
         raise LabError(f"{video} does not exist.")
+    if pauses not in ("cue", "dialogue"):
+        raise ValueError(f'pauses must be "cue" or "dialogue", not {pauses!r}.')
     cues = read_cues(track, say)
     times = [t for cue in cues for t in _frame_times(cue, frames_per_cue)]
     pictures = grab_frames(video, times)
+    lengths = (dialogue_pauses(video, cues, say) if pauses == "dialogue"
+               else [round(c.end - c.start, 3) for c in cues])
     stem = _slug(video.stem)
     out = []
     for n, cue in enumerate(cues):
@@ -167,8 +201,8 @@ def film_examples(video: Path, track: Path, frames_per_cue: int, images: Path,
         ident = f"{stem}-{n + 1:04d}"
         names = tuple(str(images / f"{ident}-{k}.jpg") for k in range(frames_per_cue))
         context = tuple(c.text for c in cues[max(0, n - CONTEXT_CUES):n])
-        out.append((Example(ident, names, (cue.text,), round(cue.end - cue.start, 3),
-                            video.name, cue.start, context), shots))
+        out.append((Example(ident, names, (cue.text,), lengths[n], video.name, cue.start,
+                            context), shots))
     return out
 
 
@@ -229,13 +263,19 @@ def split_examples(ids: Sequence[str], test_share: float, seed: int) -> dict[str
 def write_dataset(folder: Path, items: Iterable[tuple[Example, list[object]]],
                   sources: Sequence[str], test_share: float = 0.2, seed: int = 0,
                   progress: Callable[[int], None] | None = None) -> DatasetInfo:
-    """Write examples and their frames as a dataset folder (refused if it holds one already)."""
+    """Write examples and their frames as a dataset folder: into a hidden folder beside it,
+    renamed when complete, so Ctrl-C or a full disk leaves nothing half-written. Refused where
+    ``folder`` holds anything already."""
     items = list(items)
     if (folder / INFO).exists():
         raise LabError(f"{folder} already holds a dataset; choose a new folder.")
     if not items:
         raise LabError("There are no examples to write.")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise LabError(f"{folder} exists and is not an empty folder; choose a new folder.")
     split = split_examples([e.id for e, _ in items], test_share, seed)
+    final, folder = folder, folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(folder, ignore_errors=True)
     files = {}
     try:
         for name in SPLITS:
@@ -252,16 +292,20 @@ def write_dataset(folder: Path, items: Iterable[tuple[Example, list[object]]],
             counts[where] += 1
             if progress:
                 progress(done)
+        for handle in files.values():
+            handle.close()
+        info = DatasetInfo(list(sources), counts, max(len(e.frames) for e, _ in items))
+        (folder / INFO).write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
+        if final.exists():
+            final.rmdir()  # empty, checked above
+        os.replace(folder, final)  # all or nothing: an interrupted write leaves no dataset
     except OSError as exc:
-        raise LabError(f"The dataset could not be written to {folder}: "
+        raise LabError(f"The dataset could not be written to {final}: "
                        f"{exc.strerror or exc}.") from exc
     finally:
         for handle in files.values():
             handle.close()
-    info = DatasetInfo(list(sources), counts, max(len(e.frames) for e, _ in items))
-    tmp = folder / f".{INFO}.tmp"
-    tmp.write_text(json.dumps(asdict(info), indent=2), encoding="utf-8")
-    os.replace(tmp, folder / INFO)  # written last: a folder without it is unfinished
+        shutil.rmtree(folder, ignore_errors=True)
     return info
 
 

@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--coco", metavar="JSON", help="a COCO-style caption file")
     d.add_argument("--images", metavar="FOLDER", help="the pictures the COCO file names")
     d.add_argument("--frames", type=int, default=1, help="frames per cue (default 1)")
+    d.add_argument("--pauses", choices=["dialogue", "cue"], default="dialogue",
+                   help="a cue's pause: from its start until the dialogue resumes, found as the "
+                        "player finds it (dialogue, the default), or the cue's own length (cue)")
     d.add_argument("--test-share", type=float, default=0.2,
                    help="share of the examples kept for testing (default 0.2)")
     d.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
@@ -150,7 +153,7 @@ def _dataset(args: argparse.Namespace) -> int:
     sources = []
     for video, track in pairs:
         _say(f"Taking frames from {video.name} at the cues of {track.name}.")
-        items += film_examples(video, track, args.frames, Path("images"), _say)
+        items += film_examples(video, track, args.frames, Path("images"), _say, args.pauses)
         sources.append(f"{video.name} + {track.name}")
     if args.coco:
         if not args.images:
