@@ -56,6 +56,7 @@ def test_compare_writes_table_picture_and_runs(lab, data_home, tmp_path, capsys)
 
     narrators = ["detector@stages=shots+objects", str(lab["tiny"]),
                  f"{lab['tiny']}@prompt=brief,repetition_penalty=1.3",
+                 f"{lab['tiny']}@quantize=8bit",
                  str(tmp_path / "missing-model.gguf")]
     if importlib.util.find_spec("llama_cpp") is not None:
         narrators.append(str(_tiny_gguf(tmp_path / "gguf")))
@@ -70,7 +71,7 @@ def test_compare_writes_table_picture_and_runs(lab, data_home, tmp_path, capsys)
         rows = list(csv.DictReader(handle))
     assert len(rows) == ran
     labels = {r["narrator"] for r in rows}
-    assert {"detector (shots+objects)", "tiny (standard)",
+    assert {"detector (shots+objects)", "tiny (standard)", "tiny (standard, 8bit)",
             "tiny (brief, repetition_penalty=1.3)"} <= labels
     qualities = [float(r["quality"]) for r in rows]
     assert qualities == sorted(qualities, reverse=True)
@@ -97,6 +98,9 @@ def test_compare_writes_table_picture_and_runs(lab, data_home, tmp_path, capsys)
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == len(narrators)
     status = {r.data.params["narrator"]: r.info.status for r in runs}
+    params = {r.data.params["narrator"]: r.data.params for r in runs}
+    assert params["tiny (standard, 8bit)"]["quantize"] == "8bit"
+    assert params["tiny (brief, repetition_penalty=1.3)"]["repetition_penalty"] == "1.3"
     assert status["missing-model.gguf (standard)"] == "FAILED"
     assert sum(s == "FINISHED" for s in status.values()) == ran
     for run in runs:

@@ -247,7 +247,19 @@ class VlmNarrator(Narrator):
         except VlmError as exc:
             raise LabError(f"{self.spec.label} failed on {example.id}: {exc}") from exc
         return Timed(clean(timed.text, max_words=budget), timed.first, timed.total,
-                     timed.tokens)
+                     self._tokens(timed))
+
+    def _tokens(self, timed: Timed) -> int:
+        """Tokens written: counted with the model's tokenizer where the engine has one (the
+        transformers streamer yields whole words), else the streamed pieces (llama.cpp yields
+        one a token)."""
+        tokenizer = getattr(getattr(self.engine, "_processor", None), "tokenizer", None)
+        if tokenizer is None or not timed.text:
+            return timed.tokens
+        try:
+            return len(tokenizer(timed.text, add_special_tokens=False)["input_ids"])
+        except Exception:  # noqa: BLE001 - a count is not worth failing the run
+            return timed.tokens
 
     def close(self) -> None:
         if self.engine is not None:
