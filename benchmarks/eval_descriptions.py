@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
+from models.perception.frames import shrink  # noqa: E402
 from models.perception.objects import ObjectStage  # noqa: E402
-from models.perception.scene import shrink  # noqa: E402
 from models.pipeline.composer import Composer  # noqa: E402
 from models.types import Observation  # noqa: E402
 

@@ -168,13 +168,14 @@ class _Seen:
 def test_prepare_says_once_what_could_not_be_read_and_keeps_no_cache(
         tmp_path: Path, cut_mkv: Path, damaged_mkv: Path, private_cache: Path) -> None:
     from models.perception.shots import ShotStage
-    from models.pipeline.offline import prepare
+    from tests.support import prepare_film
 
     for film, last in ((cut_mkv, 9.0), (damaged_mkv, 19.0)):
         copy = shutil.copy(film, tmp_path / film.name)
         said: list[str] = []
         seen = _Seen()
-        prepare(Path(copy), tmp_path / f"{film.stem}.vtt", 2.0, [ShotStage(), seen], said.append)
+        prepare_film(Path(copy), tmp_path / f"{film.stem}.vtt", 2.0, [ShotStage(), seen],
+                     said.append)
         told = [s for s in said if "could not be read" in s]
         assert len(told) == 1 and told[0].startswith(f"Part of {film.name} could not be read ("), \
             said
@@ -197,7 +198,7 @@ def test_the_player_says_it_once_and_keeps_no_cache(qapp, tmp_path: Path, damage
     p.open(film, 20.0)
 
     def finished() -> bool:
-        return p._lookahead is not None and p._lookahead.finished  # noqa: SLF001
+        return p.session._lookahead is not None and p.session._lookahead.finished  # noqa: SLF001
 
     wait_for(finished, timeout=60)
     wait_for(lambda: problems, timeout=5)
@@ -206,7 +207,7 @@ def test_the_player_says_it_once_and_keeps_no_cache(qapp, tmp_path: Path, damage
     QCoreApplication.processEvents()  # the damage found again was queued before the end
     assert len(problems) == 1 and problems[0].startswith("Part of film.mkv could not be read ("), \
         problems
-    wait_for(lambda: p._worker.queued() == 0, timeout=30)  # noqa: SLF001
+    wait_for(lambda: p.session._worker.queued() == 0, timeout=30)  # noqa: SLF001
     p.close()
     assert not p.from_cache  # set when it decides to save (on a thread of its own)
     assert not list((private_cache / "observations").glob("*.json"))
@@ -217,14 +218,15 @@ def test_with_a_model_the_damage_of_picture_and_sound_is_said_as_one(
     """With --model the sound is searched for dialogue first; a film cut short has lost both,
     and the listener hears it once."""
     from models.perception.shots import ShotStage
-    from models.pipeline.offline import ModelWriter, prepare
+    from models.pipeline.offline import find_dialogue
     from tests.scripted_vlm import ScriptedVlm
+    from tests.support import prepare_film
 
     film = Path(shutil.copy(cut_mkv, tmp_path / cut_mkv.name))
     said: list[str] = []
-    writer = ModelWriter(ScriptedVlm(["A test pattern."]), "scripted", film, 2, said.append)
-    assert writer.damage  # the sound stops at the cut too
-    prepare(film, tmp_path / "cut.vtt", 2.0, [ShotStage()], said.append, writer)
+    assert find_dialogue(film, lambda _line: None).damage  # the sound stops at the cut too
+    prepare_film(film, tmp_path / "cut.vtt", 2.0, [ShotStage()], said.append,
+                 engine=ScriptedVlm(["A test pattern."]), model="scripted")
     assert [s for s in said if "could not be read" in s] == [
         "Part of cut.mkv could not be read (from about 0:10 to the end); descriptions there "
         "may be missing."], said

@@ -240,3 +240,17 @@ def test_ctrl_c_keeps_the_narrators_that_finished(lab, data_home, tmp_path) -> N
     runs = tracker.client.search_runs([tracker.experiment_id])
     assert sorted((r.data.params["model"], r.info.status) for r in runs) == [
         ("first", "FINISHED"), ("second", "KILLED")]
+
+
+def test_a_server_that_does_not_answer_is_said_at_once(lab, tmp_path, monkeypatch,
+                                                       capsys) -> None:
+    from player.cli.main import main
+
+    address = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", address)
+    began = time.monotonic()
+    assert main(["lab", "compare", str(lab["dataset"]), "detector@stages=shots",
+                 "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: The MLflow server at {address} does not answer")
+    assert "unset MLFLOW_TRACKING_URI" in err and time.monotonic() - began < 10

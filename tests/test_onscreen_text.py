@@ -51,7 +51,7 @@ def test_a_real_running_counter_is_not_read_every_second(tmp_path):
     import subprocess
 
     from models.perception.ocr import TextStage
-    from models.pipeline.offline import prepare
+    from tests.support import prepare_film
 
     font = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"  # fonts-dejavu-core
     clip = tmp_path / "counter.mp4"
@@ -62,7 +62,7 @@ def test_a_real_running_counter_is_not_read_every_second(tmp_path):
                     "-pix_fmt", "yuv420p", str(clip)], check=True, timeout=60)
     stage = TextStage()
     assert stage.problem() == ""
-    descs = prepare(clip, tmp_path / "counter.vtt", 2.0, [stage], lambda _line: None)
+    descs, _ = prepare_film(clip, tmp_path / "counter.vtt", 2.0, [stage], lambda _line: None)
     texts = [d.text for d in descs]
     read = [t for t in texts if t.startswith("Text on screen:")]
     assert read == ["Text on screen: 38."], texts  # its first number, read once

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from models.perception import Stage
+from models.perception.frames import load_cv2, prepare_frame
 from models.perception.ocr import (
     NoOcr,
     OcrEngine,
@@ -26,7 +27,7 @@ from models.perception.ocr import (
     choose_ocr,
     similarity,
 )
-from models.perception.scene import SceneStage, colour_names, load_cv2, prepare_frame
+from models.perception.scene import SceneStage, colour_names
 from models.perception.shots import ShotStage
 from models.types import Observation
 

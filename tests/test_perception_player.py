@@ -68,9 +68,9 @@ def test_without_live_analysis_nothing_is_made_up(controller, demo):
 def test_a_second_viewing_narrates_from_the_first_instant(controller, demo, tmp_path):
     first = controller(speed=4.0)  # watch quickly: the analysis must cover the whole film
     first.open(demo)
-    wait_for(lambda: first.perception._lookahead is not None  # noqa: SLF001
-             and first.perception._lookahead.finished, timeout=60)  # noqa: SLF001
-    wait_for(lambda: first.perception._worker.queued() == 0, timeout=30)  # noqa: SLF001
+    wait_for(lambda: first.perception.session._lookahead is not None  # noqa: SLF001
+             and first.perception.session._lookahead.finished, timeout=60)  # noqa: SLF001
+    wait_for(lambda: first.perception.session._worker.queued() == 0, timeout=30)  # noqa: SLF001
     first.close()
     cache = tmp_path / "cache" / "video-narrator" / "observations"
     wait_for(lambda: list(cache.glob("*.json")), timeout=10)
@@ -88,8 +88,8 @@ def test_a_second_viewing_narrates_from_the_first_instant(controller, demo, tmp_
 def test_analysis_that_falls_behind_jumps_ahead_of_the_playhead(controller, demo):
     c = controller(narration=False)
     c.open(demo)
-    wait_for(lambda: c.perception._lookahead is not None, timeout=30)  # noqa: SLF001
-    la = c.perception._lookahead  # noqa: SLF001
+    wait_for(lambda: c.perception.session._lookahead is not None, timeout=30)  # noqa: SLF001
+    la = c.perception.session._lookahead  # noqa: SLF001
     assert la.position < 20.0
     c.perception.keep_ahead(25.0)  # as if the film were at 25 s and the analysis far behind
     assert la.position >= 25.0
@@ -107,9 +107,9 @@ def test_an_analysis_without_every_stage_is_not_cached(qapp, demo, tmp_path, mon
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     p = Perception(stages_factory=lambda: ([ShotStage()], list(notes)))
     p.open(demo, 32.0)
-    wait_for(lambda: p._lookahead is not None and p._lookahead.finished,  # noqa: SLF001
+    wait_for(lambda: p.session._lookahead is not None and p.session._lookahead.finished,  # noqa: SLF001
              timeout=60)
-    wait_for(lambda: p._worker.queued() == 0, timeout=30)  # noqa: SLF001
+    wait_for(lambda: p.session._worker.queued() == 0, timeout=30)  # noqa: SLF001
     p.close()
     cache = tmp_path / "cache" / "video-narrator" / "observations"
     if notes:
@@ -218,5 +218,5 @@ def test_quitting_while_the_detectors_load_waits_for_them(qapp, tmp_path, monkey
     assert c.perception.loading  # the detectors take seconds to load
     c.close()
     assert not c.perception.loading
-    loaded = c.perception._loaded_worker  # noqa: SLF001 - what the loading made was stopped
+    loaded = c.perception.session._loaded_worker  # noqa: SLF001 - what the loading made was stopped
     assert loaded is None

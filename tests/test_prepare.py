@@ -92,16 +92,16 @@ def test_progress_comes_every_few_seconds_with_the_place_and_the_speed(tmp_path,
     import itertools
 
     from models.perception.shots import ShotStage
-    from models.pipeline.offline import prepare
     from models.pipeline.reader import clock_time
     from tests.media import make_clip
+    from tests.support import prepare_film
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     clip = make_clip(tmp_path, seconds=20.0, audio=False)
     ticks = itertools.count(0.0, 3.0)
     said: list[str] = []
-    prepare(clip, tmp_path / "clip.vtt", 2.0, [ShotStage()], said.append,
-            clock=lambda: next(ticks), every=5.0)
+    prepare_film(clip, tmp_path / "clip.vtt", 2.0, [ShotStage()], said.append,
+                 clock=lambda: next(ticks), every=5.0)
     line = re.compile(r"clip\.mp4: (\d+) percent \((\d+):(\d\d) of 0:20\), "
                       r"\d+\.\d times real time\.")
     places = [int(m[2]) * 60 + int(m[3]) for m in map(line.fullmatch, said) if m]
@@ -116,36 +116,43 @@ def test_prepare_with_a_model_fills_the_pauses(tmp_path, monkeypatch):
     """With a model, each pause worth filling gets the model's description of a frame in it,
     written to the track and kept in the analysis cache with the model's name."""
     from models.pipeline.config import cache_config, default_stages
-    from models.pipeline.offline import ModelWriter, prepare
-    from models.pipeline.questions import cached_descriptions
+    from models.pipeline.offline import find_dialogue
+    from models.pipeline.questions import GapPlanner, cached_descriptions
     from models.pipeline.store import ObservationStore
+    from models.schedule import GapMap
     from tests.scripted_vlm import ScriptedVlm
+    from tests.support import prepare_film
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     video = tmp_path / "street.mp4"
     shutil.copy(DEMO, video)
     said: list[str] = []
     engine = ScriptedVlm(["A quiet street with parked cars."])
-    writer = ModelWriter(engine, "scripted", video, 2, said.append)
     stages, _notes = default_stages()
     out = tmp_path / "street.descriptions.vtt"
-    descs = prepare(video, out, 2.0, stages, said.append, writer)
+    descs, report = prepare_film(video, out, 2.0, stages, said.append, engine=engine,
+                                 model="scripted")
+    assert report.ok, said
+    found = find_dialogue(video, lambda _line: None)
+    gaps = GapMap()
+    gaps.update(found.gaps, [(0.0, found.duration)], found.has_audio, complete=True)
+    min_room = GapPlanner(gaps.room_at, gaps.gap_at, gaps.next_gap).min_room
     ours = [d for d in descs if d.source == "vlm"]
     full = "A quiet street with parked cars."
     # Each answer is cut to the word budget of its pause.
     assert ours and all(full.startswith(d.text.rstrip(".")) for d in ours)
     assert any(d.text == full for d in ours)
-    assert writer.gaps.gaps, "the demo has pauses in its dialogue"
+    assert gaps.gaps, "the demo has pauses in its dialogue"
     for d in ours:
-        room = writer.gaps.room_at(d.start)
+        room = gaps.room_at(d.start)
         assert room is not None and room > 0, f"{d.start} is not in a pause"
     starts = [d.start for d in ours]
     assert all(b - a >= 2.0 for a, b in zip(starts, starts[1:], strict=False)), starts
-    for gap in writer.gaps.gaps:  # every pause long enough is described
-        if gap.duration >= writer.planner.min_room:
+    for gap in gaps.gaps:  # every pause long enough is described
+        if gap.duration >= min_room:
             assert any(gap.start <= s < gap.end for s in starts), (gap, starts)
     asked = [p for p in engine.prompts if p.startswith("Describe this video frame")]
-    assert len(asked) == len(ours) and engine.batches == [1] * len(ours)  # CPU: one at a time
+    assert len(asked) == len(ours) and set(engine.batches) == {1}  # CPU: one at a time
     assert any("Our detectors found" in p for p in engine.prompts)
     track = [d.text for d in read_vtt(out).timeline.descriptions]
     assert sum(t in {d.text for d in ours} for t in track) >= len(ours)
@@ -192,24 +199,26 @@ class _BrokenStage:
 def test_a_stage_that_keeps_failing_is_switched_off_and_its_weaker_analysis_not_cached(
         tmp_path, monkeypatch):
     from models.perception.shots import ShotStage
-    from models.pipeline.offline import prepare
+    from tests.support import prepare_film
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     cache = tmp_path / "cache" / "video-narrator" / "observations"
     video = tmp_path / "street.mp4"
     shutil.copy(DEMO, video)
     said: list[str] = []
-    prepare(video, tmp_path / "a.vtt", 2.0, [ShotStage(), _BrokenStage()], said.append)
-    assert sum("pose failed at" in s for s in said) == 1, said  # said once, not every frame
-    assert "pose failed 3 times in a row, so it is off for the rest of street.mp4." in said
+    prepare_film(video, tmp_path / "a.vtt", 2.0, [ShotStage(), _BrokenStage()], said.append)
+    stopped = [s for s in said if s.startswith("pose stopped:")]
+    assert stopped == ["pose stopped: it failed on 3 frames in a row (last: RuntimeError: the "
+                       "graph could not run)"], said  # said once, not every frame
     texts = [d.text for d in read_vtt(tmp_path / "a.vtt").timeline.descriptions]
     assert texts.count("New shot.") >= 2, texts  # the cuts are still said without pose
     assert not list(cache.glob("*.json"))
     assert any("not kept for the player" in s for s in said)
     # A stage that could not even be loaded makes the analysis just as partial.
-    prepare(video, tmp_path / "b.vtt", 2.0, [ShotStage()], said.append, all_stages=False)
+    prepare_film(video, tmp_path / "b.vtt", 2.0, [ShotStage()], said.append,
+                 notes=["pose is off: it is not installed."])
     assert not list(cache.glob("*.json"))
-    prepare(video, tmp_path / "c.vtt", 2.0, [ShotStage()], said.append)
+    prepare_film(video, tmp_path / "c.vtt", 2.0, [ShotStage()], said.append)
     assert list(cache.glob("*.json"))
 
 
@@ -218,8 +227,8 @@ def test_a_film_with_a_hole_in_its_timestamps_is_still_cached_whole(tmp_path, mo
     is analysed to the end: the stretch counts as looked at, so the cache is kept."""
     from models.perception.shots import ShotStage
     from models.pipeline.config import cache_config
-    from models.pipeline.offline import prepare
     from models.pipeline.store import ObservationStore
+    from tests.support import prepare_film
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     video = tmp_path / "vfr.mp4"
@@ -230,7 +239,7 @@ def test_a_film_with_a_hole_in_its_timestamps_is_still_cached_whole(tmp_path, mo
                     "-map", "[v]", "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p",
                     str(video)], check=True)
     said: list[str] = []
-    prepare(video, tmp_path / "vfr.vtt", 2.0, [ShotStage()], said.append)
+    prepare_film(video, tmp_path / "vfr.vtt", 2.0, [ShotStage()], said.append)
     store = ObservationStore.load(video, {**cache_config(), "fps": 2.0})
     assert store is not None, said
     assert store.is_covered(0.0, 7.0), store.covered

@@ -291,7 +291,7 @@ def test_a_stream_without_timestamps_is_timed_from_where_decoding_starts(media: 
 
 # -- stages for the worker -----------------------------------------------------------------------
 
-class Brightness:
+class Brightness(Stage):
     """Mean brightness of the frame, 0..1."""
 
     name = "brightness"
@@ -310,7 +310,7 @@ class Brightness:
         pass
 
 
-class Gate:
+class Gate(Stage):
     """Holds the first frame until released: keeps the worker busy on demand."""
 
     name = "gate"
@@ -337,7 +337,7 @@ class Gate:
         self.calls.append("reset")
 
 
-class Slow:
+class Slow(Stage):
     name = "slow"
 
     def __init__(self, seconds: float = 0.02) -> None:
@@ -357,7 +357,7 @@ class Slow:
         pass
 
 
-class Failing:
+class Failing(Stage):
     """Raises on the frames whose time is in ``bad`` (every frame when ``bad`` is None)."""
 
     name = "failing"

@@ -454,10 +454,10 @@ def test_the_player_asks_a_model_that_moved_to_the_cpu_one_question_at_a_time(
     p.answer.connect(lambda _t, text: answers.append(text))
     p.warm_up()
     p.use_engine(gpu_engine, "tiny")
-    wait_for(lambda: p.has_vlm and p._gpu_worker is not None, timeout=20)  # noqa: SLF001
-    assert p._gpu_worker.vlm_batch == 8 and p._planner.max_outstanding == 4  # noqa: SLF001
+    wait_for(lambda: p.has_vlm and p.session._gpu_worker is not None, timeout=20)  # noqa: SLF001
+    assert p.session._gpu_worker.vlm_batch == 8 and p.session._planner.max_outstanding == 4  # noqa: SLF001
     frame = (320, 180, FRAME.tobytes())
     assert p.describe_now(1.0, frame)
     wait_for(lambda: any("now runs on the CPU" in m for m in problems), timeout=60)
-    assert p._gpu_worker.vlm_batch == 1 and p._planner.max_outstanding == 1  # noqa: SLF001
+    assert p.session._gpu_worker.vlm_batch == 1 and p.session._planner.max_outstanding == 1  # noqa: SLF001
     p.close()

@@ -146,7 +146,7 @@ def test_the_model_describes_the_pauses_ahead_of_the_playhead(make_controller, t
     assert any("at most" in p and "words" in p for p in engine.prompts)
     assert c.perception.vlm_seconds > 0  # the pace of the model is measured
     # The analysis cache is keyed by the model: another model's answers are not saved with it.
-    store = c.perception._store
+    store = c.perception.session._store
     assert store.between(0, 1e9, kinds=["vlm"])
     c.perception.set_vlm("")
     assert store.between(0, 1e9, kinds=["vlm"]) == [] and store.between(0, 1e9)
@@ -162,14 +162,14 @@ def test_new_people_get_a_label_from_the_model(make_controller, tmp_path):
     engine = ScriptedVlm(["A street."], label="The man in the grey jacket.")
     open_demo(c, tmp_path, at=0.0, paused=True)
     use_model(c, engine)
-    composer = c.perception._composer
+    composer = c.perception.session._composer
     wait_for(lambda: composer.label_of(1), timeout=40)
     assert composer.label_of(1) == "the man in the grey jacket"
     asked = [p for p in engine.prompts if p.startswith("This picture shows one person")]
-    assert asked and len(asked) == len(set(c.perception._labelled))
+    assert asked and len(asked) == len(set(c.perception.session._labelled))
     # The model gives everyone the same label here: the composer keeps labels unique, so the
     # next person's is refused and they stay "the second person".
-    wait_for(lambda: 2 in c.perception._labelled, timeout=40)
+    wait_for(lambda: 2 in c.perception.session._labelled, timeout=40)
     assert composer.label_of(2) == ""
     assert len(asked) >= 1 and all(p == asked[0] for p in asked)
 
@@ -199,9 +199,9 @@ def test_while_the_model_loads_the_answer_says_so(make_controller, tmp_path, tin
     gate = threading.Event()
     real_open = loader.open_vlm
 
-    def slow_open(name):  # the real loader, held back until the test lets it go
+    def slow_open(name, *more):  # the real loader, held back until the test lets it go
         gate.wait(30)
-        return real_open(name)
+        return real_open(name, *more)
 
     monkeypatch.setattr(loader, "open_vlm", slow_open)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -239,16 +239,16 @@ def test_a_model_on_a_gpu_gets_its_own_worker_thread(make_controller, tmp_path):
     engine = ScriptedVlm(["A street."], device="cuda:0")
     c.perception.use_engine(engine, "scripted-gpu")
     wait_for(lambda: c.perception.has_vlm, timeout=10)
-    gpu = c.perception._gpu_worker
+    gpu = c.perception.session._gpu_worker
     assert gpu is not None and gpu.device == "cuda:0" and gpu.vlm_batch == 8
-    assert c.perception._planner.max_outstanding == 4
+    assert c.perception.session._planner.max_outstanding == 4
     wait_for(lambda: any(d.source == "vlm" for d in c.narrator.timeline.descriptions),
              timeout=40)
     assert engine.threads == {"analysis-cuda:0"}
     # Back to a model on the CPU: the GPU worker goes, and its model is closed.
     cpu_engine = ScriptedVlm(["A road."])
     c.perception.use_engine(cpu_engine, "scripted-cpu")
-    assert c.perception._gpu_worker is None
+    assert c.perception.session._gpu_worker is None
     wait_for(engine.closed.is_set, timeout=10)  # closed on the worker's way out, not here
     said = []
     c.perception.answer.connect(lambda t, text: said.append(text))
@@ -406,7 +406,7 @@ def test_a_model_chosen_while_another_waits_for_the_detectors_replaces_it(qapp):
         assert first.closed.is_set() and not second.closed.is_set()
         release.set()
         wait_for(lambda: p.has_vlm, timeout=10)
-        assert p._model_worker is not None and p._vlm == "second"
+        assert p.session._model_worker is not None and p.session._vlm == "second"
     finally:
         release.set()
         p.close()
@@ -507,15 +507,15 @@ def test_a_stale_switch_off_does_not_touch_the_model_chosen_since(qapp):
     try:
         p.warm_up()
         old, new = ScriptedVlm(["A."]), ScriptedVlm(["B."])
-        wait_for(lambda: p._built, timeout=10)
+        wait_for(lambda: p.session._built, timeout=10)
         p.use_engine(old, "old")
         p.use_engine(new, "new")
         told = []
         p.problem.connect(told.append)
-        p._on_vlm_off(old, "it failed 3 times in a row")
-        assert p.has_vlm and p._vlm == "new" and p._vlm_name == "new"
+        p.session._on_vlm_off(old, "it failed 3 times in a row")
+        assert p.has_vlm and p.session._vlm == "new" and p.session._vlm_name == "new"
         assert told == []  # the model in use is fine: nothing to tell
-        p._on_vlm_off(new, "it failed 3 times in a row")
+        p.session._on_vlm_off(new, "it failed 3 times in a row")
         assert not p.has_vlm and not p.vlm_loading
         assert len(told) == 1 and "The vision-language model is off: it failed 3" in told[0]
     finally:
@@ -533,18 +533,19 @@ def test_describe_now_says_when_the_picture_is_not_ready(make_controller, tmp_pa
 
 
 def test_label_questions_without_an_answer_are_asked_again_twice_at_most(qapp):
+    from models.pipeline.jobs import LabelJob
     from models.pipeline.worker import NO_FRAME, VLM, Priority, Request, Result
-    from player.core.perception import Perception, _Job
+    from player.core.perception import Perception
 
     p = Perception(lambda: ([], []))
     try:
-        p._labelled.add(7)
+        p.session._labelled.add(7)
         for attempt in range(3):
-            p._labelled.add(7)
-            p._vlm_jobs[100 + attempt] = _Job("label", 7, None)
-            p._on_model_result(Result(Request(Priority.GAP, 1.0, NO_FRAME, kind=VLM,
+            p.session._labelled.add(7)
+            p.session._vlm_jobs[100 + attempt] = LabelJob(7, None)
+            p.session._on_model_result(Result(Request(Priority.GAP, 1.0, NO_FRAME, kind=VLM,
                                               token=100 + attempt), (), 0.0))
-            assert (7 in p._labelled) == (attempt == 2)
+            assert (7 in p.session._labelled) == (attempt == 2)
     finally:
         p.close()
 
@@ -561,14 +562,14 @@ def test_an_analysis_that_changed_model_midway_is_not_cached(qapp, tmp_path, mon
     shutil.copy(DEMO, video)
     p = Perception(lambda: ([], []))
     try:
-        p._path, p._duration = str(video), 10.0
-        p._store = ObservationStore([Observation(2.0, "vlm", "A street.")], covered=[(0, 10)])
-        p._vlm_name = "first"
+        p.session._path, p.session._duration = str(video), 10.0
+        p.session._store = ObservationStore([Observation(2.0, "vlm", "A street.")], covered=[(0, 10)])
+        p.session._vlm_name = "first"
         p.set_vlm("")  # the model changes while the film is analysed
-        p._save_cache()
+        p.session.save_cache()
         assert not p.from_cache and not (tmp_path / "cache").exists()
-        p._mixed_models = False  # the same store, one model: saved
-        p._save_cache()
+        p.session._mixed_models = False  # the same store, one model: saved
+        p.session.save_cache()
         wait_for(lambda: ObservationStore.cache_file(video, p.cache_config).exists(), timeout=10)
     finally:
         p.close()
@@ -578,34 +579,35 @@ def test_an_older_models_answer_is_not_cached_under_the_new_models_name(qapp):
     """An answer the old model was still writing when the user chose another one is said, but
     kept out of the analysis saved under the new model's name (so that analysis is not saved);
     when the new model fails to load, the old one goes on under its own name."""
+    from models.pipeline.jobs import GapJob
     from models.pipeline.questions import GapQuestion
     from models.pipeline.store import ObservationStore
     from models.pipeline.worker import NO_FRAME, VLM, Priority, Request, Result
     from models.types import Observation
-    from player.core.perception import Perception, _Job
+    from player.core.perception import Perception
 
     def answer(p, token, model):
-        p._vlm_jobs[token] = _Job("gap", GapQuestion(3.0, 3.0, 4.0), None, model)
-        p._on_model_result(Result(Request(Priority.GAP, 3.0, NO_FRAME, kind=VLM, token=token),
+        p.session._vlm_jobs[token] = GapJob(GapQuestion(3.0, 3.0, 4.0), None, model)
+        p.session._on_model_result(Result(Request(Priority.GAP, 3.0, NO_FRAME, kind=VLM, token=token),
                                   (Observation(3.0, "vlm", "A street."),), 1.0))
 
     p = Perception(lambda: ([], []))
     said = []
     p.descriptions.connect(lambda descs: said.extend(d.text for d in descs))
     try:
-        p._store = ObservationStore([], covered=[(0, 10)])
-        p._vlm = p._vlm_name = "old"
+        p.session._store = ObservationStore([], covered=[(0, 10)])
+        p.session._vlm = p.session._vlm_name = "old"
         answer(p, 1, "old")
-        assert [o.text for o in p._store if o.kind == "vlm"] == ["A street."]
-        p._vlm_name = "new"  # chosen, still loading; the old model finishes an answer
-        p._store.drop_kind(VLM)
-        p._mixed_models = False
+        assert [o.text for o in p.session._store if o.kind == "vlm"] == ["A street."]
+        p.session._vlm_name = "new"  # chosen, still loading; the old model finishes an answer
+        p.session._store.drop_kind(VLM)
+        p.session._mixed_models = False
         answer(p, 2, "old")
         assert said == ["A street.", "A street."]
-        assert not [o for o in p._store if o.kind == "vlm"]
-        assert p._mixed_models
-        p._on_vlm_failed("new")  # the new one could not be loaded: the old one goes on
-        assert p._vlm_name == "old" and not p.vlm_loading
+        assert not [o for o in p.session._store if o.kind == "vlm"]
+        assert p.session._mixed_models
+        p.session._on_vlm_failed("new")  # the new one could not be loaded: the old one goes on
+        assert p.session._vlm_name == "old" and not p.vlm_loading
     finally:
         p.close()
 

@@ -47,6 +47,23 @@ def tracking_uri() -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """LabError at once when the MLflow server does not answer (MLflow's client would retry
+    for minutes)."""
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers; an error page (a proxy, an old server) is for MLflow to judge
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise LabError(f"The MLflow server at {uri} does not answer ({reason}); start it, or "
+                       f"unset MLFLOW_TRACKING_URI to keep runs in the local store.") from exc
+
+
 def is_local(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
@@ -57,6 +74,8 @@ class Tracker:
     def __init__(self, experiment: str = DEFAULT_EXPERIMENT, uri: str | None = None) -> None:
         mlflow = need("mlflow")
         self.uri = uri or tracking_uri()
+        if self.uri.startswith(("http://", "https://")):
+            check_server(self.uri)
         try:
             self.client = mlflow.MlflowClient(tracking_uri=self.uri)  # type: ignore[attr-defined]
             found = self.client.get_experiment_by_name(experiment)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import socket
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -75,7 +77,10 @@ class _RayEvents:
         self.beats, self.video, self.last = beats, video, 0.0
 
     def started(self, pid: int, host: str) -> None:
-        self.beats.started.remote(self.video, pid, host)
+        import ray  # noqa: PLC0415
+
+        # Waited for: the driver hears of the start before the film's result, however quick.
+        ray.get(self.beats.started.remote(self.video, pid, host))
 
     def position(self, seconds: float, duration: float) -> None:
         self.beats.position.remote(self.video, seconds, duration)
@@ -93,9 +98,11 @@ class _RayEvents:
 
 def film_task(video: str, settings: LibrarySettings, beats: Any) -> FilmOutcome:
     """The Ray task: one film, in a worker process."""
+    import ray  # noqa: PLC0415
+
     from models.library.film import prepare_film  # noqa: PLC0415
 
-    beats.enter.remote(video)
+    ray.get(beats.enter.remote(video))  # counted before anything else can happen
     return prepare_film(Path(video), settings, _RayEvents(beats, video))
 
 
@@ -109,8 +116,27 @@ def reachable(address: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def use_token_if_there() -> None:
+    """A cluster started with ``ray start --head`` asks for a token (Ray 2.5x and later) that
+    ``ray start`` keeps in ~/.ray/auth_token; a driver joining it sends the token only in token
+    mode, so that mode is chosen when a token is at hand and no mode was set."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+        if "ray" in sys.modules:  # Ray read its settings when imported: read them again
+            try:
+                from ray._raylet import Config  # noqa: PLC0415
+
+                Config.initialize("")
+            except (ImportError, AttributeError):
+                pass
+
+
 def import_ray() -> Any:
     try:
+        use_token_if_there()  # before Ray reads its settings
         import ray  # noqa: PLC0415
     except ImportError as exc:
         raise ClusterError(f"Ray is not installed, so --workers and --cluster cannot be used "
@@ -156,11 +182,15 @@ class RayRunner:
                 ray.init(address="local", num_cpus=max(1, self.workers), **quiet)
                 self.owned = True
             else:
+                use_token_if_there()
                 try:
                     ray.init(address=self.address, **quiet)
                 except (ConnectionError, RuntimeError, ValueError) as exc:
-                    raise ClusterError(f"The Ray cluster at {self.address} could not be "
-                                       f"joined: {str(exc).splitlines()[0]}") from exc
+                    raise ClusterError(
+                        f"The Ray cluster at {self.address} could not be joined "
+                        f"({str(exc).splitlines()[0]}); if it uses token authentication, this "
+                        f"machine needs its token: RAY_AUTH_TOKEN, or the head's "
+                        f"~/.ray/auth_token copied here.") from exc
                 self.owned = True
         finally:
             for sig, handler in kept.items():  # Ctrl-C and SIGTERM stop the run, as before

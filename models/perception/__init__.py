@@ -30,42 +30,86 @@ Observation kinds and their ``data`` (all boxes are (x0, y0, x1, y1) as fraction
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 
 from models.types import Observation
 
 
-@runtime_checkable
-class Stage(Protocol):
-    """One perception stage. Instances are used from one worker thread."""
+class Stage(ABC):
+    """One perception stage. Instances are used from one worker thread.
 
-    name: str
+    Only :meth:`process` must be written; the rest have defaults that suit a stage that keeps
+    nothing from frame to frame.
+    """
+
+    name: str = "stage"
 
     def problem(self) -> str:
         """"" when usable; otherwise why not, with the fix (never raises)."""
-        ...
+        return ""
 
+    @abstractmethod
     def process(self, t: float, frame: np.ndarray) -> list[Observation]:
         """What this stage sees in ``frame`` at media time ``t`` (seconds)."""
-        ...
+
+    def look(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """One frame from elsewhere in the film (describe now, at the playhead, while the stream
+        of frames runs ahead): what the stage sees in that frame alone, leaving what it follows
+        from frame to frame (the last frame, tracks, text already read) as it was, so the next
+        frame of the stream goes on from the one before. By default :meth:`process`, right for
+        a stage that keeps nothing from frame to frame."""
+        return self.process(t, frame)
 
     def flush(self) -> list[Observation]:
         """Anything held back, at the end of a stream or before a seek."""
-        ...
+        return []
+
+    def reset(self) -> None:  # noqa: B027 - nothing to forget by default
+        """Forget the stream (tracks, last text read): the next frame starts afresh."""
+
+    def rewind(self) -> None:
+        """A seek within the same film: like :meth:`reset`, but what the stage learnt of the
+        film stays (the pose and face stages keep who is who). By default :meth:`reset`."""
+        self.reset()
+
+
+class _Adapted(Stage):
+    """A stage written without the base class (a plug-in, a test's stand-in): its own methods
+    where it has them, the defaults where it has not."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = str(getattr(inner, "name", type(inner).__name__))
+
+    def problem(self) -> str:
+        check = getattr(self.inner, "problem", None)
+        return check() if check is not None else ""
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        return self.inner.process(t, frame)
+
+    def look(self, t: float, frame: np.ndarray) -> list[Observation]:
+        look = getattr(self.inner, "look", None)
+        return look(t, frame) if look is not None else self.inner.process(t, frame)
+
+    def flush(self) -> list[Observation]:
+        flush = getattr(self.inner, "flush", None)
+        return list(flush() or ()) if flush is not None else []
 
     def reset(self) -> None:
-        """Forget the stream (tracks, last text read): the next frame starts afresh."""
-        ...
+        reset = getattr(self.inner, "reset", None)
+        if reset is not None:
+            reset()
 
-    # Optional: ``rewind()``, for a seek within the same film: like reset, but what the stage
-    # learnt of the film stays (the pose and face stages keep who is who). The worker calls it
-    # when a stage has it, and reset otherwise.
-    #
-    # Optional: ``look(t, frame) -> list[Observation]``, for one frame from elsewhere in the
-    # film (describe now, at the playhead, while the stream of frames runs ahead): what the
-    # stage sees in that frame alone, leaving what it follows from frame to frame (the last
-    # frame, tracks, text already read) as it was, so the next frame of the stream goes on from
-    # the one before. The worker calls it for requests of kind "now" when a stage has it, and
-    # process otherwise (right for a stage that keeps nothing from frame to frame).
+    def rewind(self) -> None:
+        rewind = getattr(self.inner, "rewind", None)
+        (rewind or self.reset)()
+
+
+def as_stage(stage: Any) -> Stage:
+    """``stage`` itself when it is a :class:`Stage`; otherwise the same object behind the
+    stage contract (the one place where a stage's optional methods are looked up by name)."""
+    return stage if isinstance(stage, Stage) else _Adapted(stage)

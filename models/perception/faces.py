@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from models.perception import Stage
 from models.perception.identity import (
     Assignment,
     Identities,
@@ -317,7 +318,7 @@ def model_folder(model_root: str | Path | None, models: Sequence[str],
     return Path(root), ""
 
 
-class FaceStage:
+class FaceStage(Stage):
     """Counts faces and says which way each looks, with ids that last for the whole video.
 
     Emits one ``"faces"`` observation per frame (``count`` 0 included), see
@@ -329,12 +330,13 @@ class FaceStage:
 
     name = "faces"
 
-    def __init__(self, options: FaceOptions | None = None) -> None:
+    def __init__(self, options: FaceOptions | None = None,
+                 cuts: ShotStage | None = None) -> None:
         self.options = options or FaceOptions()
         self._detector = FaceDetector(self.options)
         self._tracker = Tracker(max_missed=2)
         self._identities = Identities()
-        self._cuts = ShotStage()
+        self._cuts = cuts or ShotStage()
         self._last: tuple[float, tuple[int, ...]] | None = None
 
     def problem(self) -> str:

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from models.perception.scene import prepare_frame
+from models.perception import Stage
+from models.perception.frames import prepare_frame
 from models.types import Observation
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def summary(detections: list[Detection]) -> str:
     return ", ".join(f"{n} {plural(label, n)}" for label, n in counts.most_common())
 
 
-class ObjectStage:
+class ObjectStage(Stage):
     """Reports the COCO objects in a frame as an ``"objects"`` observation, at most once each
     ``options.interval`` seconds of film (see the module's docstring)."""
 

@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from models.perception.scene import load_cv2, luma, prepare_frame, shrink
+from models.perception import Stage
+from models.perception.frames import load_cv2, luma, prepare_frame, shrink
 from models.types import Observation
 
 log = logging.getLogger(__name__)
@@ -342,7 +343,7 @@ def _useful(line: TextLine, min_score: float) -> bool:
     return line.score >= min_score and alnum >= 2 and alnum >= 0.5 * visible
 
 
-class TextStage:
+class TextStage(Stage):
     """Reads on-screen text once when it appears (see the module notes for the rule)."""
 
     name = "text"

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from models.perception import Stage
 from models.perception.faces import (
     MIN_SIDE,
     FaceDetector,
@@ -325,7 +326,7 @@ class _Person:
     score: float
 
 
-class PoseStage:
+class PoseStage(Stage):
     """Counts people and describes each one's place, distance, posture and gestures.
 
     Emits one ``"people"`` observation per frame (``count`` 0 included). ``id`` values stay with
@@ -338,14 +339,15 @@ class PoseStage:
 
     name = "pose"
 
-    def __init__(self, options: PoseOptions | None = None) -> None:
+    def __init__(self, options: PoseOptions | None = None,
+                 cuts: ShotStage | None = None) -> None:
         self.options = options or PoseOptions()
         self._graphs: tuple[Any, Any] | None = None
         self._faces = FaceDetector(FaceOptions(model_root=self.options.model_root, tiles=False))
         self._problem: str | None = None
         self._tracker = Tracker(max_missed=2)
         self._identities = Identities(self.options.identity)
-        self._cuts = ShotStage()  # cuts end the tracks: across one, appearance alone decides
+        self._cuts = cuts or ShotStage()  # cuts end the tracks: across one, appearance alone decides
         self._history: dict[int, deque[Sample]] = {}
         self._last: tuple[float, tuple[int, ...]] | None = None  # time, shape of the last frame
 

@@ -15,7 +15,7 @@ apart: when the picture comes back out of black (a frame at least ``black_below`
 clearly brighter one), that frame is reported as a shot change, so a fade to black followed by
 a fade from black, which never makes a large step, still counts. A frame that one shift of the
 whole picture explains (a fast pan or tilt between two samples, checked tile by tile as
-:func:`~models.perception.scene.whole_picture` does) is no cut, however large its score.
+:func:`~models.perception.frames.whole_picture` does) is no cut, however large its score.
 ``data["score"]`` is the score (or the rise in brightness for a fade).
 """
 
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.perception.scene import (
+from models.perception import Stage
+from models.perception.frames import (
     SceneOptions,
     load_cv2,
     luma,
@@ -60,7 +61,7 @@ class ShotOptions:
     """Seconds between frames beyond which no comparison is made (a seek, a hole)."""
 
 
-class ShotStage:
+class ShotStage(Stage):
     """Reports a ``"shot"`` observation at every cut and at every picture rising out of black."""
 
     name = "shots"
@@ -71,6 +72,7 @@ class ShotStage:
         self._scores: deque[float] = deque(maxlen=self.options.history)
         self._prev: tuple[float, np.ndarray, np.ndarray, float, np.ndarray] | None = None
         self._in_black = False
+        self._memo: tuple[float, list[Observation]] | None = None
 
     def problem(self) -> str:
         return self._problem
@@ -79,6 +81,7 @@ class ShotStage:
         self._scores.clear()
         self._prev = None
         self._in_black = False
+        self._memo = None
 
     def flush(self) -> list[Observation]:
         return []
@@ -89,6 +92,14 @@ class ShotStage:
         return []
 
     def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        """The cut at ``t``, if there is one. One detector is shared by the stages that need the
+        cuts (scene, pose, faces): each frame of the stream (one time, one frame) is measured
+        once, however many of them ask, whatever size each gives it at."""
+        if self._memo is None or self._memo[0] != t:
+            self._memo = (float(t), self._detect(t, frame))
+        return list(self._memo[1])
+
+    def _detect(self, t: float, frame: np.ndarray) -> list[Observation]:
         cv2, opt = self._cv2, self.options
         rgb = prepare_frame(frame)
         if cv2 is None or rgb is None:
@@ -128,7 +139,7 @@ class ShotStage:
 
     def _camera_moved(self, before: np.ndarray, level: np.ndarray) -> bool:
         """True when one shift of the whole picture (phase correlation, checked tile by tile
-        as :func:`~models.perception.scene.whole_picture` does) carries ``before`` to
+        as :func:`~models.perception.frames.whole_picture` does) carries ``before`` to
         ``level``: the camera moved fast, and this is no cut."""
         cv2 = self._cv2
         h, w = level.shape

@@ -7,7 +7,6 @@ prepared in advance and one analysed while it plays are looked at the same way.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,39 +43,39 @@ def cache_config(model: str = "") -> dict[str, Any]:
 
 
 def default_stages() -> tuple[list[Any], list[str]]:
-    """The perception stages that can be built here, and notes on those that cannot."""
+    """The perception stages that can be built here, and notes on those that cannot. The shot
+    detector is built first and shared: the scene, pose and face stages ask it about cuts, so
+    each frame is measured once."""
     stages: list[Any] = []
     notes: list[str] = []
-    factories: list[tuple[str, Callable[[], Any]]] = []
+    shared: dict[str, Any] = {}
 
-    def add(label: str, module: str, cls: str) -> None:
-        def make() -> Any:
-            import importlib  # noqa: PLC0415
+    def build(label: str, module: str, cls: str, cuts: bool) -> None:
+        import importlib  # noqa: PLC0415
 
-            return getattr(importlib.import_module(module), cls)()
-
-        factories.append((label, make))
-
-    add("shot changes", "models.perception.shots", "ShotStage")
-    add("scene", "models.perception.scene", "SceneStage")
-    add("people and poses", "models.perception.pose", "PoseStage")
-    add("faces", "models.perception.faces", "FaceStage")
-    add("on-screen text", "models.perception.ocr", "TextStage")
-    add("objects", "models.perception.objects", "ObjectStage")
-    for label, make in factories:
         try:
-            stage = make()
+            kind = getattr(importlib.import_module(module), cls)
+            stage = kind(cuts=shared.get("cuts")) if cuts else kind()
             problem = stage.problem()
         except ImportError as exc:
             notes.append(f"{label} is off: {exc.name or exc} is not installed ({INSTALL_HINT}).")
-            continue
+            return
         except Exception as exc:  # noqa: BLE001 - one broken stage must not stop the rest
             notes.append(f"{label} is off: {exc}.")
-            continue
+            return
         if problem:
             notes.append(f"{label} is off: {problem}")
-        else:
-            stages.append(stage)
+            return
+        stages.append(stage)
+        if cls == "ShotStage":
+            shared["cuts"] = stage
+
+    build("shot changes", "models.perception.shots", "ShotStage", False)
+    build("scene", "models.perception.scene", "SceneStage", True)
+    build("people and poses", "models.perception.pose", "PoseStage", True)
+    build("faces", "models.perception.faces", "FaceStage", True)
+    build("on-screen text", "models.perception.ocr", "TextStage", False)
+    build("objects", "models.perception.objects", "ObjectStage", False)
     return stages, notes
 
 

@@ -9,6 +9,7 @@ a film that fails is reported with its reason, and nothing half-written is left 
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from models.files import check_path
-from models.pipeline.composer import Composer
-from models.pipeline.config import FRAME_WIDTH, LOOKAHEAD_FPS, cache_config, default_stages
+from models.pipeline.config import LOOKAHEAD_FPS, default_stages
 from models.pipeline.reader import clock_time
+from models.pipeline.session import AnalysisSession, SessionEvents
 from models.types import Description
 from models.wording import counted
 
@@ -70,77 +71,6 @@ class Progress:
             self.say(f"{self.label}: {clock_time(t)} done{speed}.")
 
 
-class ModelWriter:
-    """Asks the model about the frames in the pauses, in batches, and names new people."""
-
-    def __init__(self, engine: Any, name: str, video: Path, verbosity: int,
-                 say: Callable[[str], None], found: Any = None) -> None:
-        from models.pipeline.questions import GapPlanner  # noqa: PLC0415
-        from models.schedule import GapMap  # noqa: PLC0415
-
-        self.engine, self.name, self.verbosity, self.say = engine, name, verbosity, say
-        device = str(getattr(engine, "device", "") or "cpu")
-        self.batch = 8 if device.startswith("cuda") else 1
-        found = found if found is not None else find_dialogue(video, say)
-        self.damage = found.damage  # said with the pictures' damage, once for the film
-        self.gaps = GapMap()
-        self.gaps.update(found.gaps, [(0.0, found.duration)], found.has_audio, complete=True)
-        self.planner = GapPlanner(self.gaps.room_at, self.gaps.gap_at, self.gaps.next_gap,
-                                  max_outstanding=1 << 30)
-        self.pending: list[tuple[Any, Any]] = []
-        self.recent: list[str] = []
-        self.labelled: set[int] = set()
-        self.answers: list[Any] = []  # the model's answers as observations, for the cache
-        self.failed = False
-
-    def frame(self, t: float, image: Any, observations: list[Any], composer: Composer,
-              context: list[Any]) -> list[Description]:
-        """Look at one analysed frame; returns the descriptions that are ready."""
-        from models.pipeline.questions import gap_request  # noqa: PLC0415
-
-        if self.failed:
-            return []
-        self._labels(image, observations, composer)
-        question = self.planner.consider(t, any(o.kind == "shot" for o in observations))
-        if question is None:
-            return []
-        seen = Composer.describe(context, t + 0.05, self.verbosity, composer.labels)
-        self.pending.append((question, gap_request(image, question, self.verbosity, seen,
-                                                   self.recent)))
-        return self.flush() if len(self.pending) >= self.batch else []
-
-    def flush(self) -> list[Description]:
-        from models.pipeline.questions import answer_observation, gap_description  # noqa: PLC0415
-
-        batch, self.pending = self.pending, []
-        if not batch or self.failed:
-            return []
-        try:
-            texts = self.engine.describe_batch([request for _, request in batch])
-        except Exception as exc:  # noqa: BLE001 - the detectors' track is still written
-            self.failed = True
-            self.say(f"The vision-language model failed ({exc}); the track has the "
-                     f"detectors' descriptions only from here on.")
-            return []
-        answered = [(q, text) for (q, _), text in zip(batch, texts, strict=True) if text]
-        self.answers += [answer_observation(q, text) for q, text in answered]
-        out = [gap_description(q, text) for q, text in answered]
-        self.recent = [*self.recent, *(d.text for d in out)][-3:]
-        return out
-
-    def _labels(self, image: Any, observations: list[Any], composer: Composer) -> None:
-        from models.pipeline.questions import label_requests  # noqa: PLC0415
-
-        for pid, question in label_requests(image, observations, self.labelled):
-            try:
-                label = self.engine.describe(question)
-            except Exception as exc:  # noqa: BLE001
-                self.say(f"The model could not label a person: {exc}")
-                continue
-            if label:
-                composer.name_person(pid, label)
-
-
 def find_dialogue(video: Path, say: Callable[[str], None],
                   check_stop: Callable[[], None] = _no_stop) -> Any:
     """The film's speech and pauses (a ``GapAnalysis``), found once and cached, so the player
@@ -161,87 +91,6 @@ def find_dialogue(video: Path, say: Callable[[str], None],
 def track_path(video: Path) -> Path:
     plain = video.with_suffix(".descriptions.vtt")
     return plain if not plain.exists() else video.with_suffix(".auto.descriptions.vtt")
-
-
-def prepare(video: Path, out: Path, fps: float, stages: list,
-            say: Callable[[str], None], model: ModelWriter | None = None,
-            all_stages: bool = True, clock: Callable[[], float] = time.monotonic,
-            every: float = PROGRESS_EVERY, sound_damage: tuple = (),
-            check_stop: Callable[[], None] = _no_stop) -> list[Description]:
-    """Analyse ``video`` with ``stages`` and write its description track to ``out``. The
-    analysis is cached for the player only when ``all_stages`` (every stage could be loaded),
-    none of them had to be switched off on the way, and the whole film could be read: a weaker
-    analysis must not stand in for the full one on every later viewing. Progress is said at
-    every 10 percent and at least every ``every`` seconds of ``clock``."""
-    from models.pipeline.reader import FrameReader, damage_message  # noqa: PLC0415
-    from models.pipeline.store import ObservationStore  # noqa: PLC0415
-    from models.pipeline.worker import MAX_FAILURES_IN_A_ROW  # noqa: PLC0415
-    from models.webvtt import write_vtt  # noqa: PLC0415
-
-    reader = FrameReader(str(video), fps=fps, max_width=FRAME_WIDTH)
-    duration = reader.duration or 0.0
-    progress = Progress(video.name, duration, say, clock, every, check_stop)
-    composer = Composer()
-    store = ObservationStore()
-    descriptions: list[Description] = []
-    active = list(stages)
-    last_t: float | None = None
-    in_a_row = dict.fromkeys((s.name for s in stages), 0)
-    reader.start()
-    try:
-        for frame in reader.frames():
-            observations = []
-            for stage in list(active):
-                try:
-                    observations += stage.process(frame.t, frame.image)
-                    in_a_row[stage.name] = 0
-                except Exception as exc:  # noqa: BLE001 - one stage failing must not stop us
-                    in_a_row[stage.name] += 1
-                    if in_a_row[stage.name] == 1:
-                        say(f"{stage.name} failed at {frame.t:.1f} s: {exc}")
-                    if in_a_row[stage.name] >= MAX_FAILURES_IN_A_ROW:
-                        active.remove(stage)
-                        say(f"{stage.name} failed {MAX_FAILURES_IN_A_ROW} times in a row, so it "
-                            f"is off for the rest of {video.name}.")
-            store.record(frame.t, observations, 1.0 / fps, after=last_t)
-            last_t = frame.t
-            if model is not None:
-                recent = store.between(frame.t - 8.0, frame.t + 0.01)
-                descriptions += model.frame(frame.t, frame.image, observations, composer,
-                                            recent)
-            descriptions += composer.feed(observations)
-            progress(frame.t)
-            check_stop()
-    finally:
-        reader.stop()
-    damage = [*reader.damage, *(sound_damage or (model.damage if model is not None else ()))]
-    if damage:
-        say(damage_message(video.name, damage))
-    for stage in stages:
-        try:
-            descriptions += composer.feed(stage.flush())
-            stage.reset()
-        except Exception:  # noqa: BLE001, S110 - flushing is best effort
-            pass
-    if model is not None:
-        descriptions += model.flush()
-        store.extend(model.answers)
-    descriptions.sort(key=lambda d: d.start)
-    write_vtt(out, descriptions)
-    every_stage = all_stages and len(active) == len(stages)
-    if every_stage and not damage:  # a damaged film's is not the whole analysis either
-        try:
-            store.save(video, {**cache_config(model.name if model else ""), "fps": fps})
-        except Exception as exc:  # noqa: BLE001 - the track matters, the cache is a bonus
-            say(f"The analysis cache could not be written: {exc}")
-    elif not every_stage:
-        say(f"{video.name}: not all of the analysis could run, so it is not kept for the "
-            f"player; it will look again when it plays the film.")
-    took = clock() - progress.began
-    speed = f", {duration / took:.1f} times real time" if duration > 0.001 and took > 0 else ""
-    say(f"{video.name}: 100 percent. {counted(len(descriptions), 'description')} written to {out.name} "
-        f"in {took:.0f} seconds{speed}.")
-    return descriptions
 
 
 def _load_model(name: str, say: Callable[[str], None]) -> Any:
@@ -284,21 +133,39 @@ class FilmReport:
 
 
 class Preparer:
-    """Prepares films one after another with one set of stages and, optionally, one model.
+    """Prepares films one after another with one analysis session: the same session, stages
+    and rules as the player's live analysis, driven on the calling thread.
 
     ``say`` gets every progress line and note (plain sentences); ``check_stop`` is called often
     and may raise KeyboardInterrupt to stop the film under way (nothing is written for it).
-    ``stages`` default to every stage that can be built here.
+    ``stages`` (the stages and the notes on those that could not be built) default to every
+    stage that can be built here; ``engine`` is a model already loaded (else ``model`` names
+    one to load). ``clock`` and ``every`` pace the progress lines.
     """
 
     def __init__(self, say: Callable[[str], None], model: str = "", verbosity: int = 2,
                  stages: tuple[list[Any], list[str]] | None = None,
-                 check_stop: Callable[[], None] = _no_stop) -> None:
+                 check_stop: Callable[[], None] = _no_stop, engine: Any = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 every: float = PROGRESS_EVERY) -> None:
         self.say, self.model, self.verbosity, self.check_stop = say, model, verbosity, check_stop
+        self.clock, self.every = clock, every
         self.stages, self.notes = stages if stages is not None else default_stages()
-        for note in self.notes:
-            say(note)
-        self.engine: Any = _load_model(model, say) if model else None
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._descriptions: list[Description] = []
+        self._progress: Progress | None = None
+        self.last: list[Description] = []  # the last film's descriptions, as written
+        events = SessionEvents(descriptions=self._descriptions.extend,
+                               analysed=self._analysed, problem=say)
+        self.session = AnalysisSession(lambda: (list(self.stages), list(self.notes)),
+                                       post=self._calls.put, events=events, offline=True)
+        self.session.warm_up()
+        self._pump(lambda: self.session.ready)
+        if engine is None and model:
+            engine = _load_model(model, say)
+        self.engine = engine
+        if engine is not None:
+            self.session.use_engine(engine, model or "model")
 
     @property
     def problem(self) -> str:
@@ -309,6 +176,22 @@ class Preparer:
             return f"The vision-language model {self.model} could not be used."
         return ""
 
+    def _analysed(self, t: float) -> None:
+        if self._progress is not None:
+            self._progress(t)
+
+    def _pump(self, done: Callable[[], bool]) -> None:
+        """Run what the session's threads hand over, here, until ``done()``."""
+        while True:
+            self.check_stop()
+            try:
+                call = self._calls.get(timeout=0.05)
+            except queue.Empty:
+                if done():
+                    return
+                continue
+            call()
+
     def run(self, job: FilmJob) -> FilmReport:
         """Prepare one film; every failure but a stop is reported, never raised."""
         import av  # noqa: PLC0415
@@ -317,21 +200,15 @@ class Preparer:
         from models.pipeline.reader import ReaderError, why_unreadable  # noqa: PLC0415
 
         video = Path(job.video)
-        began = time.monotonic()
+        began = self.clock()
         problem = check_path(video) or self.problem
         if problem:
             self.say(problem)
             return FilmReport(video, False, reason=problem)
         out = Path(job.out) if job.out else track_path(video)
         try:
-            found = find_dialogue(video, self.say, self.check_stop)
-            writer = (ModelWriter(self.engine, self.model, video, self.verbosity, self.say,
-                                  found) if self.engine is not None else None)
-            descs = prepare(video, out, job.fps, self.stages, self.say, writer,
-                            all_stages=not self.notes, sound_damage=found.damage,
-                            check_stop=self.check_stop)
-            return FilmReport(video, True, out, len(descs), float(found.duration or 0.0),
-                              time.monotonic() - began)
+            descs, duration = self._analyse(video, out, job.fps)
+            return FilmReport(video, True, out, len(descs), duration, self.clock() - began)
         except (ReaderError, GapError) as exc:  # a whole sentence naming the film
             reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - go on with the next video
@@ -339,15 +216,56 @@ class Preparer:
             reason = (f"{video.name} could not be prepared: "
                       f"{f'{why_unreadable(exc)}.' if media else exc}")
         finally:
-            for stage in self.stages:
-                try:
-                    stage.reset()
-                except Exception:  # noqa: BLE001, S110 - the next film starts afresh anyway
-                    pass
+            self.session.stop_lookahead(save=False)
+            self._progress = None
         self.say(reason)
-        return FilmReport(video, False, out, seconds=time.monotonic() - began, reason=reason)
+        return FilmReport(video, False, out, seconds=self.clock() - began, reason=reason)
+
+    def _analyse(self, video: Path, out: Path, fps: float) -> tuple[list[Description], float]:
+        """The film through the session, its track written, its analysis cached when whole."""
+        from models.pipeline.reader import damage_message  # noqa: PLC0415
+        from models.schedule import GapMap  # noqa: PLC0415
+        from models.webvtt import write_vtt  # noqa: PLC0415
+
+        session = self.session
+        found = find_dialogue(video, self.say, self.check_stop)
+        duration = float(found.duration or 0.0)
+        session.fps = fps
+        session.detail = self.verbosity
+        gaps = GapMap()
+        gaps.update(found.gaps, [(0.0, duration)], found.has_audio, complete=True)
+        session.use_gaps(gaps.room_at, gaps.gap_at, gaps.next_gap)
+        self._descriptions.clear()
+        self._progress = Progress(video.name, duration, self.say, self.clock, self.every,
+                                  self.check_stop)
+        began = self.clock()
+        session.analyse_whole(video, duration)
+        self._pump(lambda: session.idle)
+        session.flush_stages()
+        self._pump(lambda: session.flushed and session.idle)
+        damage = [*session.damage, *found.damage]
+        if damage:
+            self.say(damage_message(video.name, damage))
+        session.stop_lookahead(save=False)
+        descriptions = sorted(self._descriptions, key=lambda d: d.start)
+        write_vtt(out, descriptions)
+        self.last = descriptions
+        why = session.cache_problem()
+        if not why:
+            try:
+                session.save_cache(wait=True)
+            except Exception as exc:  # noqa: BLE001 - the track matters, the cache is a bonus
+                self.say(f"The analysis cache could not be written: {exc}")
+        elif not session.all_stages:
+            self.say(f"{video.name}: not all of the analysis could run, so it is not kept for "
+                     f"the player; it will look again when it plays the film.")
+        took = self.clock() - began
+        speed = (f", {duration / took:.1f} times real time" if duration > 0.001 and took > 0
+                 else "")
+        self.say(f"{video.name}: 100 percent. {counted(len(descriptions), 'description')} "
+                 f"written to {out.name} in {took:.0f} seconds{speed}.")
+        return descriptions, duration
 
     def close(self) -> None:
-        if self.engine is not None:
-            self.engine.close()
-            self.engine = None
+        self.session.close()  # closes the model it was given, too
+        self.engine = None

@@ -19,12 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.perception import Stage
+from models.perception import Stage, as_stage
 from models.types import Observation
 
 if TYPE_CHECKING:
@@ -36,6 +36,25 @@ MAX_FAILURES_IN_A_ROW = 3
 """Frames in a row a stage may fail on before it is switched off."""
 NO_FRAME = np.zeros((0, 0, 3), dtype=np.uint8)
 NO_FRAME.flags.writeable = False
+
+
+class Kind(str, Enum):
+    """What a request asks for (a ``str`` enum: it compares equal to its value)."""
+
+    FRAME = "frame"
+    """A frame of the look-ahead's stream."""
+    NOW = "now"
+    """Describe now: a frame from the playhead, looked at apart from the stream."""
+    VLM = "vlm"
+    """A question to the vision-language model."""
+    FLUSH = "flush"
+    """The stages' last findings before a reset (sent by the worker)."""
+    RESET = "reset"
+    """Flush and reset the stages (a new film)."""
+    REWIND = "rewind"
+    """Flush and rewind the stages (a seek in the same film)."""
+    SWAP = "swap-vlm"
+    """Change the model (internal)."""
 
 
 class Priority(IntEnum):
@@ -63,7 +82,7 @@ class Request:
     priority: Priority
     t: float
     frame: np.ndarray = field(repr=False, compare=False)
-    kind: str = "frame"
+    kind: Kind = Kind.FRAME
     token: int = 0
     vlm: VlmRequest | None = field(default=None, repr=False, compare=False)
     """Set for a question to the vision-language model (``kind`` "vlm"): the stages are not
@@ -102,11 +121,11 @@ class WorkerStats:
 ResultCallback = Callable[[Result], None]
 ProblemCallback = Callable[[str, str], None]
 
-_RESET = "reset"
-_REWIND = "rewind"
-_SWAP = "swap-vlm"
-VLM = "vlm"
-NOW = "now"
+_RESET = Kind.RESET
+_REWIND = Kind.REWIND
+_SWAP = Kind.SWAP
+VLM = Kind.VLM
+NOW = Kind.NOW
 """The kind of a request for one frame apart from the stream (describe now)."""
 VLM_NAME = "vision-language model"
 _TOKENS = itertools.count(1)
@@ -144,7 +163,7 @@ class AnalysisWorker:
         if len(set(names)) != len(names):
             raise ValueError(f"Each stage needs its own name; these repeat: {names}.")
         self.device = device
-        self._stages = list(stages)
+        self._stages = [as_stage(stage) for stage in stages]
         self._on_result = on_result
         self._on_problem = on_problem
         self._on_vlm_off = on_vlm_off
@@ -536,9 +555,8 @@ class AnalysisWorker:
             self._last_t = request.t
         for stage in list(self._enabled):
             t0 = time.perf_counter()
-            look = getattr(stage, "look", None) if alone else None
             try:
-                found = (look or stage.process)(request.t, request.frame)
+                found = (stage.look if alone else stage.process)(request.t, request.frame)
             except Exception as exc:
                 self._stage_failed(stage, f"at {request.t:.2f} s", exc)
                 continue
@@ -561,10 +579,9 @@ class AnalysisWorker:
             t0 = time.perf_counter()
             try:
                 observations.extend(stage.flush() or ())
-                rewind = getattr(stage, "rewind", None) if request.kind == _REWIND else None
-                (rewind or stage.reset)()
+                (stage.rewind if request.kind == _REWIND else stage.reset)()
             except Exception as exc:
                 self._stage_failed(stage, "to flush or reset", exc)
             timings[stage.name] = time.perf_counter() - t0
-        flushed = replace(request, kind="flush", t=self._last_t)
+        flushed = replace(request, kind=Kind.FLUSH, t=self._last_t)
         return Result(flushed, tuple(observations), time.perf_counter() - started, timings)

@@ -18,8 +18,10 @@ Ctrl+C removes the unfinished folder, and the original model is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -289,13 +291,19 @@ def _compress(parts: dict[str, Any], weights: str) -> dict[str, Any]:
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
     out = {}
-    for part, model_ir in parts.items():
-        if weights == "int4" and part == "language":
-            out[part] = nncf.compress_weights(
-                model_ir, mode=nncf.CompressWeightsMode.INT4_SYM, group_size=64, ratio=1.0,
-                advanced_parameters=AdvancedCompressionParameters(
-                    group_size_fallback_mode=nncf.GroupSizeFallbackMode.ADJUST,
-                    min_adjusted_group_size=16))
-        else:
-            out[part] = nncf.compress_weights(model_ir, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    # NNCF draws progress bars on standard output, noise for a screen reader: kept apart.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        for part, model_ir in parts.items():
+            out[part] = _compress_part(nncf, AdvancedCompressionParameters, part, model_ir,
+                                       weights)
     return out
+
+
+def _compress_part(nncf: Any, advanced: Any, part: str, model_ir: Any, weights: str) -> Any:
+    if weights == "int4" and part == "language":
+        return nncf.compress_weights(
+            model_ir, mode=nncf.CompressWeightsMode.INT4_SYM, group_size=64, ratio=1.0,
+            advanced_parameters=advanced(
+                group_size_fallback_mode=nncf.GroupSizeFallbackMode.ADJUST,
+                min_adjusted_group_size=16))
+    return nncf.compress_weights(model_ir, mode=nncf.CompressWeightsMode.INT8_ASYM)
