@@ -13,7 +13,8 @@ import pytest
 
 from models.vlm import VlmError, VlmRequest
 from models.vlm import quantize as q
-from models.vlm.llama import LlamaVlm, read_gguf
+from models.vlm.gguf import read_gguf
+from models.vlm.llama import LlamaVlm
 from player.cli.models_cmd import main
 from tests.test_vlm_llama import _builder
 

@@ -18,7 +18,6 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from models.pipeline.config import (
     default_stages,
     frame_array,
 )
+from models.pipeline.events import SessionEvents
 from models.pipeline.jobs import ModelJob
 from models.pipeline.session_model import ModelQuestions
 from models.types import Description, Observation
@@ -44,29 +44,6 @@ LOAD_WAIT_ON_CLOSE = 20.0
 """Seconds closing waits at most for the detectors to finish loading."""
 KEPT_OBSERVATIONS = 20000
 """Observations kept in memory for context; the oldest half is dropped beyond this."""
-
-
-def _ignore(*_args: Any) -> None:
-    """An event nobody listens to."""
-
-
-@dataclass
-class SessionEvents:
-    """What the session tells its owner, on the owner's thread.
-
-    ``descriptions``: new descriptions from the look-ahead (or the cache); ``answer``,
-    ``answer_more`` and ``answer_done``: describe now's answer (film time, its first sentence,
-    each next sentence, its end); ``analysed``: how far the look-ahead has looked; ``problem``:
-    a sentence for the user; ``vlm_ready``: the model's name once it answers.
-    """
-
-    descriptions: Callable[[list[Description]], None] = _ignore
-    answer: Callable[[float, str], None] = _ignore
-    answer_more: Callable[[float, str], None] = _ignore
-    answer_done: Callable[[float], None] = _ignore
-    analysed: Callable[[float], None] = _ignore
-    problem: Callable[[str], None] = _ignore
-    vlm_ready: Callable[[str], None] = _ignore
 
 
 def _run_now(fn: Callable[[], None]) -> None:

@@ -10,16 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from models.pipeline.composer import Composer
+from models.pipeline.events import SessionEvents
 from models.pipeline.jobs import GapJob, LabelJob, ModelJob, NowJob
 from models.types import Observation
-
-if TYPE_CHECKING:
-    from models.pipeline.session import SessionEvents
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from models.cache import cache_dir, content_key
 from models.vlm.base import VlmError
-from models.vlm.llama import read_gguf
+from models.vlm.gguf import read_gguf
 
 log = logging.getLogger(__name__)
 

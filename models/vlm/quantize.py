@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.vlm.base import VlmError
-from models.vlm.llama import read_gguf
+from models.vlm.gguf import read_gguf
 
 # llama.cpp's llama_ftype values for the types offered here, and the bits per weight they use
 # (for the disk-space check).

@@ -25,14 +25,20 @@ import subprocess
 import tempfile
 import threading
 import time
-import wave
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from models.webvtt import shorten
+from player.audio.speech_base import (
+    SpeechCancelled,
+    SpeechClip,
+    SpeechEngine,
+    SpeechError,
+    Voice,
+    wav_duration,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,54 +52,6 @@ FOLDER_PREFIX = "narrate-speech-"
 
 CLOSE_WAIT_S = 0.5
 """close() waits this long for the synthesis thread; it stops at its next check point."""
-
-
-class SpeechError(RuntimeError):
-    """Synthesis failed; the message is meant for the user."""
-
-
-class SpeechCancelled(SpeechError):
-    """Synthesis stopped early because ``stop`` was set (something more urgent came)."""
-
-
-@dataclass(frozen=True)
-class Voice:
-    """How to speak: voice name, words per minute, volume 0-100."""
-
-    name: str = "en-us"
-    rate: int = 175
-    volume: float = 100.0
-
-
-@dataclass(frozen=True)
-class SpeechClip:
-    """A synthesized sentence: the WAV file and its length in seconds."""
-
-    text: str
-    path: Path
-    duration: float
-
-
-def wav_duration(path: Path) -> float:
-    with wave.open(str(path), "rb") as w:
-        return w.getnframes() / float(w.getframerate())
-
-
-class SpeechEngine(ABC):
-    """Text to a WAV file. Implementations must be callable from one worker thread."""
-
-    name: str = "engine"
-
-    @abstractmethod
-    def problem(self) -> str:
-        """"" when usable; otherwise why not, with the fix."""
-
-    @abstractmethod
-    def synthesize(self, text: str, voice: Voice, out: Path,
-                   stop: threading.Event | None = None) -> SpeechClip:
-        """Write ``text`` spoken with ``voice`` to ``out`` (WAV). An engine that can take
-        seconds checks ``stop`` (set from another thread) between sentences and raises
-        SpeechCancelled once it is set; a fast one may ignore it."""
 
 
 class Pyttsx3Engine(SpeechEngine):

@@ -16,7 +16,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
-from player.audio.speech import SpeechCancelled, SpeechClip, SpeechEngine, SpeechError, Voice
+from player.audio.speech_base import SpeechCancelled, SpeechClip, SpeechEngine, SpeechError, Voice
 
 log = logging.getLogger(__name__)
 
