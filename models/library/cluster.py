@@ -88,7 +88,7 @@ class _RayEvents:
 
     def beat(self) -> None:
         now = time.monotonic()
-        if now - self.last >= BEAT_EVERY:
+        if now - self.last >= BEAT_EVERY:  # a burst of lines is one sign of life
             self.last = now
             self.beats.beat.remote(self.video)
 

@@ -41,7 +41,8 @@ class FilmEvents(Protocol):
         """The analysis has reached ``seconds`` of the film's ``duration``."""
 
     def beat(self) -> None:
-        """The analysis is still moving (called for every frame)."""
+        """The analysis is still moving (the preparation said something: a progress line
+        comes at least every few seconds while frames are analysed)."""
 
     def line(self, text: str) -> None:
         """A line the preparation said."""
@@ -120,6 +121,7 @@ class _Relay:
         if self.events is None:
             self.notes.append(text)  # said while loading: kept for the first film's report
             return
+        self.events.beat()  # a line is a sign of progress: one comes every few seconds
         self.events.line(text)
         place = place_in(text, self.video)
         if place is not None:
@@ -128,9 +130,7 @@ class _Relay:
             self.notes.append(text)
 
     def check_stop(self) -> None:
-        self.stop()
-        if self.events is not None:
-            self.events.beat()
+        self.stop()  # called even while the analysis waits, so it is no sign of progress
 
 
 _PREPARER: dict[tuple[Any, ...], tuple[Any, _Relay]] = {}

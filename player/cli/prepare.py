@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
                      help="times a film is tried again when its worker dies (default 3)")
     lib.add_argument("--hang-limit", type=float, default=10.0, metavar="MINUTES",
                      help="stop a film whose analysis makes no progress for this long, as when "
-                          "its decoder hangs (default 10; with --workers or --cluster)")
+                          "its decoder hangs (default 10, at least 0.5; with --workers or --cluster)")
     lib.add_argument("--films-per-gpu", type=int, default=1, metavar="N",
                      help="with --model on GPUs: how many films share one GPU (default 1)")
     return p
@@ -198,7 +198,7 @@ def _runner(args: argparse.Namespace, address: str) -> RayRunner | str:
     from models.library.cluster import ClusterError, RayRunner  # noqa: PLC0415
 
     runner = RayRunner(args.workers or 0, address, retries=max(0, args.retries),
-                       hang_limit=max(1.0, args.hang_limit * 60),
+                       hang_limit=max(30.0, args.hang_limit * 60),
                        films_per_gpu=max(1, args.films_per_gpu))
     try:
         runner.check()  # the cluster itself is started or joined when a film needs it
