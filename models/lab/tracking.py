@@ -60,6 +60,8 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
         return  # it answers; an error page (a proxy, an old server) is for MLflow to judge
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            return  # there, but slow: MLflow's client waits longer
         raise LabError(f"The MLflow server at {uri} does not answer ({reason}); start it, or "
                        f"unset MLFLOW_TRACKING_URI to keep runs in the local store.") from exc
 
