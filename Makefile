@@ -44,6 +44,7 @@ $(TEST_STAMP): $(STAMP)
 
 lint: test-setup
 	$(VENV)/bin/ruff check player models tests benchmarks assets
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -150,9 +150,10 @@ class SileroVad(VadEngine):
         for i, window in enumerate(windows):
             x[0, :self.CONTEXT] = x[0, -self.CONTEXT:]
             x[0, self.CONTEXT:] = window
-            prob, feed["state"] = run(None, feed)
-            out[i] = prob[0, 0]
-        self._state = feed["state"]
+            prob, state = run(None, feed)
+            feed["state"] = np.asarray(state, dtype=np.float32)
+            out[i] = np.asarray(prob)[0, 0]
+        self._state = np.asarray(feed["state"], dtype=np.float32)
         return out
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,29 +48,8 @@ def qapp():
     yield app
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 5.0, step: float = 0.01) -> object:
-    """Process Qt events until ``cond()`` is truthy; fail the test with a clear message if not."""
-    from PySide6.QtCore import QCoreApplication
-
-    end = time.monotonic() + timeout
-    while True:
-        QCoreApplication.processEvents()
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
 
 
-def pump(seconds: float) -> None:
-    """Let the Qt event loop run for ``seconds``."""
-    from PySide6.QtCore import QCoreApplication
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        QCoreApplication.processEvents()
-        time.sleep(0.005)
 
 
 @pytest.fixture(scope="session")
@@ -101,46 +78,8 @@ def xvfb() -> Iterator[str]:
     proc.wait(timeout=5)
 
 
-def stop_process(proc: subprocess.Popen) -> None:
-    """End a program a test started: politely, then firmly."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
-def run_on_a_terminal(args: list[str], *, env: dict[str, str] | None = None,
-                      cwd: Path | None = None, timeout: float = 300) -> tuple[int, str, str]:
-    """Run ``args`` with standard error on a pseudo-terminal, as when a person runs it (a
-    screen reader reads that terminal); standard output is piped. Returns (exit status,
-    standard output, what appeared on the terminal)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=slave, env=env, cwd=cwd)
-    os.close(slave)
-    shown = bytearray()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if select.select([master], [], [], 0.2)[0]:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # the terminal is closed: the process and its children are gone
-                    data = b""
-                if not data:
-                    break
-                shown += data
-        else:
-            proc.kill()
-        out = proc.stdout.read() if proc.stdout else b""
-        code = proc.wait(timeout=30)
-    finally:
-        os.close(master)
-    text = shown.decode(errors="replace").replace("\r\n", "\n")
-    return code, out.decode(errors="replace"), text
 
 
 @pytest.fixture

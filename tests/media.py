@@ -9,8 +9,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
 FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
@@ -154,3 +156,86 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
         w.setframerate(rate)
         w.writeframes((np.clip(samples, -1.0, 1.0) * 32767).astype(np.int16).tobytes())
     return path
+
+
+SIZE = "640x360"
+
+
+def ffmpeg(*args: str) -> None:
+    proc = subprocess.run([*FFMPEG, *args], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {proc.stderr.strip()[-800:]}")
+
+
+def encode(out: Path, *inputs: str) -> Path:
+    ffmpeg(*inputs, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", str(out))
+    return out
+
+
+def sample(path: Path, fps: float) -> list[tuple[float, np.ndarray]]:
+    """RGB frames at ``fps``: for each time k/fps, the first frame shown at or after it."""
+    frames: list[tuple[float, np.ndarray]] = []
+    step, k = 1.0 / fps, 0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            t = float(frame.pts * frame.time_base)
+            if t + SAMPLE_EPS >= k * step:
+                frames.append((round(k * step, 3), frame.to_ndarray(format="rgb24")))
+                k += 1
+    return frames
+
+
+@dataclass(frozen=True)
+class Film:
+    path: Path
+    speech: list[tuple[float, float]]  # the true dialogue, measured from the samples
+    duration: float
+
+
+def make_film(folder: Path, lines: list[tuple[float, str]], duration: float) -> Film:
+    """Dialogue lines at known times over quiet music, muxed with a test-pattern video."""
+    n = int(duration * FILM_RATE)
+    t = np.arange(n) / FILM_RATE
+    music = 0.02 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277 * t))
+    track = music.astype(np.float32)
+    truth = []
+    for i, (start, text) in enumerate(lines):
+        s = _speech_samples(folder, text, f"line{i}")
+        a = int(start * FILM_RATE)
+        track[a:a + s.size] += s * 0.8
+        truth.append((start, start + s.size / FILM_RATE))
+    wav = write_wav(folder / "soundtrack.wav", track, FILM_RATE)
+    film = folder / "film.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=s=160x120:r=25:d={duration}", "-i", str(wav), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100",
+                    "-shortest", str(film)], check=True)
+    return Film(film, truth, duration)
+
+
+LINES = [(0.3, "Where were you last night? I waited for hours."),
+         (7.0, "I told you, the train was late again."),
+         (13.0, "That is what you always say.")]
+
+
+DENSE = [(0.2, "Where were you last night? I waited for hours and hours for you."),
+         (4.3, "I told you, the train was late again, and my phone was dead."),
+         (8.4, "That is what you always say, every single time, and I believe you."),
+         (12.5, "Then believe me now, because it is the truth, whatever you think.")]
+
+
+FILM_RATE = 16000
+"""Sample rate of the soundtracks make_film writes."""
+SAMPLE_EPS = 1e-3
+"""Seconds of slack when sample() picks the frame for each sampling time."""
+
+
+def _speech_samples(folder: Path, text: str, name: str) -> np.ndarray:
+    wav = folder / f"{name}.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us+m3", "-s", "170", "-w", str(wav), text], check=True)
+    out = folder / f"{name}-16k.raw"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-f", "s16le", "-ac", "1",
+                    "-ar", str(FILM_RATE), str(out)], check=True)
+    samples = np.frombuffer(out.read_bytes(), dtype=np.int16).astype(np.float32) / 32768
+    loud = np.flatnonzero(np.abs(samples) > 0.02)
+    return samples[loud[0]:loud[-1] + 1]

@@ -123,3 +123,15 @@ def test_models_never_import_qt_and_the_player_never_imports_torch() -> None:
 def test_modules_stay_small() -> None:
     large = {name: len(path.read_text().splitlines()) for name, path in _modules().items()}
     assert {name: n for name, n in large.items() if n > MAX_LINES} == {}
+
+
+def test_test_files_share_helpers_through_the_support_modules() -> None:
+    """Tests import helpers from tests/support.py and tests/media.py, never from another test
+    file (whose fixtures and module-level set-up would come along)."""
+    offenders = []
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    ("tests.test_", "tests.conftest")):
+                offenders.append(f"{path.name}: {node.module}")
+    assert offenders == []

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import media
-from tests.conftest import stop_process
+from tests.support import stop_process
 
 pytestmark = pytest.mark.xvfb
 

@@ -12,7 +12,8 @@ import pytest
 from models.perception.scene import SceneStage
 from models.perception.shots import ShotStage
 from models.pipeline.composer import Composer
-from tests.test_perception_frames import SIZE, encode, ffmpeg, run, sample
+from tests.media import SIZE, encode, ffmpeg, sample
+from tests.support import run
 
 CAMERA = ("pan left", "pan right", "tilt up", "tilt down", "zoom in", "zoom out", "shaky")
 

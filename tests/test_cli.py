@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import signal
 import socket
 import subprocess
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import media
-from tests.conftest import run_on_a_terminal
+from tests.support import Pty, no_display_env, run_on_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,11 +45,6 @@ def test_keys_lists_the_command_table():
     assert "Describe now: D." in out and "Keyboard help: F1 or ?." in out
 
 
-def no_display_env(tmp_path: Path) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    return env
 
 
 def test_without_a_display_it_plays_in_the_terminal_and_prints_descriptions(tmp_path):
@@ -71,45 +64,6 @@ def test_terminal_mode_missing_file_says_so(tmp_path):
     assert "No file named nothing here.mp4" in result.stdout
 
 
-class Pty:
-    """``narrate --no-gui`` in a real pseudo-terminal, as a terminal user runs it."""
-
-    def __init__(self, args: list[str], env: dict) -> None:
-        self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # child
-            os.chdir(ROOT)
-            os.execve(sys.executable, [sys.executable, "-m", "player.cli", *args], env)
-        self.out = ""
-
-    def read_until(self, text: str, timeout: float = 15.0) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in self.out:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{text!r} never appeared; output so far:\n{self.out}")
-            ready, _, _ = select.select([self.fd], [], [], min(left, 0.2))
-            if ready:
-                try:
-                    self.out += os.read(self.fd, 4096).decode("utf-8", "replace")
-                except OSError:
-                    break
-        return self.out
-
-    def send(self, keys: str) -> None:
-        os.write(self.fd, keys.encode())
-
-    def wait(self, timeout: float = 10.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                return os.waitstatus_to_exitcode(status)
-            try:
-                self.out += os.read(self.fd, 4096).decode("utf-8", "replace")
-            except OSError:
-                time.sleep(0.05)
-        os.kill(self.pid, signal.SIGKILL)
-        raise AssertionError("narrate did not quit")
 
 
 def ipc_get(sock_path: Path, name: str):

@@ -20,8 +20,8 @@ import pytest
 from models.gaps import analyse
 from models.pipeline.reader import Damage, FrameReader, damage_message
 from models.vad import SileroVad
-from tests.conftest import wait_for
 from tests.media import FFMPEG, make_cut, make_speech, overwrite
+from tests.support import wait_for
 
 
 @pytest.fixture(scope="module")

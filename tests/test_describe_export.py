@@ -16,7 +16,7 @@ import pytest
 from models import read_vtt
 from models.wording import counted
 from tests import media
-from tests.test_narration_e2e import LINES, make_film
+from tests.media import LINES, make_film
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,7 +156,7 @@ def test_automatic_mode_makes_an_extended_copy_for_what_matters(tmp_path):
     """Export follows the player's rules: in automatic mode an important description that
     finds no pause holds the picture while it is said (a longer copy); minor ones are left out;
     the default is a copy as long as the film."""
-    from tests.test_narration_e2e import DENSE, make_film
+    from tests.media import DENSE, make_film
 
     dense = make_film(tmp_path, DENSE, duration=18.0)
     track = media.write_vtt(tmp_path, [

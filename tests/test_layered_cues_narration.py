@@ -4,7 +4,7 @@ level) open with no problem message and are all said, the most important first."
 from __future__ import annotations
 
 from tests import media
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 TRACK = """WEBVTT
 Kind: descriptions

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from tests import media
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 LONG = ("A man walks along the road past the houses and the trees. " * 400)[:22_999] + "."
 CUES = [(0.5, 1.0, "A test card.", 2),

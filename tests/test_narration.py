@@ -9,7 +9,7 @@ import pytest
 
 from player.media.playback import gain_to_mpv_volume
 from tests import media
-from tests.conftest import pump, wait_for
+from tests.support import pump, wait_for
 
 CUES = [(1.0, 2.5, "Bars of colour.", 1),
         (4.0, 5.5, "A clock.", 2),

@@ -6,62 +6,22 @@ while the narrator speaks, pause and resume in extended mode, and nothing stale 
 
 from __future__ import annotations
 
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from player.media.playback import gain_to_mpv_volume
 from tests import media
-from tests.conftest import wait_for
+from tests.media import DENSE, LINES, Film, make_film
+from tests.support import wait_for
 
 RATE = 16000
 
 
-@dataclass(frozen=True)
-class Film:
-    path: Path
-    speech: list[tuple[float, float]]  # the true dialogue, measured from the samples
-    duration: float
 
 
-def _speech_samples(folder: Path, text: str, name: str) -> np.ndarray:
-    wav = folder / f"{name}.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us+m3", "-s", "170", "-w", str(wav), text], check=True)
-    out = folder / f"{name}-16k.raw"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(wav), "-f", "s16le", "-ac", "1",
-                    "-ar", str(RATE), str(out)], check=True)
-    samples = np.frombuffer(out.read_bytes(), dtype=np.int16).astype(np.float32) / 32768
-    loud = np.flatnonzero(np.abs(samples) > 0.02)
-    return samples[loud[0]:loud[-1] + 1]
 
 
-def make_film(folder: Path, lines: list[tuple[float, str]], duration: float) -> Film:
-    """Dialogue lines at known times over quiet music, muxed with a test-pattern video."""
-    n = int(duration * RATE)
-    t = np.arange(n) / RATE
-    music = 0.02 * (np.sin(2 * np.pi * 220 * t) + np.sin(2 * np.pi * 277 * t))
-    track = music.astype(np.float32)
-    truth = []
-    for i, (start, text) in enumerate(lines):
-        s = _speech_samples(folder, text, f"line{i}")
-        a = int(start * RATE)
-        track[a:a + s.size] += s * 0.8
-        truth.append((start, start + s.size / RATE))
-    wav = media.write_wav(folder / "soundtrack.wav", track, RATE)
-    film = folder / "film.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc2=s=160x120:r=25:d={duration}", "-i", str(wav), "-c:v", "libx264",
-                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "44100",
-                    "-shortest", str(film)], check=True)
-    return Film(film, truth, duration)
 
 
-LINES = [(0.3, "Where were you last night? I waited for hours."),
-         (7.0, "I told you, the train was late again."),
-         (13.0, "That is what you always say.")]
 
 
 @pytest.fixture(scope="module")
@@ -191,10 +151,6 @@ def test_no_sound_track_means_every_moment_is_free(run, tmp_path):
     assert c.narrator.gaps.has_audio is False
 
 
-DENSE = [(0.2, "Where were you last night? I waited for hours and hours for you."),
-         (4.3, "I told you, the train was late again, and my phone was dead."),
-         (8.4, "That is what you always say, every single time, and I believe you."),
-         (12.5, "Then believe me now, because it is the truth, whatever you think.")]
 
 
 @pytest.fixture(scope="module")

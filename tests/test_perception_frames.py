@@ -8,10 +8,8 @@ true time.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -30,44 +28,22 @@ from models.perception.ocr import (
 from models.perception.scene import SceneStage, colour_names
 from models.perception.shots import ShotStage
 from models.types import Observation
+from tests.media import SIZE, encode, ffmpeg, sample
+from tests.support import run
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "assets" / "demo.mp4"
 FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
-SIZE = "640x360"
 EPS = 1e-3
 
 
-def ffmpeg(*args: str) -> None:
-    proc = subprocess.run([*FFMPEG, *args], capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg failed: {proc.stderr.strip()[-800:]}")
 
 
-def encode(out: Path, *inputs: str) -> Path:
-    ffmpeg(*inputs, "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", str(out))
-    return out
 
 
-def sample(path: Path, fps: float) -> list[tuple[float, np.ndarray]]:
-    """RGB frames at ``fps``: for each time k/fps, the first frame shown at or after it."""
-    frames: list[tuple[float, np.ndarray]] = []
-    step, k = 1.0 / fps, 0
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            t = float(frame.pts * frame.time_base)
-            if t + EPS >= k * step:
-                frames.append((round(k * step, 3), frame.to_ndarray(format="rgb24")))
-                k += 1
-    return frames
 
 
-def run(stage, frames) -> list[Observation]:
-    out: list[Observation] = []
-    for t, frame in frames:
-        out += stage.process(t, frame)
-    return out + stage.flush()
 
 
 def lands(t: float, truth: float, fps: float) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pump, wait_for
+from tests.support import pump, wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"
 

@@ -21,7 +21,7 @@ import pytest
 
 from models.perception import Stage
 from models.types import Observation
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "assets" / "demo.mp4"

@@ -9,7 +9,7 @@ import pytest
 from player.media.media_check import check_path
 from player.media.playback import Playback, gain_to_mpv_volume
 from tests import media
-from tests.conftest import pump, wait_for
+from tests.support import pump, wait_for
 
 
 @pytest.fixture

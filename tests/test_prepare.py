@@ -15,7 +15,7 @@ import pytest
 
 from models import read_vtt
 from player.core.controller import find_description_track
-from tests.conftest import run_on_a_terminal
+from tests.support import run_on_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "assets" / "demo.mp4"
@@ -250,8 +250,8 @@ def test_a_prepared_film_knows_its_dialogue_from_the_first_instant(tmp_path, qap
     """prepare keeps the speech it found; the player's dialogue detection then knows the
     whole film at once, instead of answering "not known yet" at its start."""
     from player.audio.dialogue_scan import DialogueScanner
-    from tests.conftest import wait_for
-    from tests.test_narration_e2e import LINES, make_film
+    from tests.media import LINES, make_film
+    from tests.support import wait_for
 
     film = make_film(tmp_path, LINES, duration=22.0)
     result = narrate("prepare", str(film.path), tmp_path=tmp_path)

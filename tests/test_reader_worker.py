@@ -30,6 +30,7 @@ from models.pipeline.worker import AnalysisWorker, Priority, Request, Result
 from models.types import Observation
 from tests.media import FFMPEG, make_audio_only, make_clip
 from tests.people_media import frame_at
+from tests.support import wait_until
 
 FRAME = 1 / 25
 
@@ -44,12 +45,6 @@ def _x264(*extra: str) -> list[str]:
     return ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra]
 
 
-def wait_until(cond: Callable[[], object], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 def decoded_times(path: Path) -> list[float]:

@@ -27,7 +27,7 @@ from player.audio.speech import (
     wav_duration,
 )
 from player.audio.speech_output import SpeechOutput
-from tests.conftest import ROOT, stop_process, wait_for
+from tests.support import ROOT, stop_process, wait_for
 
 SHORT = "A man sits in a car."
 LONG = ("A man sits in a car, talking, while fields and trees pass by the window behind him "

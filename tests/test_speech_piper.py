@@ -23,7 +23,7 @@ from player.audio.speech_piper import (
     length_scale,
     volume_factor,
 )
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 pytest.importorskip("piper", reason="piper-tts is not installed (pip install '.[piper]')")
 if bundled_voice() is None:

@@ -13,7 +13,7 @@ import pytest
 from player.core import start_hold
 from player.core.perception import Perception
 from player.core.start_hold import StartHold
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"
 
@@ -126,7 +126,7 @@ def test_the_opening_is_said_while_the_film_waits_then_it_plays(make_controller,
     """A scene full of dialogue from its first second: the film waited at its start while the
     narrator looked, that silence was not used, and then no pause came: nothing was said.
     Now the opening is said during the wait, and the film plays after it."""
-    from tests.test_narration_e2e import make_film
+    from tests.media import make_film
 
     lines = [(0.2, "Where were you last night? I waited for hours and hours."),
              (3.6, "I told you, the train was late again, like every night."),

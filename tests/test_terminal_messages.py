@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests import media
-from tests.test_cli import Pty, no_display_env
+from tests.support import Pty, no_display_env
 
 
 def test_the_time_and_the_end_are_printed_once(tmp_path: Path):

@@ -307,7 +307,7 @@ def test_the_worker_switches_off_a_model_that_no_longer_fits(gpu_engine, monkeyp
         Priority,
         Request,
     )
-    from tests.test_reader_worker import wait_until
+    from tests.support import wait_until
 
     ram(monkeypatch, free=1000)
     on_a_full_gpu(gpu_engine, monkeypatch)
@@ -441,7 +441,7 @@ def test_the_player_asks_a_model_that_moved_to_the_cpu_one_question_at_a_time(
     running out of memory, one at a time, as any model on the CPU."""
     from models.schedule import GapMap
     from player.core.perception import Perception
-    from tests.conftest import wait_for
+    from tests.support import wait_for
 
     ram(monkeypatch, free=64 * GIB)
     on_a_full_gpu(gpu_engine, monkeypatch)

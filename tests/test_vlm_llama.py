@@ -19,16 +19,12 @@ import pytest
 
 from models.vlm import VlmError, VlmRequest
 from models.vlm import llama as lv
+from tests.support import gguf_builder as _builder
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
 
 
-def _builder():
-    spec = importlib.util.spec_from_file_location("tiny_gguf", ROOT / "scripts" / "tiny_gguf.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 
 from player.app import LaunchOptions, build_controller
 from player.core.settings import Settings
-from tests.conftest import pump, wait_for
+from tests.support import pump, wait_for
 from tests.tiny_vlm import build_tiny_vlm
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"

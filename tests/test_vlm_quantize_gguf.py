@@ -16,7 +16,7 @@ from models.vlm import quantize as q
 from models.vlm.gguf import read_gguf
 from models.vlm.llama import LlamaVlm
 from player.cli.models_cmd import main
-from tests.test_vlm_llama import _builder
+from tests.support import gguf_builder as _builder
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: "
                                         "pip install 'video-narrator[llama]'")

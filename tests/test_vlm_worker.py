@@ -18,7 +18,7 @@ from models.schedule import GapMap
 from models.types import Gap, Observation
 from models.vlm import VlmRequest
 from tests.scripted_vlm import ScriptedVlm
-from tests.test_reader_worker import wait_until
+from tests.support import wait_until
 
 IMAGE = np.full((32, 48, 3), 120, dtype=np.uint8)
 

@@ -25,7 +25,7 @@ from player.core.settings import Settings
 from player.ui.dialogs import HelpDialog, SettingsDialog
 from player.ui.window import MainWindow
 from tests import media
-from tests.conftest import pump, wait_for
+from tests.support import pump, wait_for
 
 
 @pytest.fixture(scope="module")

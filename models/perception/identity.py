@@ -134,14 +134,14 @@ def body_regions(landmarks: np.ndarray | None, box: Sequence[float], width: int,
     if _seen(lm, _L_HIP, _R_HIP) and float(lm[[_L_HIP, _R_HIP], 1].mean()) > top + 0.4 * span:
         hips = lm[[_L_HIP, _R_HIP], :2]
         bottom = float(hips[:, 1].mean())
-        torso = (max(sx0, float(hips[:, 0].min())) + inset, top + 0.15 * (bottom - top),
+        chest_box = (max(sx0, float(hips[:, 0].min())) + inset, top + 0.15 * (bottom - top),
                  min(sx1, float(hips[:, 0].max())) - inset, bottom - 0.05 * (bottom - top))
-        if torso[2] - torso[0] < 0.3 * span:  # a body seen from the side: keep a middle strip
+        if chest_box[2] - chest_box[0] < 0.3 * span:  # a body seen from the side: keep a middle strip
             mid = (sx0 + sx1) / 2
-            torso = (mid - 0.2 * span, torso[1], mid + 0.2 * span, torso[3])
+            chest_box = (mid - 0.2 * span, chest_box[1], mid + 0.2 * span, chest_box[3])
     else:  # head and shoulders: the chest below the shoulders
-        torso = (sx0 + inset, top + 0.2 * span, sx1 - inset, top + 0.9 * span)
-    region = _clip(torso, width, height)
+        chest_box = (sx0 + inset, top + 0.2 * span, sx1 - inset, top + 0.9 * span)
+    region = _clip(chest_box, width, height)
     if region:
         out["torso"] = region
     if _seen(lm, _L_HIP, _R_HIP, _L_KNEE, _R_KNEE):

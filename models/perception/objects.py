@@ -217,11 +217,13 @@ class ObjectStage(Stage):
         self._input = ""
         self._problem = ""
         self._last_t: float | None = None
+        self._cv2: Any = None  # without OpenCV, a plain nearest-pixel resize
         try:
             import cv2
+
+            self._cv2 = cv2
         except ImportError:
-            cv2 = None  # a plain nearest-pixel resize instead
-        self._cv2 = cv2
+            pass
         self._load()
 
     def _load(self) -> None:

@@ -267,6 +267,8 @@ def choose_ocr(engines: Sequence[OcrEngine | str] = DEFAULT_ORDER,
             label = item
         else:
             engine, label = item, item.name
+        if engine is None:
+            continue
         try:
             problem = engine.problem()
         except Exception as exc:  # noqa: BLE001 - same: report it and try the next one

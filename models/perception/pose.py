@@ -276,7 +276,7 @@ def walking(history: Sequence[Sample], frame_width: float) -> bool:
     first, last = history[0], history[-1]
     dt = last.t - first.t
     if dt > 0:
-        height = max(np.mean([s.box[3] - s.box[1] for s in history]), 1.0)
+        height = max(float(np.mean([s.box[3] - s.box[1] for s in history])), 1.0)
         travel = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
         if abs(travel) / height / dt > 0.25 and abs(travel) > 0.05 * frame_width:
             return True

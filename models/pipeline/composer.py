@@ -499,12 +499,14 @@ class Composer:
                 return self._say(t, f"New shot: {people_in_view(seen)}.", 2, 1, valid=2.5)
             return self._say(t, "New shot: no one is in view.", 2, 1)
         known = [p for p in people if self._named(p)]
-        who = dict(refers=self._ids(people, True), introduces=self._ids(people, False),
-                   plain=f"New shot: {self._plain(people)}.")
+        refers, introduces = self._ids(people, True), self._ids(people, False)
+        plain = f"New shot: {self._plain(people)}."
         if known and len(known) == len(people) and len(people) <= 3 and \
                 not any(p.get("id") in self._present for p in people):
-            return self._say(t, self._back(people) + ".", 1, 2, valid=2.5, **who)
-        return self._say(t, f"New shot: {self._group(people)}.", 1, 2, valid=2.5, **who)
+            return self._say(t, self._back(people) + ".", 1, 2, valid=2.5, refers=refers,
+                             introduces=introduces, plain=plain)
+        return self._say(t, f"New shot: {self._group(people)}.", 1, 2, valid=2.5,
+                         refers=refers, introduces=introduces, plain=plain)
 
     def _new_shot_without_people(self, t: float, faces: Observation | None) -> Description | None:
         """A cut when only faces (or nothing) tell who is there."""
@@ -575,8 +577,8 @@ class Composer:
 
     def _person_change(self, t: float, p: dict) -> list[Description | None]:
         pid = p.get("id")
-        old = self._people.get(pid)
-        if old is None:
+        old = self._people.get(pid) if isinstance(pid, int) else None
+        if old is None or not isinstance(pid, int):
             return []
         who = self._subject(p)
         # For a listener who has not met them: "a person on the left", "a man in a red coat".

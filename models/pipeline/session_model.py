@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,10 +48,11 @@ class ModelQuestions:
     _playhead: float
     from_cache: bool
 
-    def _later(self, fn: Callable[..., None], *args: Any) -> None: ...
-    def _new_worker(self, stages: list[Any], device: str = "cpu",
-                    vlm_batch: int = 1) -> Any: ...
-    def recent(self, t: float, seconds: float = ...) -> list[str]: ...
+    if TYPE_CHECKING:
+        def _later(self, fn: Callable[..., None], *args: Any) -> None: ...
+        def _new_worker(self, stages: list[Any], device: str = "cpu",
+                        vlm_batch: int = 1) -> Any: ...
+        def recent(self, t: float, seconds: float = ...) -> list[str]: ...
 
     def __init__(self) -> None:
         self._gpu_worker: Any = None  # a model on a GPU gets a worker thread of its own
@@ -303,7 +305,7 @@ class ModelQuestions:
         from models.pipeline.questions import label_requests  # noqa: PLC0415
 
         for pid, question in label_requests(image, observations, self._labelled):
-            self._ask_model(lambda w, m, pid=pid: LabelJob(pid, w, m), t, question)
+            self._ask_model(partial(LabelJob, pid), t, question)
 
     def _on_model_result(self, result: Any) -> None:
         token = result.request.token

@@ -331,8 +331,9 @@ class AnalysisWorker:
                 log.warning("the analysis worker (%s) did not stop within %s s", self.device,
                             timeout)
                 return
-        engine, self._vlm = self._vlm, None
-        _close_quietly(engine)
+        last: VlmEngine | None = self._vlm
+        self._vlm = None
+        _close_quietly(last)
 
     def __enter__(self) -> AnalysisWorker:
         return self

@@ -134,12 +134,13 @@ def estimate_bytes(folder: Path, dtype: str, quantize: str | None = None) -> int
     shapes = tensor_shapes(files) if quantize else None
     if shapes is None:
         on_disk = sum(p.stat().st_size for p in files)
-        target = BYTES[quantize] if quantize else BYTES.get(dtype, 4)
+        target = BYTES[quantize] if quantize else BYTES.get(dtype or "", 4)
         return int(on_disk * target / BYTES[stored_dtype(folder)] * OVERHEAD)
     total = 0.0
     for name, shape in shapes:
         count = math.prod(shape)
-        total += count * (BYTES[quantize] if is_quantized(name, shape) else BYTES.get(dtype, 4))
+        total += count * (BYTES[quantize] if quantize and is_quantized(name, shape)
+                          else BYTES.get(dtype or "", 4))
     return int(total * OVERHEAD)
 
 
