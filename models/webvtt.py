@@ -439,3 +439,12 @@ def _write_message(track: Path, exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError):
         return f"{name} could not be saved: the folder {track.parent} does not exist"
     return f"{name} could not be saved: {exc.strerror or exc}"
+
+
+def find_description_track(video: str | Path) -> Path | None:
+    """A WebVTT description track beside the video: ``NAME.descriptions.vtt`` or ``NAME.vtt``."""
+    p = Path(video)
+    for candidate in (p.with_suffix(".descriptions.vtt"), p.with_suffix(".vtt")):
+        if candidate.is_file():
+            return candidate
+    return None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from models import read_vtt
-from player.core.controller import find_description_track
+from models.webvtt import find_description_track
 from tests.support import run_on_a_terminal
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -136,7 +136,7 @@ def _main(argv: list[str]) -> int:
     if problem:
         say(problem)
         return 1
-    from player.core.controller import find_description_track  # noqa: PLC0415
+    from models.webvtt import find_description_track  # noqa: PLC0415
 
     track = Path(args.descriptions) if args.descriptions else find_description_track(video)
     if track is None:

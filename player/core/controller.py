@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models import Description, Timeline, read_vtt
 from models.brief import brief
-from models.webvtt import problem_lines
+from models.webvtt import find_description_track, problem_lines
 from player.audio.dialogue_scan import DialogueScanner
 from player.audio.speech_output import SpeechOutput
 from player.core import settings as settings_store
@@ -33,15 +33,6 @@ SEEK_SMALL = 5.0
 SEEK_LARGE = 30.0
 VOLUME_STEP = 5.0
 SPEED_STEP = 0.1
-
-
-def find_description_track(video: str | Path) -> Path | None:
-    """A WebVTT description track beside the video: ``NAME.descriptions.vtt`` or ``NAME.vtt``."""
-    p = Path(video)
-    for candidate in (p.with_suffix(".descriptions.vtt"), p.with_suffix(".vtt")):
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 MODE_SAID = {
