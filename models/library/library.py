@@ -48,6 +48,7 @@ class LibraryRun:
     on_start: Callable[[str, int, int], None] | None = None
     lines: Callable[[str], None] | None = None  # the preparation's own lines, if wanted
     outcomes: dict[str, FilmOutcome] = field(default_factory=dict)
+    report: LibraryReport | None = None  # made at the end of :meth:`run`, stopped or not
 
     # RunSink
     def started(self, video: str, pid: int, host: str, attempt: int) -> None:  # noqa: ARG002
@@ -69,7 +70,7 @@ class LibraryRun:
 
     def run(self, found: FilmList) -> LibraryReport:
         """Prepare the films of ``found``; the report, also when stopped (KeyboardInterrupt
-        is raised again after the report is made: see :attr:`report`)."""
+        is raised again after the report is made: it is in :attr:`report`)."""
         began = time.monotonic()
         films = [Path(f).absolute() for f in found.films]
         for film in films:

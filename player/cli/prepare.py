@@ -183,7 +183,7 @@ def _library(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     finally:
         if runner is not None:
             runner.close()
-        done = getattr(run, "report", None)
+        done = run.report
         if done is not None:
             for line in done.summary():
                 say(line)
