@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,7 +35,9 @@ def serve(port: int, say: Callable[[str], None] = print) -> int:
     log = lab_dir() / "mlflow-ui.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as handle:
-        process = subprocess.Popen(server_command(port, uri), stdout=handle, stderr=handle)
+        # a session of its own: its workers are stopped with it, as one group
+        process = subprocess.Popen(server_command(port, uri), stdout=handle, stderr=handle,
+                                   start_new_session=True)
     try:
         time.sleep(1.0)
         if process.poll() is not None:
@@ -42,13 +46,31 @@ def serve(port: int, say: Callable[[str], None] = print) -> int:
                            f"{(lines or ['nothing'])[-1][:300]}).")
         say(f"The MLflow interface is at http://127.0.0.1:{port}/ (runs from {uri}). "
             f"Press Ctrl+C to stop it.")
-        process.wait()
+        try:
+            process.wait()
+        except KeyboardInterrupt:
+            say("Stopping the MLflow interface.")
+            stop(process)
+            return 0
         return 0 if process.returncode == 0 else 1
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop the server and its workers: SIGTERM, then SIGKILL, to its group."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if process.poll() is not None:
+            break
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # workers left in the group after the server itself ended
+        os.killpg(process.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
