@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.media import ffmpeg, make_clip, x264_args
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,3 +104,42 @@ def make_controller(qapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield factory
     for controller in made:
         controller.close()
+
+
+# Clips shared by the reader, feeder, worker and store tests (made once a module).
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("reader-media")
+
+
+@pytest.fixture(scope="module")
+def hd_clip(clip_dir: Path) -> Path:
+    return make_clip(clip_dir, "hd.mp4", seconds=10, size="1280x720", audio=False)
+
+
+@pytest.fixture(scope="module")
+def small_clip(clip_dir: Path) -> Path:
+    return make_clip(clip_dir, "small.mp4", seconds=10, size="320x240", audio=False)
+
+
+@pytest.fixture(scope="module")
+def vfr_clip(clip_dir: Path) -> Path:
+    """10 fps for 3 s, then 30 fps, with a 1.5 s hole in the timestamps at 4 s."""
+    out = clip_dir / "vfr.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=3",
+            "-f", "lavfi", "-i", "testsrc2=s=160x120:r=30:d=3",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1[c];[c]setpts='if(gte(T,4),PTS+1.5/TB,PTS)'[v]",
+            "-map", "[v]", "-fps_mode", "vfr", *x264_args(), str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def black_white(clip_dir: Path) -> Path:
+    """Black from 0 to 2 s, white from 2 to 4 s."""
+    out = clip_dir / "black-white.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=160x120:r=25:d=2",
+            "-f", "lavfi", "-i", "color=c=white:s=160x120:r=25:d=2",
+            "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
+            *x264_args("-g", "25"), str(out))
+    return out

@@ -15,6 +15,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from models.pipeline.reader import sample_times
+
 FFMPEG = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
 
 
@@ -239,3 +241,26 @@ def _speech_samples(folder: Path, text: str, name: str) -> np.ndarray:
     samples = np.frombuffer(out.read_bytes(), dtype=np.int16).astype(np.float32) / 32768
     loud = np.flatnonzero(np.abs(samples) > 0.02)
     return samples[loud[0]:loud[-1] + 1]
+
+
+def x264_args(*extra: str) -> list[str]:
+    """x264 arguments for a quick, widely readable test encode."""
+    return ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra]
+
+
+def decoded_times(path: Path) -> list[float]:
+    """Every frame's time straight from PyAV, the ground truth for sampling checks."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        offset = container.start_time / 1e6 if container.start_time is not None else 0.0
+        return [float(f.pts * f.time_base) - offset for f in container.decode(stream)]
+
+
+def expected_samples(times: list[float], fps: float, start: float = 0.0) -> list[float]:
+    """The first frame at or after each sample time, each frame at most once."""
+    chosen: list[float] = []
+    for s in sample_times(start, max(times) + 1, fps):
+        later = [t for t in times if t >= s - 1e-4]
+        if later and later[0] not in chosen:
+            chosen.append(later[0])
+    return chosen

@@ -11,12 +11,17 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from models.perception import Stage
 from models.pipeline.offline import FilmJob, FilmReport, Preparer
+from models.pipeline.worker import Result
 from models.types import Description, Observation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,3 +177,126 @@ def run_on_a_terminal(args: list[str], *, env: dict[str, str] | None = None,
         os.close(master)
     text = shown.decode(errors="replace").replace("\r\n", "\n")
     return code, out.decode(errors="replace"), text
+
+
+# Small real stages of the perception contract, for the worker's tests.
+class Brightness(Stage):
+    """Mean brightness of the frame, 0..1."""
+
+    name = "brightness"
+
+    def problem(self) -> str:
+        return ""
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        value = float(frame.mean()) / 255
+        return [Observation(t, "scene", f"brightness {value:.2f}", data={"brightness": value})]
+
+    def flush(self) -> list[Observation]:
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
+class Gate(Stage):
+    """Holds the first frame until released: keeps the worker busy on demand."""
+
+    name = "gate"
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls: list[str] = []
+
+    def problem(self) -> str:
+        return ""
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        self.calls.append(f"process {t}")
+        self.entered.set()
+        self.release.wait(10)
+        return []
+
+    def flush(self) -> list[Observation]:
+        self.calls.append("flush")
+        return [Observation(99.0, "held", "held back")]
+
+    def reset(self) -> None:
+        self.calls.append("reset")
+
+
+class Slow(Stage):
+    name = "slow"
+
+    def __init__(self, seconds: float = 0.02) -> None:
+        self.seconds = seconds
+
+    def problem(self) -> str:
+        return ""
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        time.sleep(self.seconds)
+        return []
+
+    def flush(self) -> list[Observation]:
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
+class Failing(Stage):
+    """Raises on the frames whose time is in ``bad`` (every frame when ``bad`` is None)."""
+
+    name = "failing"
+
+    def __init__(self, bad: set[float] | None = None) -> None:
+        self.bad = bad
+        self.seen = 0
+
+    def problem(self) -> str:
+        return ""
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        self.seen += 1
+        if self.bad is None or t in self.bad:
+            raise RuntimeError(f"cannot look at {t}")
+        return [Observation(t, "ok", "fine")]
+
+    def flush(self) -> list[Observation]:
+        return []
+
+    def reset(self) -> None:
+        pass
+
+
+class Unavailable(Slow):
+    name = "unavailable"
+
+    def problem(self) -> str:
+        return "needs the fancy-model package: pip install fancy-model"
+
+    def process(self, t: float, frame: np.ndarray) -> list[Observation]:
+        raise AssertionError("a stage with a problem must never be used")
+
+
+IMAGE = np.full((24, 32, 3), 128, np.uint8)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.results: list[Result] = []
+        self.problems: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def result(self, result: Result) -> None:
+        with self.lock:
+            self.results.append(result)
+
+    def problem(self, name: str, message: str) -> None:
+        self.problems.append((name, message))
+
+    @property
+    def times(self) -> list[float]:
+        return [r.request.t for r in self.results if r.request.kind != "flush"]
