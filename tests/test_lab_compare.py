@@ -257,3 +257,25 @@ def test_a_server_that_does_not_answer_is_said_at_once(lab, tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert err.startswith(f"Error: The MLflow server at {address} does not answer")
     assert "unset MLFLOW_TRACKING_URI" in err and time.monotonic() - began < 10
+
+
+def test_installed_models_join_the_comparison(lab, data_home, tmp_path, capsys) -> None:
+    import json
+    import shutil
+
+    from player.cli.main import main
+
+    folder = data_home / "video-narrator" / "models" / "tiny-hf"
+    shutil.copytree(lab["tiny"], folder)
+    files = [{"name": p.name, "size": p.stat().st_size} for p in folder.iterdir()]
+    (folder / "manifest.json").write_text(json.dumps(
+        {"format": 1, "name": "tiny-hf", "backend": "transformers", "files": files}))
+    out = tmp_path / "out"
+    assert main(["lab", "compare", str(lab["dataset"]), "detector@stages=shots", "--installed",
+                 "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    with open(out / "comparison.csv", encoding="utf-8") as handle:
+        labels = {row["narrator"] for row in csv.DictReader(handle)}
+    assert labels == {"detector (shots)", "tiny-hf (standard)"}, said
+    assert main(["lab", "compare", str(lab["dataset"])]) == 1
+    assert "Name the narrators to compare, or give --installed." in capsys.readouterr().err

@@ -97,9 +97,10 @@ def model_folder(name_or_path: str | Path) -> Path:
     except ModelError as exc:
         raise LabError(str(exc)) from exc
     if model.backend != "transformers":
-        raise LabError(f"{Path(str(name_or_path)).name} is a llama.cpp (GGUF) model; fine-tuning "
-                       f"needs a transformers model folder (safetensors), such as "
-                       f"smolvlm-256m-hf.")
+        kind = {"llama": "a llama.cpp (GGUF) model", "openvino": "an OpenVINO model"}.get(
+            model.backend, f"a {model.backend} model")
+        raise LabError(f"{Path(str(name_or_path)).name} is {kind}; fine-tuning needs a "
+                       f"transformers model folder (safetensors), such as smolvlm-256m-hf.")
     folder = Path(model.path)
     from models.vlm.hf import code_refusal  # noqa: PLC0415
 
@@ -167,7 +168,12 @@ def add_lora(loaded: Loaded, options: FinetuneOptions) -> Any:
     model = loaded.model
     if options.qlora:
         model = peft.prepare_model_for_kbit_training(model)  # type: ignore[attr-defined]
-    return peft.get_peft_model(model, config)  # type: ignore[attr-defined]
+    try:
+        return peft.get_peft_model(model, config)  # type: ignore[attr-defined]
+    except ValueError as exc:  # no layer matched
+        raise LabError(f"LoRA found no attention layers of a language model called text_model "
+                       f"in {type(model).__name__}; the lab trains SmolVLM and Idefics3 "
+                       f"models ({exc}).") from exc
 
 
 # ----- examples as tensors ---------------------------------------------------------------------

@@ -54,7 +54,9 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="run several narrators on a dataset and compare them")
     c.add_argument("dataset", help="a dataset folder from narrate lab dataset")
-    c.add_argument("narrators", nargs="+", metavar="NARRATOR", help="MODEL[@key=value,...]")
+    c.add_argument("narrators", nargs="*", metavar="NARRATOR", help="MODEL[@key=value,...]")
+    c.add_argument("--installed", action="store_true",
+                   help="also every model installed with narrate models pull")
     c.add_argument("-o", "--out", default="comparison",
                    help="folder for the table and picture (default ./comparison)")
     c.add_argument("--split", default="test", choices=["train", "test"])
@@ -168,10 +170,19 @@ def _dataset(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from models.lab import LabError  # noqa: PLC0415
     from models.lab.compare import compare  # noqa: PLC0415
     from models.lab.narrators import parse_spec  # noqa: PLC0415
 
-    specs = [parse_spec(s) for s in args.narrators]
+    names = list(args.narrators)
+    if args.installed:
+        from models.catalog import installed  # noqa: PLC0415
+
+        models = [str(m.model_file or m.path) for m in installed()]  # by path: any model
+        names += [n for n in models if n not in names]
+    if not names:
+        raise LabError("Name the narrators to compare, or give --installed.")
+    specs = [parse_spec(s) for s in names]
     tracker = _tracker(args)
     out = Path(args.out)
     compare(Path(args.dataset), specs, out, args.split, tracker, _say)
