@@ -119,3 +119,12 @@ def test_pause_rule_at_three_words_a_second() -> None:
     assert rates.no_guesses == pytest.approx(2 / 3)
     assert rates.fits_pause == pytest.approx(2 / 3)
     assert rates.all_rules == pytest.approx(1 / 3)
+
+
+def test_a_missing_library_is_an_install_hint() -> None:
+    from models.lab import LabError, need
+
+    with pytest.raises(LabError, match=r"needs no_such_lab_module, which is not installed: "
+                                       r"pip install 'video-narrator\[lab\]'"):
+        need("no_such_lab_module.sub")
+    assert need("math") is math

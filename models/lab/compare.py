@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from models.lab import LabError
+from models.lab import LabError, need
 from models.lab.dataset import Example, load_examples
 from models.lab.metrics import CaptionScores, caption_scores
 from models.lab.narrators import Narrator, NarratorSpec, make, narrate_all
@@ -156,9 +156,8 @@ def write_table(results: Sequence[Result], out: Path) -> None:
 
 def plot(results: Sequence[Result], path: Path) -> None:
     """Quality against seconds an example, one labelled point a narrator."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
+    matplotlib = need("matplotlib")
+    matplotlib.use("Agg")  # type: ignore[attr-defined]
     from matplotlib import pyplot as plt  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
