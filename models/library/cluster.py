@@ -127,7 +127,7 @@ def use_token_if_there() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
         if "ray" in sys.modules:  # Ray read its settings when imported: read them again
             try:
-                from ray._raylet import Config  # noqa: PLC0415
+                from ray._raylet import Config  # type: ignore[attr-defined]  # noqa: PLC0415
 
                 Config.initialize("")
             except (ImportError, AttributeError):

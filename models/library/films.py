@@ -106,7 +106,8 @@ def film_seconds(path: Path) -> float:
         with av.open(str(path)) as container:
             if container.duration:
                 return container.duration / 1_000_000
-            streams = [s for s in container.streams if s.duration and s.time_base]
-            return max((float(s.duration * s.time_base) for s in streams), default=0.0)
+            lengths = [float(s.duration * s.time_base) for s in container.streams
+                       if s.duration is not None and s.time_base is not None]
+            return max(lengths, default=0.0)
     except Exception:  # noqa: BLE001 - the preparation says what is wrong with it
         return 0.0
