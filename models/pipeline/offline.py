@@ -103,7 +103,7 @@ def _load_model(name: str, say: Callable[[str], None]) -> Any:
     except Exception as exc:  # noqa: BLE001 - the message says what to do
         say(f"The vision-language model could not be used: {exc}")
         return None
-    for note in getattr(engine, "notes", ()):
+    for note in engine.notes:
         say(note)
     return engine
 

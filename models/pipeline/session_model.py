@@ -19,6 +19,7 @@ from models.pipeline.composer import Composer
 from models.pipeline.events import SessionEvents
 from models.pipeline.jobs import GapJob, LabelJob, ModelJob, NowJob
 from models.types import Observation
+from models.vlm.base import VlmEngine
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,8 @@ GPU_BATCH = 8
 """Look-ahead questions answered at once by a model on a GPU."""
 
 
-def _device(engine: Any) -> str:
-    return str(getattr(engine, "device", "") or "cpu")
+def _device(engine: VlmEngine) -> str:
+    return engine.device or "cpu"
 
 
 class ModelQuestions:
@@ -112,10 +113,10 @@ class ModelQuestions:
         if self._closed or name != self._vlm_name:
             engine.close()
             return
-        notes = getattr(engine, "notes", None)
-        for note in list(notes or ()):
+        notes = engine.notes
+        for note in list(notes):
             self.events.problem(note)
-        if notes:
+        if isinstance(notes, list):
             notes.clear()  # said once (the worker passes on only new ones)
         if self._worker is None and self._built:
             self._worker = self._new_worker([])  # no detectors here; the model can still answer

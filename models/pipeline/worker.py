@@ -437,11 +437,12 @@ class AnalysisWorker:
             _close_quietly(old)
 
     def _vlm_notes(self) -> tuple[str, ...]:
-        notes = getattr(self._vlm, "notes", None)
+        notes = self._vlm.notes if self._vlm is not None else ()
         if not notes:
             return ()
         taken = tuple(notes)
-        notes.clear()
+        if isinstance(notes, list):
+            notes.clear()
         return taken
 
     def _answer(self, batch: list[Request]) -> None:
@@ -469,7 +470,7 @@ class AnalysisWorker:
 
             said = str(exc) if isinstance(exc, VlmError) else \
                 f"The vision-language model failed: {exc}"
-            off = str(getattr(engine, "off", "") or "")  # the engine switched itself off
+            off = engine.off  # the engine switched itself off
             notes = self._vlm_notes() if off else (*self._vlm_notes(), said)  # off: said below
             if off or self._vlm_failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
                 self._vlm = None

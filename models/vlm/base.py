@@ -53,6 +53,15 @@ class VlmEngine(ABC):
     """
 
     name: str = "vlm"
+    device: str = "cpu"
+    """Where the model runs: "cpu", "cuda:0"... An engine that moves itself (a GPU out of
+    memory, back to the processor) updates it."""
+    off: str = ""
+    """Whole sentences saying why the engine switched itself off for good (the worker stops
+    asking it and tells the user); "" while it works."""
+    notes: Sequence[str] = ()
+    """Sentences the user should hear once (a fallback taken while loading, a slower mode).
+    An engine with something to say keeps its own list; whoever says them clears it."""
 
     def problem(self) -> str:
         return ""
