@@ -82,7 +82,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
     log = log_file.open("w")
     proc = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", f"--port={port}",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=1",  # a GPU in name only
          "--include-dashboard=false", "--disable-usage-stats",
          f"--dashboard-agent-listen-port={_free_port()}"],
         env={**os.environ, "XDG_CACHE_HOME": str(cache)}, cwd=ROOT, stdout=log,
@@ -314,3 +314,20 @@ def test_workers_start_a_cluster_of_this_machine_alone(tmp_path):
     assert "Not videos, skipped: readme.txt." in lines
     for name in ("one", "two"):
         assert read_vtt(library / f"{name}.descriptions.vtt").timeline.descriptions
+
+
+def test_with_a_model_a_film_asks_for_a_share_of_a_gpu(head):
+    """The head declares one GPU (Ray's GPUs are resources it counts, so none is needed to
+    see what a task asks for and gets); without a model a film asks for none."""
+    runner = RayRunner(2, "attached", films_per_gpu=2)
+    runner.open()
+    with_model = runner.task_options(LibrarySettings(model="smolvlm-256m"))
+    assert with_model["num_gpus"] == 0.5
+    assert runner.task_options(LibrarySettings())["num_gpus"] == 0.0
+
+    def granted() -> dict:
+        return ray.get_runtime_context().get_assigned_resources()
+
+    assert ray.get(ray.remote(**with_model)(granted).remote()) == {"CPU": 1.0, "GPU": 0.5}
+    assert "GPU" not in ray.get(ray.remote(**runner.task_options(LibrarySettings()))(
+        granted).remote())

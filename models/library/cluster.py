@@ -211,6 +211,12 @@ class RayRunner:
             return 0.0
         return 1.0 / max(1, self.films_per_gpu)
 
+    def task_options(self, settings: LibrarySettings) -> dict[str, Any]:
+        """What each film's task asks Ray for. ``max_calls=0``: a worker keeps its stages and
+        model for the next film (Ray's default for a GPU task is a new process each time)."""
+        return {"num_cpus": 1, "num_gpus": self.gpus_per_film(settings),
+                "max_retries": self.retries, "retry_exceptions": False, "max_calls": 0}
+
     def run(self, films: list[Path], settings: LibrarySettings, sink: RunSink) -> None:
         ray = self.ray
         if ray is None:
@@ -223,9 +229,7 @@ class RayRunner:
             self.announce(f"Preparing {len(films)} film{'s' if len(films) != 1 else ''}, "
                           f"{self.workers} at once, on {where}"
                           + (f", with {gpus:g} of a GPU each." if gpus else "."))
-        task = ray.remote(  # max_calls=0: a GPU worker keeps its model for the next film
-            num_cpus=1, num_gpus=gpus, max_retries=self.retries, retry_exceptions=False,
-            max_calls=0)(film_task)
+        task = ray.remote(**self.task_options(settings))(film_task)
         beats = ray.remote(num_cpus=0)(_Beats).remote()
         waiting = deque(str(f) for f in films)
         running: dict[Any, str] = {}
