@@ -169,6 +169,9 @@ def test_bad_input_is_one_sentence(tuning_lab, tmp_path) -> None:
     (tmp_path / "mmproj-model.gguf").write_bytes(b"GGUF" + bytes(64))
     with pytest.raises(LabError, match="is a llama.cpp \\(GGUF\\) model; fine-tuning needs"):
         finetune(gguf, tuning_lab["dataset"], tmp_path / "o")
+    (tmp_path / "used" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(LabError, match="already holds a fine-tuning run; choose a new folder"):
+        finetune(tuning_lab["model"], tuning_lab["dataset"], tmp_path / "used")
     with pytest.raises(LabError, match="is not a lab dataset"):
         finetune(tuning_lab["model"], tmp_path, tmp_path / "o")
     import torch

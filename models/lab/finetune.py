@@ -56,6 +56,8 @@ class FinetuneOptions:
     merge: bool = True
     evaluate: bool = True
     seed: int = 0
+    eval_limit: int = 64
+    """Test examples scored after each epoch (the first ones of the split)."""
 
 
 @dataclass(frozen=True)
@@ -336,18 +338,19 @@ def finetune(model_name: str | Path, dataset: Path, out: Path,
     torch = need("torch")
     folder = model_folder(model_name)
     train = load_examples(dataset, "train")
-    test = load_examples(dataset, "test") if options.evaluate else []
+    test = load_examples(dataset, "test")[:options.eval_limit] if options.evaluate else []
     if not train:
         raise LabError(f"The dataset {Path(dataset).name} has no training examples.")
-    for value, what in ((options.epochs, "epochs"), (options.rank, "the LoRA rank")):
+    for value, what in ((options.epochs, "The number of epochs"), (options.rank, "The LoRA rank")):
         if value < 1:
-            raise LabError(f"{what.capitalize()} must be at least 1, not {value}.")
+            raise LabError(f"{what} must be at least 1, not {value}.")
+    if (out / "checkpoints").exists():
+        raise LabError(f"{out} already holds a fine-tuning run; choose a new folder.")
     torch.manual_seed(options.seed)  # type: ignore[attr-defined]
     loaded = load_base(folder, options.qlora)
     model = add_lora(loaded, options)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate)  # type: ignore[attr-defined]
-    encoded = [encode(loaded.processor, e, options.prompt) for e in train]
     out.mkdir(parents=True, exist_ok=True)
     (out / "lab-finetune.json").write_text(json.dumps(
         {"base": str(folder), "dataset": str(dataset), **asdict(options)}, indent=2))
@@ -363,10 +366,11 @@ def finetune(model_name: str | Path, dataset: Path, out: Path,
         for epoch in range(1, options.epochs + 1):
             model.train()
             losses = []
-            batches = list(encoded)
-            order.shuffle(batches)
-            with bar(len(batches), f"epoch {epoch} of {options.epochs}") as tick:
-                for step, batch in enumerate(batches, start=1):
+            shuffled = list(train)
+            order.shuffle(shuffled)
+            with bar(len(shuffled), f"epoch {epoch} of {options.epochs}") as tick:
+                for step, example in enumerate(shuffled, start=1):
+                    batch = encode(loaded.processor, example, options.prompt)
                     loss = model(**_to(batch, model)).loss
                     value = loss.item()
                     if not math.isfinite(value):
