@@ -61,7 +61,7 @@ def test_compare_writes_table_picture_and_runs(lab, data_home, tmp_path, capsys)
     if importlib.util.find_spec("llama_cpp") is not None:
         narrators.append(str(_tiny_gguf(tmp_path / "gguf")))
     out = tmp_path / "out"
-    code = main(["lab", "--experiment", "cmp", "compare", str(lab["dataset"]), *narrators,
+    code = main(["lab", "compare", "--experiment", "cmp", str(lab["dataset"]), *narrators,
                  "-o", str(out)])
     said = capsys.readouterr().out
     assert code == 0, said
@@ -187,8 +187,8 @@ def test_runs_reach_a_real_mlflow_server_started_by_lab_ui(lab, tmp_path, monkey
         out = tmp_path / "out"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", address)
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "elsewhere"))
-        code = main(["lab", "--experiment", "served", "compare", str(lab["dataset"]),
-                     "detector@stages=shots", "-o", str(out)])
+        code = main(["lab", "compare", str(lab["dataset"]), "detector@stages=shots",
+                     "--experiment", "served", "-o", str(out)])
         said = capsys.readouterr()
         assert code == 0, said.err[-2000:]
         assert address in said.out

@@ -30,8 +30,9 @@ def parser() -> argparse.ArgumentParser:
         prog="narrate lab", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="The model lab: make datasets from described films, compare narrators, "
                     "fine-tune a model and search its settings.")
-    p.add_argument("--experiment", default=None,
-                   help="the MLflow experiment runs go to (default video-narrator-lab)")
+    tracked = argparse.ArgumentParser(add_help=False)
+    tracked.add_argument("--experiment", default=None,
+                         help="the MLflow experiment runs go to (default video-narrator-lab)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser("dataset", help="make a dataset from described films or captioned "
@@ -52,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
                    help="share of the examples kept for testing (default 0.2)")
     d.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
 
-    c = sub.add_parser("compare", help="run several narrators on a dataset and compare them")
+    c = sub.add_parser("compare", parents=[tracked],
+                       help="run several narrators on a dataset and compare them")
     c.add_argument("dataset", help="a dataset folder from narrate lab dataset")
     c.add_argument("narrators", nargs="*", metavar="NARRATOR", help="MODEL[@key=value,...]")
     c.add_argument("--installed", action="store_true",
@@ -61,32 +63,39 @@ def parser() -> argparse.ArgumentParser:
                    help="folder for the table and picture (default ./comparison)")
     c.add_argument("--split", default="test", choices=["train", "test"])
 
-    f = sub.add_parser("finetune", help="train a LoRA adapter and merge it into a copy")
+    f = sub.add_parser("finetune", parents=[tracked],
+                       help="train a LoRA adapter and merge it into a copy")
     f.add_argument("model", help="a transformers model folder or catalog name (SmolVLM, "
                                  "Idefics3)")
     f.add_argument("dataset", help="a dataset folder")
     f.add_argument("-o", "--out", default=None,
                    help="output folder (default: the lab folder, named after the model)")
-    f.add_argument("--rank", type=int, default=8)
-    f.add_argument("--alpha", type=int, default=16)
-    f.add_argument("--learning-rate", type=float, default=2e-4)
-    f.add_argument("--epochs", type=int, default=3)
+    f.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
+    f.add_argument("--alpha", type=int, default=16, help="LoRA alpha (default 16)")
+    f.add_argument("--learning-rate", type=float, default=2e-4,
+                   help="learning rate (default 0.0002)")
+    f.add_argument("--epochs", type=int, default=3, help="passes over the training examples "
+                                                         "(default 3)")
     f.add_argument("--prompt", default="standard",
-                   choices=["standard", "brief", "detailed", "no-context"])
+                   choices=["standard", "brief", "detailed", "no-context"],
+                   help="the prompt variant trained on (default standard)")
     f.add_argument("--qlora", action="store_true", help="4-bit base model (needs a GPU)")
     f.add_argument("--no-merge", action="store_true", help="keep only the adapter")
     f.add_argument("--no-eval", action="store_true", help="no metrics after each epoch")
 
-    t = sub.add_parser("tune", help="search LoRA and decoding settings with Optuna")
-    t.add_argument("model")
-    t.add_argument("dataset")
+    t = sub.add_parser("tune", parents=[tracked],
+                       help="search LoRA and decoding settings with Optuna")
+    t.add_argument("model", help="a transformers model folder or catalog name")
+    t.add_argument("dataset", help="a dataset folder")
     t.add_argument("-o", "--out", default=None, help="folder for the study (default: the lab "
                                                       "folder)")
     t.add_argument("--study", default="narrate-lab", help="study name; run again to resume it")
-    t.add_argument("--trials", type=int, default=10)
+    t.add_argument("--trials", type=int, default=10,
+                   help="trials in all, counting those of an earlier run (default 10)")
     t.add_argument("--latency-budget", type=float, default=3.0, metavar="SECONDS",
                    help="seconds an example a narrator may take without losing score")
-    t.add_argument("--max-epochs", type=int, default=3)
+    t.add_argument("--max-epochs", type=int, default=3,
+                   help="most epochs a trial trains (default 3)")
 
     u = sub.add_parser("ui", help="start the MLflow interface on 127.0.0.1")
     u.add_argument("--port", type=int, default=5000)
@@ -123,7 +132,7 @@ def _say(text: str) -> None:
 def _tracker(args: argparse.Namespace):  # noqa: ANN202
     from models.lab.tracking import DEFAULT_EXPERIMENT, Tracker  # noqa: PLC0415
 
-    return Tracker(args.experiment or DEFAULT_EXPERIMENT)
+    return Tracker(getattr(args, "experiment", None) or DEFAULT_EXPERIMENT)
 
 
 def _dataset(args: argparse.Namespace) -> int:
