@@ -182,7 +182,10 @@ def test_pauses_from_the_dialogue(tmp_path: Path) -> None:
     assert 1.2 < before < 1.8  # 0.2 s until the speech at 2 s, less the padding
     assert during == pytest.approx(CUES[1][1] - CUES[1][0])
     assert after == pytest.approx(8.0 - CUES[2][0], abs=0.1)
-    cue_lengths = [e.pause for e, _ in film_examples(talking, track, 1, Path("images"))]
+    heard: list[tuple[int, int]] = []
+    cue_lengths = [e.pause for e, _ in film_examples(talking, track, 1, Path("images"),
+                                                     progress=lambda *p: heard.append(p))]
+    assert heard == [(1, 3), (2, 3), (3, 3)]
     assert cue_lengths == pytest.approx([c[1] - c[0] for c in CUES[:3]])
 
 

@@ -122,8 +122,10 @@ def _frame_times(cue: Cue, count: int) -> list[float]:
     return [cue.start + length * (i + 0.5) / count for i in range(count)]
 
 
-def grab_frames(video: Path, times: Sequence[float], width: int = FRAME_WIDTH) -> list[object]:
-    """PIL images of the frames shown at ``times`` (sorted or not), at most ``width`` wide."""
+def grab_frames(video: Path, times: Sequence[float], width: int = FRAME_WIDTH,
+                progress: Callable[[int], None] | None = None) -> list[object]:
+    """PIL images of the frames shown at ``times`` (sorted or not), at most ``width`` wide;
+    ``progress`` hears how many are done."""
     import av  # noqa: PLC0415
 
     out: dict[int, object] = {}
@@ -148,6 +150,8 @@ def grab_frames(video: Path, times: Sequence[float], width: int = FRAME_WIDTH) -
                 if image.width > width:
                     image = image.resize((width, round(image.height * width / image.width)))
                 out[i] = image
+                if progress:
+                    progress(len(out))
     except av.FFmpegError as exc:
         raise LabError(f"{video.name} could not be read: {exc}.") from exc
     return [out[i] for i in range(len(times))]
@@ -182,16 +186,19 @@ def dialogue_pauses(video: Path, cues: Sequence[Cue],
 
 def film_examples(video: Path, track: Path, frames_per_cue: int, images: Path,
                   say: Callable[[str], None] = log.warning,
-                  pauses: str = "cue") -> list[tuple[Example, list[object]]]:
+                  pauses: str = "cue", progress: Callable[[int, int], None] | None = None
+                  ) -> list[tuple[Example, list[object]]]:
     """Examples of one described film with their frames (not yet written). ``pauses``: "cue"
-    (a cue's length is its pause) or "dialogue" (:func:`dialogue_pauses`)."""
+    (a cue's length is its pause) or "dialogue" (:func:`dialogue_pauses`); ``progress(done,
+    total)`` hears the frames taken."""
     if not video.is_file():
         raise LabError(f"{video} does not exist.")
     if pauses not in ("cue", "dialogue"):
         raise ValueError(f'pauses must be "cue" or "dialogue", not {pauses!r}.')
     cues = read_cues(track, say)
     times = [t for cue in cues for t in _frame_times(cue, frames_per_cue)]
-    pictures = grab_frames(video, times)
+    pictures = grab_frames(video, times, progress=(
+        (lambda done: progress(done, len(times))) if progress else None))
     lengths = (dialogue_pauses(video, cues, say) if pauses == "dialogue"
                else [round(c.end - c.start, 3) for c in cues])
     stem = _slug(video.stem)

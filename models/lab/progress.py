@@ -22,3 +22,28 @@ def bar(total: int, what: str) -> Iterator[Callable[[int], None]]:
             progress.update(done - progress.n)
 
         yield tick
+
+
+class Bar:
+    """A bar whose total is known only once work starts: ``bar(done, total)``."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._bar = None
+
+    def __enter__(self) -> Bar:
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            try:
+                from tqdm import tqdm  # noqa: PLC0415
+            except ImportError:
+                return
+            self._bar = tqdm(total=total, desc=self.what, file=sys.stderr, unit="frame",
+                             dynamic_ncols=True, disable=None)
+        self._bar.update(done - self._bar.n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

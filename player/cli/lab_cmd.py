@@ -139,7 +139,6 @@ def _dataset(args: argparse.Namespace) -> int:
     from models.lab import LabError  # noqa: PLC0415
     from models.lab.dataset import (  # noqa: PLC0415
         coco_examples,
-        film_examples,
         track_beside,
         write_dataset,
     )
@@ -164,7 +163,7 @@ def _dataset(args: argparse.Namespace) -> int:
     sources = []
     for video, track in pairs:
         _say(f"Taking frames from {video.name} at the cues of {track.name}.")
-        items += film_examples(video, track, args.frames, Path("images"), _say, args.pauses)
+        items += _film(video, track, args)
         sources.append(f"{video.name} + {track.name}")
     if args.coco:
         if not args.images:
@@ -176,6 +175,15 @@ def _dataset(args: argparse.Namespace) -> int:
     _say(f"Wrote {out}: {info.counts.get('train', 0)} training and "
          f"{info.counts.get('test', 0)} test examples.")
     return 0
+
+
+def _film(video: Path, track: Path, args: argparse.Namespace) -> list:
+    from models.lab.dataset import film_examples  # noqa: PLC0415
+    from models.lab.progress import Bar  # noqa: PLC0415
+
+    with Bar(f"frames of {video.name}") as progress:
+        return film_examples(video, track, args.frames, Path("images"), _say, args.pauses,
+                             progress)
 
 
 def _compare(args: argparse.Namespace) -> int:
