@@ -279,3 +279,16 @@ def test_installed_models_join_the_comparison(lab, data_home, tmp_path, capsys) 
     assert labels == {"detector (shots)", "tiny-hf (standard)"}, said
     assert main(["lab", "compare", str(lab["dataset"])]) == 1
     assert "Name the narrators to compare, or give --installed." in capsys.readouterr().err
+
+
+def test_lab_ui_names_a_server_already_chosen(data_home, monkeypatch, capsys) -> None:
+    from player.cli.main import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert main(["lab", "ui"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "Runs are on the MLflow server at http://127.0.0.1:5999; open that address in a "
+        "browser.")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert main(["lab", "ui", "--port", "70000"]) == 1
+    assert "A port is a number from 1 to 65535, not 70000." in capsys.readouterr().err

@@ -26,12 +26,12 @@ def serve(port: int, say: Callable[[str], None] = print) -> int:
     """Start the interface and wait; Ctrl-C stops it. A server named by MLFLOW_TRACKING_URI is
     not started again: its address is said."""
     need("mlflow")
+    if not 0 < port < 65536:
+        raise LabError(f"A port is a number from 1 to 65535, not {port}.")
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         say(f"Runs are on the MLflow server at {uri}; open that address in a browser.")
         return 0
-    if not 0 < port < 65536:
-        raise LabError(f"A port is a number from 1 to 65535, not {port}.")
     log = lab_dir() / "mlflow-ui.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as handle:
