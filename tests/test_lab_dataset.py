@@ -30,6 +30,12 @@ CUES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dialogue detection keeps its results in the cache folder: this test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 def make_coloured_film(folder: Path, name: str = "film.mp4") -> Path:
     """Eight seconds: two each of red, lime, blue and white, with a tone."""
     inputs = []
