@@ -95,13 +95,19 @@ _NOUN_PATTERNS = {n: _noun_pattern(n) for n in COCO_NOUNS if n != "person"}
 
 SETTING_WORDS = (
     "street", "road", "city", "town", "pavement", "sidewalk", "park", "field", "meadow",
-    "grass", "garden", "forest", "woods", "indoors", "inside", "room", "living room",
-    "bedroom", "kitchen", "table", "restaurant", "cafe", "bar", "office", "studio", "beach",
-    "sea", "lake", "shore", "coast", "sky", "outdoors", "outside", "stadium", "pitch",
-    "car", "vehicle", "hillside", "countryside", "mountain", "snow", "water", "desert")
-"""Words that name where a picture is (said by a setting stage or a model)."""
-_SETTING_PATTERNS = {w: re.compile(rf"\b{re.escape(w)}s?\b", re.IGNORECASE)
-                     for w in SETTING_WORDS}
+    "grass", "garden", "forest", "woods", "wild", "room", "living room", "bedroom",
+    "bathroom", "kitchen", "table", "desk", "restaurant", "cafe", "bar", "office", "studio",
+    "beach", "sea", "lake", "shore", "coast", "water", "sky", "stadium", "pitch", "car",
+    "vehicle", "hillside", "countryside", "mountain", "snow", "desert")
+"""Places, said after a preposition ("on a street", "at a table", "in a car", "by the water");
+a bare "car" or "table" is an object, not a setting."""
+BARE_SETTINGS = ("indoors", "outdoors", "inside", "outside")
+"""Setting words that stand alone."""
+_SETTING_PATTERNS = {
+    **{w: re.compile(rf"\b(?:in|on|at|by|near|inside|into|across|over)\s+"
+                     rf"(?:(?:a|an|the|some)\s+)?(?:\w+\s+)?{re.escape(w)}s?\b", re.IGNORECASE)
+       for w in SETTING_WORDS},
+    **{w: re.compile(rf"\b{w}\b", re.IGNORECASE) for w in BARE_SETTINGS}}
 
 _NUMBERS = {"no": 0, "zero": 0, "one": 1, "a": 1, "an": 1, "two": 2, "three": 3, "four": 4,
             "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11,
@@ -113,6 +119,9 @@ _COUNT = re.compile(
     r"\b(?P<n>\d+|a group of|a crowd of|a few|no|zero|one|an?|two|three|four|five|six|seven|"
     r"eight|nine|ten|eleven|twelve|several|many)\s+(?:\w+\s+)?" + _PEOPLE_NOUNS + r"\b",
     re.IGNORECASE)
+_SOMEONE = re.compile(r"\b(?:someone|somebody)\b", re.IGNORECASE)
+_ON_SCREEN = re.compile(r"(?:New shot: )?Text on screen:.*?(?:\.(?=\s+[A-Z])|$)", re.DOTALL)
+"""Text read off the picture: its words are not the narration's claims about what is seen."""
 _GESTURE = re.compile(
     r"\b(?:wav(?:es|ing|ed)|point(?:s|ing|ed)|raises?|raising|raised|arms? raised|"
     r"hands? up|clap(?:s|ping)?|thumbs? up|salut(?:es|ing)|outstretched)\b", re.IGNORECASE)
@@ -182,33 +191,42 @@ class Said:
     now: bool = False
 
 
+def claims(text: str) -> str:
+    """The sentence without the text it reads off the screen."""
+    return _ON_SCREEN.sub(" ", text)
+
+
 def people_stated(text: str) -> int | None:
-    """The number of people a sentence states ("two people", "a person", "no one"), or None."""
+    """The number of people a sentence states ("two people", "a person", "someone",
+    "no one"), or None when it states none."""
+    text = claims(text)
     if _NO_ONE.search(text):
         return 0
     found = _COUNT.search(text)
     if not found:
-        return None
+        return 1 if _SOMEONE.search(text) else None
     word = found.group("n").lower()
     return int(word) if word.isdigit() else _NUMBERS[word]
 
 
 def nouns_said(text: str) -> set[str]:
     """The COCO nouns (not person) a sentence says, singular or plural, as singular names."""
+    text = claims(text)
     found = {n for n, pattern in _NOUN_PATTERNS.items() if pattern.search(text)}
     # "wine glass" and "glass"; "dining table" contains "table": keep the longer name only
     return {n for n in found if not any(n != m and n in m for m in found)}
 
 
 def says_no_one(text: str) -> bool:
-    return bool(_NO_ONE.search(text))
+    return bool(_NO_ONE.search(claims(text)))
 
 
 def gestures_said(text: str) -> list[str]:
-    return [m.group(0).lower() for m in _GESTURE.finditer(text)]
+    return [m.group(0).lower() for m in _GESTURE.finditer(claims(text))]
 
 
 def settings_said(text: str) -> set[str]:
+    text = claims(text)
     return {w for w, pattern in _SETTING_PATTERNS.items() if pattern.search(text)}
 
 
