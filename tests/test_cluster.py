@@ -276,6 +276,9 @@ def test_ctrl_c_stops_the_run_keeping_the_finished_films_and_a_rerun_does_the_re
     data = json.loads(report.read_text())
     assert data["stopped"] is True and data["counts"]["done"] >= 1, data
     assert data["counts"]["stopped"] >= 1, data  # four films, two workers: not all were done
+    reasons = {f["reason"] for f in data["films"] if f["state"] == "stopped"}
+    assert reasons <= {"It was under way, so nothing was written for it.",
+                       "It had not started."}, reasons
     kept = sorted(library.glob("*.descriptions.vtt"))
     for track in kept:
         assert read_vtt(track).timeline.descriptions, track.name  # whole tracks only

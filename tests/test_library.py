@@ -111,13 +111,14 @@ def test_the_report_summary_and_json():
                      duration=90.0, seconds=30.0, attempts=2, worker="node1"),
          FilmOutcome("/l/b.mp4", "skipped", "it was prepared already"),
          FilmOutcome("/l/c.mp4", "failed", "c.mp4 could not be read: it is damaged."),
-         FilmOutcome("/l/d.mp4", "stopped", "The run was stopped before it finished.")),
+         FilmOutcome("/l/d.mp4", "stopped", "It was under way, so nothing was written "
+                                            "for it.")),
         ("/l/notes.txt",), seconds=120.0, workers=2, cluster="local", stopped=True)
     assert report.summary() == [
         "Stopped: 1 prepared, 1 skipped as prepared already, 1 failed, 1 stopped; 1.5 minutes "
         "of film analysed in 2.0 minutes.",
         "Failed: c.mp4 could not be read: it is damaged.",
-        "Stopped: d.mp4. The run was stopped before it finished.",
+        "Stopped: d.mp4. It was under way, so nothing was written for it.",
         "Not videos, skipped: notes.txt."]
     data = report.to_dict()
     assert data["counts"] == {"done": 1, "skipped": 1, "failed": 1, "stopped": 1}

@@ -49,9 +49,11 @@ class LibraryRun:
     lines: Callable[[str], None] | None = None  # the preparation's own lines, if wanted
     outcomes: dict[str, FilmOutcome] = field(default_factory=dict)
     report: LibraryReport | None = None  # made at the end of :meth:`run`, stopped or not
+    under_way: set[str] = field(default_factory=set)  # films begun and not yet ended
 
     # RunSink
     def started(self, video: str, pid: int, host: str, attempt: int) -> None:  # noqa: ARG002
+        self.under_way.add(video)
         if attempt > 1:
             self.progress.restarted(video)
         if self.on_start is not None:
@@ -65,6 +67,7 @@ class LibraryRun:
             self.lines(text)
 
     def outcome(self, outcome: FilmOutcome) -> None:
+        self.under_way.discard(outcome.video)
         self.outcomes[outcome.video] = outcome
         self.progress.film_done(outcome)
 
@@ -101,10 +104,15 @@ class LibraryRun:
             raise
         finally:
             self.progress.close()
-            outcomes = tuple(self.outcomes.get(str(f)) or FilmOutcome(
-                str(f), "stopped", "The run was stopped before it finished.")
-                for f in films)
+            outcomes = tuple(self.outcomes.get(str(f)) or self._stopped(str(f))
+                             for f in films)
             self.report = LibraryReport(
                 outcomes, tuple(str(p) for p in found.not_films), time.monotonic() - began,
                 self.runner.workers, self.runner.where, stopped, found.problems)
         return self.report
+
+    def _stopped(self, video: str) -> FilmOutcome:
+        if video in self.under_way:
+            return FilmOutcome(video, "stopped", "It was under way, so nothing was written "
+                                                 "for it.")
+        return FilmOutcome(video, "stopped", "It had not started.")

@@ -52,8 +52,9 @@ def parser() -> argparse.ArgumentParser:
                    help="how much the model says in each pause: 1 brief, 2 standard, "
                         "3 detailed")
     lib = p.add_argument_group(
-        "a library of videos", "Films whose track and analysis are complete already are "
-        "skipped; the progress is said for the whole library.")
+        "a library of videos", "With a folder, --workers, --cluster or --report the videos "
+        "are a library: films whose track and analysis are complete already are skipped, the "
+        "progress is said for the whole library, and a summary ends the run.")
     lib.add_argument("--workers", type=int, metavar="N",
                      help="prepare N films at once as Ray tasks, on a cluster of this machine "
                           "alone that the command starts and stops (pip install "
