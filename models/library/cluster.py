@@ -150,7 +150,9 @@ class RayRunner:
     process is already connected to (tests), else a cluster's address, or "auto"."""
 
     def __init__(self, workers: int = 0, address: str = "", retries: int = RETRIES,
-                 hang_limit: float = HANG_LIMIT, films_per_gpu: int = 1) -> None:
+                 hang_limit: float = HANG_LIMIT, films_per_gpu: int = 1,
+                 check_stop: Callable[[], None] = lambda: None) -> None:
+        self.check_stop = check_stop  # raises the stop again that Ray turned into Ctrl-C
         self.workers, self.address = workers, address
         self.retries, self.hang_limit, self.films_per_gpu = retries, hang_limit, films_per_gpu
         self.where = address or "local"
@@ -237,6 +239,7 @@ class RayRunner:
         hung: set[str] = set()
         try:
             while waiting or running:
+                self.check_stop()
                 while waiting and len(running) < self.workers:
                     video = waiting.popleft()
                     running[task.remote(video, settings, beats)] = video
@@ -262,6 +265,7 @@ class RayRunner:
         except KeyboardInterrupt:
             for ref in running:
                 ray.cancel(ref, force=True)
+            self.check_stop()  # Ray's calls raise a plain KeyboardInterrupt even for SIGTERM
             raise
         finally:
             ray.kill(beats)

@@ -200,7 +200,7 @@ def _runner(args: argparse.Namespace, address: str) -> RayRunner | str:
 
     runner = RayRunner(args.workers or 0, address, retries=max(0, args.retries),
                        hang_limit=max(30.0, args.hang_limit * 60),
-                       films_per_gpu=max(1, args.films_per_gpu))
+                       films_per_gpu=max(1, args.films_per_gpu), check_stop=check_stop)
     try:
         runner.check()  # the cluster itself is started or joined when a film needs it
     except ClusterError as exc:
