@@ -25,6 +25,8 @@ Scores, per item and overall (development and held-out items apart):
     .venv/bin/python benchmarks/eval_descriptions.py              # every item
     .venv/bin/python benchmarks/eval_descriptions.py --items bus zidane
     .venv/bin/python benchmarks/eval_descriptions.py --list
+    .venv/bin/python benchmarks/eval_descriptions.py --save said.json   # keep what was said
+    .venv/bin/python benchmarks/eval_descriptions.py --rescore said.json  # score it again
 
 An item that cannot be fetched (no network, no pip) is skipped with a message; the run goes on.
 """
@@ -302,16 +304,14 @@ def score_item(stretches: Sequence[Stretch], said: Sequence[Said],
     """Scores what was said (track sentences and describe-now answers) against the labels.
 
     ``people_counts`` are the people stage's (time, count) observations. Per stretch: the
-    stated count is the describe-now answer's, else the last track sentence's that states one;
-    nouns are counted once per stretch (said anywhere in it); "no one" and gestures once per
-    sentence."""
+    count error is the mean distance of every count stated in it (track sentences and the
+    describe-now answer) from the label; nouns are counted once per stretch (said anywhere in
+    it); "no one" and gestures once per sentence."""
     score = Score()
     for s in stretches:
         score.stretches += 1
         here = [x for x in said if in_stretch(x, s)]
-        stated = [people_stated(x.text) for x in here if x.now]
-        stated = [n for n in stated if n is not None] or [
-            n for n in (people_stated(x.text) for x in here if not x.now) if n is not None][-1:]
+        stated = [n for n in (people_stated(x.text) for x in here) if n is not None]
         if stated:
             score.count_errors.append(statistics.fmean(_distance(n, s.people) for n in stated))
         elif s.people[1] > 0:
@@ -487,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the items and stop")
     parser.add_argument("--quiet", action="store_true", help="no sentences, scores only")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"default {CACHE}")
+    parser.add_argument("--save", type=Path, metavar="JSON",
+                        help="keep what was said (and the people counts) in this file")
+    parser.add_argument("--rescore", type=Path, metavar="JSON",
+                        help="score what a --save run kept, without running the narration")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     items = load_items()
@@ -501,26 +505,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         items = [it for it in items if it.name in args.items]
 
-    sys.path.insert(0, str(ROOT))
-    from models.pipeline.offline import Preparer  # noqa: PLC0415
+    kept: dict[str, dict] = {}
+    if args.rescore:
+        kept = json.loads(args.rescore.read_text(encoding="utf-8"))
+        heard_of = {name: Heard([Said(*x) for x in h["said"]],
+                                [(t, c) for t, c in h["people_counts"]], h["seconds"])
+                    for name, h in kept.items()}
+        preparer = None
+    else:
+        sys.path.insert(0, str(ROOT))
+        from models.pipeline.offline import Preparer  # noqa: PLC0415
 
-    notes: list[str] = []
-    preparer = Preparer(notes.append)
-    if preparer.problem:
-        print(preparer.problem)
-        return 1
-    for note in notes:
-        print(f"note: {note}")
+        notes: list[str] = []
+        preparer = Preparer(notes.append)
+        if preparer.problem:
+            print(preparer.problem)
+            return 1
+        for note in notes:
+            print(f"note: {note}")
     totals = {False: Score(), True: Score()}
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="devset-") as tmp:
         work = Path(tmp)
         for it in items:
             try:
-                media = fetch(it.source, args.cache)
-                film = as_film(it, media, work)
-                shift = it.window[0] if it.window and not it.still else 0.0
-                heard = narrate(preparer, film, work, it.stretches, shift)
+                if preparer is None:
+                    if it.name not in heard_of:
+                        raise FetchError(f"not in {args.rescore}.")
+                    heard = heard_of[it.name]
+                else:
+                    media = fetch(it.source, args.cache)
+                    film = as_film(it, media, work)
+                    shift = it.window[0] if it.window and not it.still else 0.0
+                    heard = narrate(preparer, film, work, it.stretches, shift)
+                    kept[it.name] = {"said": [[x.t, x.text, x.now] for x in heard.said],
+                                     "people_counts": heard.people_counts,
+                                     "seconds": heard.seconds}
             except FetchError as exc:
                 print(f"{it.name}: skipped. {exc}")
                 skipped.append(it.name)
@@ -540,6 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line(title, totals[heldout]))
     if skipped:
         print(f"skipped (not fetched): {', '.join(skipped)}")
+    if args.save and not args.rescore:
+        args.save.write_text(json.dumps(kept, indent=1), encoding="utf-8")
     return 0
 
 
