@@ -1,6 +1,6 @@
 """The library's progress: films done, minutes of film analysed, speed and time left.
 
-On a terminal it is one bar, redrawn in place; anywhere else (a pipe, a log file, a screen
+On a terminal it is one bar, redrawn in place every few seconds; anywhere else (a pipe, a log file, a screen
 reader reading the output line by line) it is a plain line after each film and at least every
 ``every`` seconds while films are under way, e.g. "Library: 3 of 10 films, 12.5 of 40 minutes
 of film analysed, 2.1 minutes of film a minute, about 13 minutes left."
@@ -16,6 +16,8 @@ from typing import TextIO
 from models.library.job import FilmOutcome
 
 BAR_WIDTH = 20
+TERMINAL_EVERY = 5.0
+"""Seconds between redraws of the bar on a terminal, as narrate prepare's own lines."""
 
 
 def minutes(seconds: float) -> str:
@@ -90,8 +92,10 @@ class LibraryProgress:
             self.last = self.clock()
 
     def tick(self) -> None:
-        """Say the progress if it is time to (every second on a terminal)."""
-        every = 1.0 if self.terminal else self.every
+        """Say the progress if it is time to: on a terminal the bar is redrawn every few
+        seconds (often enough to see it move, seldom enough for a screen reader reading the
+        terminal), elsewhere a line every ``every`` seconds."""
+        every = TERMINAL_EVERY if self.terminal else self.every
         if self.clock() - self.last >= every and self.under_way:
             self.say(self.line(), bar=True)
 
