@@ -88,12 +88,22 @@ def _plural(noun: str) -> str:
     return f"{head} {last}".strip()
 
 
+SPOKEN = {"airplane": ("aeroplane", "plane"), "donut": ("doughnut",), "couch": ("sofa",),
+          "dining table": ("table",), "tv": ("television",), "motorcycle": ("motorbike",),
+          "cell phone": ("mobile phone", "phone"), "refrigerator": ("fridge",),
+          "hair drier": ("hair dryer",)}
+"""Other words the narration may use for a COCO class ("a sofa", "a mobile phone")."""
+
+
 def _noun_pattern(noun: str) -> re.Pattern[str]:
-    forms = sorted({noun, _plural(noun)}, key=len, reverse=True)
+    names = (noun, *SPOKEN.get(noun, ()))
+    forms = sorted({f for n in names for f in (n, _plural(n))}, key=len, reverse=True)
     return re.compile(r"\b(?:" + "|".join(re.escape(f) for f in forms) + r")\b", re.IGNORECASE)
 
 
 _NOUN_PATTERNS = {n: _noun_pattern(n) for n in COCO_NOUNS if n != "person"}
+_COLOUR = re.compile(r"\bin\s+(?:\w+\s+and\s+)?(?:light\s+|dark\s+)?orange\b", re.IGNORECASE)
+"""'The person in orange': a colour, not the fruit."""
 
 SETTING_WORDS = (
     "street", "road", "city", "town", "pavement", "sidewalk", "park", "field", "meadow",
@@ -205,6 +215,8 @@ def people_stated(text: str) -> int | None:
     if _NO_ONE.search(text):
         return 0
     found = _COUNT.search(text)
+    if found and re.search(r"\bmore\b", found.group(0), re.IGNORECASE):
+        return None  # "two more people appear": how many came, not how many are there
     if not found:
         return 1 if _SOMEONE.search(text) else None
     word = found.group("n").lower()
@@ -213,10 +225,11 @@ def people_stated(text: str) -> int | None:
 
 def nouns_said(text: str) -> set[str]:
     """The COCO nouns (not person) a sentence says, singular or plural, as singular names."""
-    text = claims(text)
+    text = _COLOUR.sub(" ", claims(text))
     found = {n for n, pattern in _NOUN_PATTERNS.items() if pattern.search(text)}
-    # "wine glass" and "glass"; "dining table" contains "table": keep the longer name only
-    return {n for n in found if not any(n != m and n in m for m in found)}
+    # "teddy bear" holds "bear", "hot dog" holds "dog": keep the longer name only
+    return {n for n in found
+            if not any(n != m and re.search(rf"\b{re.escape(n)}\b", m) for m in found)}
 
 
 def says_no_one(text: str) -> bool:
@@ -254,6 +267,9 @@ class Score:
     false_nouns: list[str] = field(default_factory=list)
     false_no_one: int = 0
     false_gestures: int = 0
+    gesture_stretches: int = 0
+    """Stretches where someone makes a gesture, and those where a gesture is said."""
+    gesture_hits: int = 0
     setting_stretches: int = 0
     setting_hits: int = 0
     seconds: float = 0.0
@@ -270,6 +286,8 @@ class Score:
         self.false_nouns += other.false_nouns
         self.false_no_one += other.false_no_one
         self.false_gestures += other.false_gestures
+        self.gesture_stretches += other.gesture_stretches
+        self.gesture_hits += other.gesture_hits
         self.setting_stretches += other.setting_stretches
         self.setting_hits += other.setting_hits
         self.seconds += other.seconds
@@ -328,6 +346,9 @@ def score_item(stretches: Sequence[Stretch], said: Sequence[Said],
                 score.false_no_one += 1
             if not s.gesture and gestures_said(x.text):
                 score.false_gestures += 1
+        if s.gesture:
+            score.gesture_stretches += 1
+            score.gesture_hits += any(gestures_said(x.text) for x in here)
         score.labelled_objects += len(set(s.objects))
         score.recalled_objects += len(set(s.objects) & nouns)
         score.said_objects += len(nouns)
@@ -476,7 +497,8 @@ def line(name: str, s: Score) -> str:
             f"(unstated {s.unstated}), stage {_f(s.obs_mae)}  objects recall "
             f"{_f(s.recall, percent=True)} ({s.recalled_objects}/{s.labelled_objects}) "
             f"precision {_f(s.precision, percent=True)} ({s.right_objects}/{s.said_objects})  "
-            f"false no-one {s.false_no_one}  false gestures {s.false_gestures}  setting "
+            f"false no-one {s.false_no_one}  false gestures {s.false_gestures} (gestures "
+            f"said {s.gesture_hits}/{s.gesture_stretches})  setting "
             f"{_f(s.setting_recall, percent=True)} ({s.setting_hits}/{s.setting_stretches})  "
             f"{s.seconds:.1f} s")
 

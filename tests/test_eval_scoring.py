@@ -27,6 +27,7 @@ Said, Stretch = ev.Said, ev.Stretch
     ("No people in view. A car on the left.", 0),
     ("12 people.", 12),
     ("A car on the left.", None),
+    ("Two more people appear.", None),  # how many came, not how many are there
     ("Text on screen: TWO MEN AND A BABY.", None),  # read off the screen, not a count
 ])
 def test_people_stated(text: str, count: int | None) -> None:
@@ -38,6 +39,10 @@ def test_nouns_singular_and_plural_and_longest_name() -> None:
         "wine glass", "dining table", "bus", "knife"}
     assert ev.nouns_said("A person. Text on screen: CAT CAFE.") == set()  # people, screen text
     assert ev.nouns_said("Many cars on the right.") == {"car"}
+    # the narration's own words for COCO classes; a colour is not the fruit
+    assert ev.nouns_said("A table, a sofa and a mobile phone.") == {
+        "dining table", "couch", "cell phone"}
+    assert ev.nouns_said("The person in orange. A hot dog.") == {"hot dog"}
 
 
 def test_settings_need_a_preposition_unless_bare() -> None:
