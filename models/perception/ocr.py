@@ -339,10 +339,26 @@ def _clip_box(box: tuple[float, float, float, float]) -> tuple[float, float, flo
     return (round(x0, 4), round(y0, 4), round(x1, 4), round(y1, 4))
 
 
+FRAGMENT_SCORE = 0.85
+"""A fragment without words (a lone number such as "16.6") is read only this sure..."""
+FRAGMENT_HEIGHT = 0.04
+"""...and at least this tall (a share of the frame's height): small numbers in a picture are
+dials, plates and reflections far more often than text meant for the viewer."""
+TINY_HEIGHT = 0.022
+"""Lines shorter than this share of the frame's height are read only when nearly certain."""
+TINY_SCORE = 0.9
+
+
 def _useful(line: TextLine, min_score: float) -> bool:
     alnum = sum(ch.isalnum() for ch in line.text)
     visible = sum(not ch.isspace() for ch in line.text)
-    return line.score >= min_score and alnum >= 2 and alnum >= 0.5 * visible
+    if line.score < min_score or alnum < 2 or alnum < 0.5 * visible:
+        return False
+    height = line.box[3] - line.box[1]
+    if sum(ch.isalpha() for ch in line.text) < 2 and (line.score < FRAGMENT_SCORE
+                                                       or height < FRAGMENT_HEIGHT):
+        return False
+    return height >= TINY_HEIGHT or line.score >= TINY_SCORE
 
 
 class TextStage(Stage):

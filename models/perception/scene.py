@@ -55,6 +55,7 @@ from models.perception.frames import (
     shrink,
     whole_picture,
 )
+from models.perception.layout import picture_layout
 from models.perception.shots import ShotStage
 from models.types import Observation
 
@@ -147,7 +148,7 @@ class SceneStage(Stage):
         colours = colour_names(small, cv2)
         dark = brightness < self.options.dark_below
         data = {"brightness": round(brightness, 3), "dark": dark, "fade": fade,
-                "colours": colours, "motion": motion}
+                "colours": colours, "motion": motion, "layout": picture_layout(small, cv2)}
         words = ["dark" if dark else f"brightness {brightness:.2f}"]
         if fade:
             words.append(f"fading {fade}")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from models.onscreen_text import NumberWatch
 from models.perception.objects import plural
+from models.pipeline.surroundings import Surroundings
 from models.types import Description, Observation
 from models.vlm.clean import ADVERBS, EMOTIONS, clean
 from models.vlm.prompts import LABEL_WORDS
@@ -277,6 +278,7 @@ class Composer:
         self._objects_once: set[str] = set()  # labels detected once, in the last sample only
         self._detected: tuple[float, int] = (float("-inf"), 0)  # (time, people the detector saw)
         self._numbers = NumberWatch()  # numbers that change in place: a counter, said once
+        self._around = Surroundings()  # the setting, and what people do with things
 
     def reset(self) -> None:
         """Forget the story so far and everyone in it (a new film)."""
@@ -342,6 +344,8 @@ class Composer:
             out.append(self._new_shot_without_people(f.t, f.first("faces")))
         elif people is not None:
             out += self._people_change(f.t, people)
+        for line in self._around.frame(f.t, shot, objects, scene, people or []):
+            out.append(self._say(f.t, line.text, line.level, line.priority, valid=line.valid))
         if objects is not None:
             out += self._objects(f.t, objects, people or [])
         for text in f.kinds.get("text", []):
@@ -370,10 +374,8 @@ class Composer:
         if shot and dark and not fade:
             out.append(self._say(t, "The scene is dark.", 2, 0))
         self._dark = dark
-        if shot and not dark:
-            colours = [c for c in data.get("colours", []) if c][:2]
-            if colours:
-                out.append(self._say(t, f"Mostly {' and '.join(colours)}.", 3, 0))
+        # Colours alone ("Mostly black and green.") tell a listener nothing: the setting and
+        # the people's clothes carry them where they matter.
         # The camera's movement within a shot, once it has held for two samples (a cut has
         # none: the stage does not measure across one).
         motion = data.get("motion") or ""
@@ -723,6 +725,16 @@ class Composer:
             if ranked:
                 parts.append(sentence(listing([object_phrase(k, groups[k])
                                                for k in ranked[:OBJECT_KINDS]])))
+        recent_scene = latest.get("scene")
+        if recent_scene is not None and t - recent_scene.t >= 3.0:
+            recent_scene = None
+        found_people = people.data.get("people", []) if people is not None and \
+            t - people.t < 3.0 else []
+        where_now, doing = Surroundings.describe(objects, recent_scene, found_people)
+        after_people = 1 if parts and (found_people or detected_people(objects)) else 0
+        parts[after_people:after_people] = doing  # "A person rides a bicycle." follows them
+        if where_now:
+            parts.insert(0, where_now)
         faces = latest.get("faces")
         if faces is not None and t - faces.t < 3.0 and people is None and \
                 not detected_people(objects):
@@ -732,14 +744,8 @@ class Composer:
         text = latest.get("text")
         if text is not None and t - text.t < 8.0 and text.data.get("lines"):
             parts.append(sentence(f"Text on screen: {', '.join(text.data['lines'])}"))
-        scene = latest.get("scene")
-        if scene is not None and t - scene.t < 3.0 and (detail >= 3 or not parts):
-            if scene.data.get("dark"):
-                parts.append("The picture is dark.")
-            else:
-                colours = scene.data.get("colours", [])[:2]
-                if colours:
-                    parts.append(sentence(f"Mostly {' and '.join(colours)}"))
+        if recent_scene is not None and recent_scene.data.get("dark"):
+            parts.append("The picture is dark.")
         return " ".join(parts)
 
 

@@ -30,7 +30,7 @@ from models.types import Observation
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # 2: people carry the colour of their clothes; 3: objects
+CACHE_VERSION = 4  # 2: people carry the colour of their clothes; 3: objects; 4: layout
 JOIN_WITHIN = 0.1
 """Seconds: analysed stretches closer than this are joined (a frame sampled a frame or two
 after its sample time leaves no hole)."""
