@@ -157,3 +157,30 @@ def test_a_real_clip_in_a_car_reads_no_stray_number_and_names_no_room(tmp_path: 
     assert not any(t.startswith("Text on screen") for t in texts), texts
     assert not any(w in t for t in texts for w in ("kitchen", "bedroom", "By the water")), texts
     assert any("person" in t.lower() or "someone" in t.lower() for t in texts), texts
+
+
+def test_a_group_walking_is_one_sentence_with_the_way_they_go() -> None:
+    from models.pipeline.relations import walking_group
+
+    def walker(pid: int, x: float, h: float = 0.4) -> dict:
+        return {"id": pid, "box": [x, 0.3, x + 0.1, 0.3 + h], "gestures": ["walking"],
+                "position": "centre", "posture": "standing"}
+
+    before = {i: walker(i, 0.1 + 0.2 * i) for i in range(3)}
+    right = [walker(i, 0.13 + 0.2 * i) for i in range(3)]
+    assert walking_group(right, before) == "Three people walk to the right."
+    mixed = [walker(0, 0.13), walker(1, 0.27), walker(2, 0.5)]
+    assert walking_group(mixed, before) == "Three people walk."
+    closer = [walker(i, 0.1 + 0.2 * i, h=0.45) for i in range(2)]
+    assert walking_group(closer, before) == "Two people walk toward the camera."
+    assert walking_group(right[:1], before) == ""
+    composer = Composer()
+    said: list[str] = []
+    for k in range(4):
+        people = [walker(i, 0.1 + 0.2 * i + 0.03 * k) for i in range(3)]
+        obs = [Observation(0.5 * k, "people", "", data={"count": 3, "people": people})]
+        if k == 0:
+            obs.append(Observation(0.0, "shot", ""))
+        said += [d.text for d in composer.feed(obs)]
+    assert said.count("Three people walk to the right.") == 1, said
+    assert not any(s.endswith(" walks.") for s in said), said  # not each of them again

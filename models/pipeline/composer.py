@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from models.onscreen_text import NumberWatch
 from models.perception.objects import plural
+from models.pipeline.relations import walking_group
 from models.pipeline.surroundings import Surroundings
 from models.types import Description, Observation
 from models.vlm.clean import ADVERBS, EMOTIONS, clean
@@ -59,6 +60,8 @@ OBJECT_SURE = 0.6
 samples in a row (one sample may be a false find)."""
 DETECTED_PEOPLE_KEPT = 1.5
 """Seconds an objects observation's count of people stands in for a frame without one."""
+WALK_AGAIN = 20.0
+"""Seconds before the same group's walk is said again."""
 SOURCE = "auto"
 
 
@@ -279,6 +282,7 @@ class Composer:
         self._detected: tuple[float, int] = (float("-inf"), 0)  # (time, people the detector saw)
         self._numbers = NumberWatch()  # numbers that change in place: a counter, said once
         self._around = Surroundings()  # the setting, and what people do with things
+        self._walking: tuple[str, float] = ("", float("-inf"))  # a group's walk, when said
 
     def reset(self) -> None:
         """Forget the story so far and everyone in it (a new film)."""
@@ -537,8 +541,13 @@ class Composer:
             out.append(self._count_change(t, people))
         else:
             self._pending = None
+            walkers = [p for p in people if "walking" in p.get("gestures", [])]
+            group = walking_group(walkers, self._people)
+            if group and (group != self._walking[0] or t - self._walking[1] > WALK_AGAIN):
+                out.append(self._say(t, group, 2, 1, valid=3.0))  # one sentence for them all
+                self._walking = (group, t)
             for p in people:
-                out += self._person_change(t, p)
+                out += self._person_change(t, p, said_walking=bool(group))
         self._remember(t, people)
         return out
 
@@ -577,7 +586,8 @@ class Composer:
         return self._say(t, ", and ".join(parts) + ".", 1, 1, refers=self._ids(back, True),
                          introduces=self._ids(new, False), plain=plain)
 
-    def _person_change(self, t: float, p: dict) -> list[Description | None]:
+    def _person_change(self, t: float, p: dict, said_walking: bool = False
+                       ) -> list[Description | None]:
         pid = p.get("id")
         old = self._people.get(pid) if isinstance(pid, int) else None
         if old is None or not isinstance(pid, int):
@@ -594,7 +604,8 @@ class Composer:
             verb = {"sitting": "sits down", "standing": "stands up", "lying": "lies down"}[posture]
             out.append(self._say(t, f"{who} {verb}.", 2, 1, refers=refers,
                                  plain=f"{anyone} {verb}."))
-        new_gestures = [g for g in p.get("gestures", []) if g not in old.get("gestures", [])]
+        new_gestures = [g for g in p.get("gestures", []) if g not in old.get("gestures", [])
+                        and not (said_walking and g == "walking")]
         for g in new_gestures[:1]:
             phrase = {"arms raised": "raises both arms", "pointing": "points",
                       "hands on head": "puts their hands on their head", "waving": "waves",

@@ -125,3 +125,32 @@ def phrase(relations: Sequence[Relation]) -> list[str]:
                               .replace("pulls", "pull"))
             out.append(f"{words.get(n, str(n))} people {many}.")
     return out
+
+
+def _centre(box: Sequence[float]) -> tuple[float, float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[3] - box[1]
+
+
+def walking_group(walkers: Sequence[dict], before: dict[int, dict]) -> str:
+    """"Three people walk to the left." for two or more people walking, with the way they go
+    when they all go the same way (across the picture, or toward or away from the camera,
+    from their boxes now and in the frame ``before``, by id); "" for fewer than two."""
+    if len(walkers) < 2:
+        return ""
+    ways = set()
+    for p in walkers:
+        old = before.get(p.get("id", -1), {}).get("box")
+        box = p.get("box")
+        if not old or not box or len(old) != 4 or len(box) != 4:
+            ways.add("")
+            continue
+        (x0, _, h0), (x1, _, h1) = _centre(old), _centre(box)
+        if abs(x1 - x0) >= 0.01:
+            ways.add(" to the right" if x1 > x0 else " to the left")
+        elif h0 > 0 and abs(h1 - h0) / h0 >= 0.05:
+            ways.add(" toward the camera" if h1 > h0 else " away from the camera")
+        else:
+            ways.add("")
+    way = ways.pop() if len(ways) == 1 else ""
+    words = {2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six"}
+    return f"{words.get(len(walkers), str(len(walkers)))} people walk{way}."
