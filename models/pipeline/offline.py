@@ -20,6 +20,7 @@ from models.files import check_path
 from models.pipeline.config import LOOKAHEAD_FPS, default_stages
 from models.pipeline.reader import clock_time
 from models.pipeline.session import AnalysisSession, SessionEvents
+from models.pipeline.speed import AnalysisSpeed, keep
 from models.types import Description
 from models.wording import counted
 
@@ -155,6 +156,7 @@ class Preparer:
         self._descriptions: list[Description] = []
         self._progress: Progress | None = None
         self.last: list[Description] = []  # the last film's descriptions, as written
+        self._frames = 0  # frames analysed in the film under way
         events = SessionEvents(descriptions=self._descriptions.extend,
                                analysed=self._analysed, problem=say)
         self.session = AnalysisSession(lambda: (list(self.stages), list(self.notes)),
@@ -177,6 +179,7 @@ class Preparer:
         return ""
 
     def _analysed(self, t: float) -> None:
+        self._frames += 1
         if self._progress is not None:
             self._progress(t)
 
@@ -236,6 +239,7 @@ class Preparer:
         gaps.update(found.gaps, [(0.0, duration)], found.has_audio, complete=True)
         session.use_gaps(gaps.room_at, gaps.gap_at, gaps.next_gap)
         self._descriptions.clear()
+        self._frames = 0
         self._progress = Progress(video.name, duration, self.say, self.clock, self.every,
                                   self.check_stop)
         began = self.clock()
@@ -260,8 +264,14 @@ class Preparer:
             self.say(f"{video.name}: not all of the analysis could run, so it is not kept for "
                      f"the player; it will look again when it plays the film.")
         took = self.clock() - began
-        speed = (f", {duration / took:.1f} times real time" if duration > 0.001 and took > 0
-                 else "")
+        speed = ""
+        if duration > 0.001 and took > 0:
+            device = session.speed().device if session.speed() else "cpu"
+            measured = AnalysisSpeed(self._frames / took, duration / took, device, time.time())
+            keep(measured)  # for narrate doctor
+            where = "the processor" if device == "cpu" else device
+            speed = (f", {duration / took:.1f} times real time ({measured.fps:.1f} frames a "
+                     f"second on {where})")
         self.say(f"{video.name}: 100 percent. {counted(len(descriptions), 'description')} "
                  f"written to {out.name} in {took:.0f} seconds{speed}.")
         return descriptions, duration

@@ -36,6 +36,7 @@ from models.pipeline.config import (
 from models.pipeline.events import SessionEvents
 from models.pipeline.jobs import ModelJob
 from models.pipeline.session_model import ModelQuestions
+from models.pipeline.speed import AnalysisSpeed, SpeedMeter, keep
 from models.types import Description, Observation
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class AnalysisSession(ModelQuestions):
         self._unreadable = False  # the look-ahead cannot read this film (said when it happened)
         self._damaged = False  # part of this film could not be read: its analysis is not kept
         self._told_damage = False  # and that was said (once a film)
+        self.meter = SpeedMeter()  # how fast the look-ahead goes
         self.damage: list[Any] = []  # offline: the parts that could not be read, for the caller
         self.flushed = False  # offline: the stages' last findings of the film have come
 
@@ -206,6 +208,7 @@ class AnalysisSession(ModelQuestions):
         self._unreadable = False
         self._damaged = self._told_damage = False
         self.damage = []
+        self.meter.reset()
         self.flushed = False
         self._store = ObservationStore()
         self._mixed_models = False
@@ -385,6 +388,7 @@ class AnalysisSession(ModelQuestions):
             if descs:
                 self.events.descriptions(list(descs))
         if kind == Kind.FRAME:
+            self.meter.frame(result.request.t)
             self.events.analysed(result.request.t)
         image = result.request.frame
         if self.has_vlm and kind == Kind.FRAME and image.size:
@@ -434,6 +438,9 @@ class AnalysisSession(ModelQuestions):
             self._worker.reset_stages()  # a later token than the film's start: its own flush
 
     def stop_lookahead(self, save: bool = True) -> None:
+        measured = self.speed()
+        if measured is not None:
+            keep(measured)  # for narrate doctor
         self._forget_gap_questions(labels=True)
         self._labelled.clear()
         self._label_tries.clear()
@@ -476,6 +483,10 @@ class AnalysisSession(ModelQuestions):
             return
         threading.Thread(target=self._store.save, args=(self._path, self.cache_config),
                          name="cache-save", daemon=False).start()
+
+    def speed(self) -> AnalysisSpeed | None:
+        """How fast the look-ahead analysed its last frames (None before it has)."""
+        return self.meter.speed(self._worker.device if self._worker is not None else "cpu")
 
     @property
     def all_stages(self) -> bool:

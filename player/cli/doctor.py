@@ -191,6 +191,21 @@ def _openvino() -> Check:
                  f"{', '.join(devices) or 'none'}", required=False)
 
 
+def _analysis_speed() -> Check:
+    """The last measured speed of the analysis (the player and narrate prepare keep it)."""
+    import datetime  # noqa: PLC0415
+
+    from models.pipeline.speed import last_kept  # noqa: PLC0415
+
+    speed = last_kept()
+    if speed is None:
+        return Check("analysis speed", True, "not measured yet: play a film or run narrate "
+                     "prepare, then ask again", required=False)
+    day = datetime.date.fromtimestamp(speed.when).strftime("%d %B %Y") if speed.when else ""
+    return Check("analysis speed", True, f"{speed.sentence().removeprefix('Analysis runs at ')}"
+                 f"{f' Measured on {day}.' if day else ''}", required=False)
+
+
 def _demo() -> Check:
     from player.app import demo_path  # noqa: PLC0415
 
@@ -220,6 +235,7 @@ CHECKS: tuple[Callable[[], Check], ...] = (
     _openvino,
     _models,
     _gpu,
+    _analysis_speed,
     _demo,
     _ray_check,
 )

@@ -45,6 +45,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("verbosity_down", "Less detail", ("Shift+V",), "Narration says less.", "Narration"),
     Command("toggle_narration", "Narration on or off", ("N",), "Turns narration on or off at once.", "Narration"),
     Command("toggle_mode", "Narration mode", ("M",), "Goes to the next narration mode: automatic (lower the film, and pause it briefly for what matters), lower the film, or pause the film.", "Narration"),
+    Command("analysis_speed", "Analysis speed", ("S",), "Says how fast the narrator analyses the film: frames a second, times real time, and on which device.", "Narration"),
     Command("focus_transcript", "Go to transcript", ("Ctrl+T",), "Moves to the text of the descriptions spoken so far.", "Narration"),
     Command("open_file", "Open file", ("Ctrl+O",), "Opens a video file.", "File"),
     Command("settings", "Settings", ("Ctrl+,",), "Opens settings: speech, keys and narration.", "File"),

@@ -122,6 +122,7 @@ class Controller(QObject):
             "speed_down": lambda: self.change_speed(-SPEED_STEP),
             "speed_reset": lambda: self.set_speed(1.0),
             "say_time": self.say_time,
+            "analysis_speed": self.say_analysis_speed,
             "describe_now": self.describe_now,
             "repeat_last": self.repeat_last,
             "verbosity_up": lambda: self.change_verbosity(1),
@@ -348,6 +349,20 @@ class Controller(QObject):
         if not self._need_media():
             return
         text = f"{spoken(self.playback.time_pos)} of {spoken(self.playback.duration)}."
+        self.message.emit(text, "info")
+        self._speak_system(text)
+
+    def say_analysis_speed(self) -> None:
+        """How fast live analysis goes (the origin's frames a second), said and shown."""
+        speed = self.perception.speed()
+        if speed is not None:
+            text = speed.sentence()
+        elif not self.settings.live_analysis:
+            text = "Live analysis is off."
+        elif self.perception.from_cache:
+            text = "This film was analysed before: nothing is being analysed now."
+        else:
+            text = "The analysis has not measured its speed yet."
         self.message.emit(text, "info")
         self._speak_system(text)
 

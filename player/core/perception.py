@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from models.pipeline.config import default_stages
 from models.pipeline.session import AnalysisSession, SessionEvents
+from models.pipeline.speed import AnalysisSpeed
 from models.types import Observation
 
 
@@ -141,6 +142,9 @@ class Perception(QObject):
 
     def recent(self, t: float) -> list[str]:
         return self.session.recent(t)
+
+    def speed(self) -> AnalysisSpeed | None:
+        return self.session.speed()
 
     def observations(self) -> list[Observation]:
         return self.session.observations()
