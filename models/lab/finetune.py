@@ -34,8 +34,9 @@ from models.lab.progress import bar
 
 log = logging.getLogger(__name__)
 
-TEXT_ATTENTION = r".*text_model.*\.(q_proj|k_proj|v_proj|o_proj)"
-"""The layers LoRA adapts: the language model's attention projections."""
+TEXT_LAYERS = r".*text_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+"""The layers LoRA adapts: the language model's attention and MLP projections (as the SmolVLM
+fine-tuning recipes do); the vision encoder stays as it is."""
 FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
@@ -165,7 +166,7 @@ def load_base(folder: Path, qlora: bool, dtype: str | None = None) -> Loaded:
 def add_lora(loaded: Loaded, options: FinetuneOptions) -> Any:
     peft = need("peft")
     config = peft.LoraConfig(r=options.rank, lora_alpha=options.alpha,  # type: ignore[attr-defined]
-                             lora_dropout=options.dropout, target_modules=TEXT_ATTENTION,
+                             lora_dropout=options.dropout, target_modules=TEXT_LAYERS,
                              bias="none")
     model = loaded.model
     if options.qlora:
