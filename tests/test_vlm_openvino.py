@@ -55,7 +55,6 @@ def data_home(tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_DATA_HOME", str(home))
     mp.setenv("XDG_CACHE_HOME", str(home / "cache"))
-    mp.setenv("HF_HUB_OFFLINE", "1")
     source = build_tiny_vlm(catalog.models_dir() / NAME)
     install(source)
     convert(source, "fp32")
