@@ -221,3 +221,24 @@ def test_cli_finetune_and_tune(tuning_lab, data_home, tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("Error: ") and "absent" in err and len(err.splitlines()) == 1
     assert main(["lab"]) == 2
+
+
+def test_on_a_cpu_training_sees_one_tile_and_the_merged_copy_keeps_the_tiles(
+        tuning_lab, tmp_path) -> None:
+    import json
+
+    from models.lab.finetune import load_base
+
+    base = build_tiny_vlm(tmp_path / "tiles", splitting=True)
+    loaded = load_base(base, qlora=False)
+    import torch
+
+    assert loaded.processor.image_processor.do_image_splitting is torch.cuda.is_available()
+    result = finetune(base, tuning_lab["dataset"], tmp_path / "run",
+                      FinetuneOptions(epochs=1, evaluate=False), say=lambda _: None)
+    saved = {}
+    for name in ("processor_config.json", "preprocessor_config.json"):
+        if (result.merged / name).is_file():
+            data = json.loads((result.merged / name).read_text())
+            saved.update(data.get("image_processor", data))
+    assert saved["do_image_splitting"] is True

@@ -160,7 +160,11 @@ def load_base(folder: Path, qlora: bool, dtype: str | None = None) -> Loaded:
     device = "cuda" if cuda else "cpu"
     if not qlora:
         model = model.to(device)
-    return Loaded(model, load_processor(folder), device)
+    processor = load_processor(folder)
+    images = getattr(processor, "image_processor", None)
+    if not cuda and getattr(images, "do_image_splitting", False):
+        images.do_image_splitting = False  # one tile a frame, as the player does on a CPU
+    return Loaded(model, processor, device)
 
 
 def add_lora(loaded: Loaded, options: FinetuneOptions) -> Any:
@@ -174,9 +178,9 @@ def add_lora(loaded: Loaded, options: FinetuneOptions) -> Any:
     try:
         return peft.get_peft_model(model, config)  # type: ignore[attr-defined]
     except ValueError as exc:  # no layer matched
-        raise LabError(f"LoRA found no attention layers of a language model called text_model "
-                       f"in {type(model).__name__}; the lab trains SmolVLM and Idefics3 "
-                       f"models ({exc}).") from exc
+        raise LabError(f"LoRA found no attention or MLP layers of a language model called "
+                       f"text_model in {type(model).__name__}; the lab trains SmolVLM and "
+                       f"Idefics3 models ({exc}).") from exc
 
 
 # ----- examples as tensors ---------------------------------------------------------------------
@@ -301,9 +305,9 @@ def save_checkpoint(model: Any, out: Path, epoch: int) -> Path:
     return target
 
 
-def merge(base: Path, adapter: Path, out: Path, processor: Any) -> Path:
-    """The base model with the adapter merged in, in bfloat16 safetensors, with the processor
-    (written beside, then renamed)."""
+def merge(base: Path, adapter: Path, out: Path) -> Path:
+    """The base model with the adapter merged in, in bfloat16 safetensors, with the base's own
+    processor settings (written beside, then renamed)."""
     torch = need("torch")
     peft = need("peft")
     transformers = need("transformers")
@@ -312,6 +316,7 @@ def merge(base: Path, adapter: Path, out: Path, processor: Any) -> Path:
         trust_remote_code=False)
     model = peft.PeftModel.from_pretrained(model, adapter).merge_and_unload()  # type: ignore[attr-defined]
     model = model.to(torch.bfloat16)  # type: ignore[attr-defined]
+    processor = load_processor(base)
     temp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(temp, ignore_errors=True)
     try:
@@ -410,7 +415,7 @@ def finetune(model_name: str | Path, dataset: Path, out: Path,
         if options.merge:
             say("Merging the adapter into a bfloat16 copy of the model.")
             try:
-                merged = merge(folder, adapter, out / "merged", loaded.processor)
+                merged = merge(folder, adapter, out / "merged")
             except OSError as exc:
                 raise LabError(f"The merged model could not be written to {out / 'merged'}: "
                                f"{exc.strerror or exc}; the adapter is kept in "
