@@ -100,7 +100,7 @@ def head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Head]:
         yield Head(address, cache)
     finally:
         ray.shutdown()
-        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
+        for sig, wait in ((signal.SIGTERM, 2), (signal.SIGKILL, 10)):
             try:
                 os.killpg(proc.pid, sig)
                 proc.wait(wait)
@@ -252,8 +252,8 @@ def test_ctrl_c_stops_the_run_keeping_the_finished_films_and_a_rerun_does_the_re
     as one film is finished."""
     library = tmp_path / "library"
     library.mkdir()
-    for i in range(4):
-        make_clip(library, f"film{i}.mp4", seconds=4.0 + i, size="160x120", audio=False)
+    for i in range(3):
+        make_clip(library, f"film{i}.mp4", seconds=3.0 + i, size="160x120", audio=False)
     report = tmp_path / "report.json"
     proc = _narrate("--cluster", head.address, "--report", str(report), str(library),
                     cache=head.cache)
@@ -275,7 +275,7 @@ def test_ctrl_c_stops_the_run_keeping_the_finished_films_and_a_rerun_does_the_re
            "the films finished before are kept." in err
     data = json.loads(report.read_text())
     assert data["stopped"] is True and data["counts"]["done"] >= 1, data
-    assert data["counts"]["stopped"] >= 1, data  # four films, two workers: not all were done
+    assert data["counts"]["stopped"] >= 1, data  # three films, two workers: not all were done
     reasons = {f["reason"] for f in data["films"] if f["state"] == "stopped"}
     assert reasons <= {"It was under way, so nothing was written for it.",
                        "It had not started."}, reasons
@@ -292,11 +292,11 @@ def test_ctrl_c_stops_the_run_keeping_the_finished_films_and_a_rerun_does_the_re
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
     data = json.loads(report.read_text())
-    assert data["counts"] == {"done": 4 - len(kept), "skipped": len(kept), "failed": 0,
+    assert data["counts"] == {"done": 3 - len(kept), "skipped": len(kept), "failed": 0,
                               "stopped": 0}, err
-    assert f"{len(kept)} of the 4 films" in err
+    assert f"{len(kept)} of the 3 films" in err
     assert {t: t.stat().st_mtime_ns for t in kept} == times  # never redone
-    assert len(list(library.glob("*.descriptions.vtt"))) == 4
+    assert len(list(library.glob("*.descriptions.vtt"))) == 3
     assert not list(library.glob("*.auto.descriptions.vtt"))
 
 
