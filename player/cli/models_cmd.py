@@ -49,7 +49,7 @@ def parser() -> argparse.ArgumentParser:
                       help="the form to make: openvino")
     conv.add_argument("--weights", default="fp32", choices=sorted(OPENVINO_WEIGHTS),
                       help="fp32 (default, as trained), fp16 (half the disk space), int8 "
-                           "(fastest on most processors) or int4 (smallest)")
+                           "(half the memory, as fast) or int4 (smallest)")
     conv.add_argument("--overwrite", action="store_true", help="replace an existing form")
     return p
 
