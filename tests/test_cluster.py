@@ -218,6 +218,28 @@ def test_a_worker_killed_in_the_middle_of_a_film_is_retried_and_the_film_finishe
     assert not [p.name for p in library.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_film_whose_worker_keeps_dying_is_given_up_with_its_reason(head, tmp_path,
+                                                                      monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(head.cache))
+    library = tmp_path / "films"
+    library.mkdir()
+    make_clip(library, "doomed.mp4", seconds=10.0, size="160x120", audio=False)
+    killed: list[int] = []
+
+    def on_start(video: str, pid: int, attempt: int) -> None:
+        killed.append(pid)
+        os.kill(pid, signal.SIGKILL)  # every try, as a film that always runs out of memory
+
+    report, said = _run(library, _settings(head, "tests.test_cluster:SlowShots"),
+                        RayRunner(1, "attached", retries=1), on_start=on_start)
+
+    doomed = _by_name(report)["doomed.mp4"]
+    assert (doomed.state, doomed.attempts, len(killed)) == ("failed", 2, 2), said
+    assert doomed.reason == ("doomed.mp4 was given up: the worker preparing it stopped "
+                             "unexpectedly 2 times (WorkerCrashedError)."), said
+    assert not (library / "doomed.descriptions.vtt").exists()
+
+
 def test_a_film_that_hangs_is_stopped_at_the_time_limit_and_the_rest_go_on(
         head, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(head.cache))

@@ -232,7 +232,12 @@ class RayRunner:
                           f"{self.workers} at once, on {where}"
                           + (f", with {gpus:g} of a GPU each." if gpus else "."))
         task = ray.remote(**self.task_options(settings))(film_task)
-        beats = ray.remote(num_cpus=0)(_Beats).remote()
+        from ray.util.scheduling_strategies import (  # noqa: PLC0415
+            NodeAffinitySchedulingStrategy,
+        )
+
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        beats = ray.remote(num_cpus=0, scheduling_strategy=here)(_Beats).remote()  # beside us
         waiting = deque(str(f) for f in films)
         running: dict[Any, str] = {}
         seen: dict[str, tuple[int, int]] = {}  # film: (attempt, pid) last told
@@ -267,8 +272,15 @@ class RayRunner:
                 ray.cancel(ref, force=True)
             self.check_stop()  # Ray's calls raise a plain KeyboardInterrupt even for SIGTERM
             raise
+        except (ray.exceptions.RaySystemError, ray.exceptions.RayActorError,
+                ConnectionError) as exc:
+            raise ClusterError(f"The Ray cluster stopped answering ({str(exc).splitlines()[0]}); "
+                               f"the films finished before are kept.") from exc
         finally:
-            ray.kill(beats)
+            try:
+                ray.kill(beats)
+            except Exception:  # noqa: BLE001, S110 - a cluster that is gone took it along
+                pass
 
     def _outcome(self, ref: Any, video: str, state: dict[str, Any], hung: bool) -> FilmOutcome:
         ray = self.ray
@@ -282,10 +294,13 @@ class RayRunner:
                 f"{self.hang_limit:g} seconds"
             reason = (f"{name} made no progress for {limit} (its decoder may hang), so it "
                       f"was stopped." if hung else f"{name} was cancelled.")
+        except ray.exceptions.OutOfMemoryError:
+            reason = (f"{name} was given up: its worker ran out of memory {attempts} "
+                      f"time{'s' if attempts != 1 else ''} (fewer --workers leave each more).")
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                 ray.exceptions.LocalRayletDiedError) as exc:
-            reason = (f"the worker preparing {name} stopped unexpectedly {attempts} times "
-                      f"(out of memory, or its machine went away?), so it was given up "
+            reason = (f"{name} was given up: the worker preparing it stopped unexpectedly "
+                      f"{attempts} time{'s' if attempts != 1 else ''} "
                       f"({type(exc).__name__}).")
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
