@@ -578,8 +578,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"  wrong nouns: {', '.join(score.false_nouns)}")
             print(line(it.name, score))
     print()
+    both = Score()
     for heldout, title in ((False, "dev overall"), (True, "held-out overall")):
         print(line(title, totals[heldout]))
+        both.add(totals[heldout])
+    print(line("all items", both))
     if skipped:
         print(f"skipped (not fetched): {', '.join(skipped)}")
     if args.save and not args.rescore:
