@@ -125,12 +125,13 @@ def time_side_by_side(engines: dict, frames: list[np.ndarray], runs: int) -> dic
 def build(tmp: Path, backends: set[str], tiled: bool) -> dict[str, tuple[str, list[str]]]:
     """The engines to time, by name: (kind, arguments) for :func:`make_engine`."""
     specs: dict[str, tuple[str, list[str]]] = {}
+    # The one-tile projector copy and OpenVINO's compiled models go to a cache left behind.
+    os.environ["XDG_CACHE_HOME"] = str(tmp / "cache")
     if "llama" in backends:
         from tiny_gguf import build_tiny_gguf  # noqa: PLC0415
 
         from models.vlm.quantize import quantize_gguf  # noqa: PLC0415
 
-        os.environ["XDG_CACHE_HOME"] = str(tmp / "cache")  # the one-tile projector copy
         model, mmproj = build_tiny_gguf(tmp / "gguf", size="smolvlm-256m", preproc=2048)
         files = {"f32": model}
         for kind in ("Q8_0", "Q4_K_M"):
