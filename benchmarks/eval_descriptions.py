@@ -313,8 +313,14 @@ class Score:
         return self.setting_hits / self.setting_stretches if self.setting_stretches else None
 
 
-def in_stretch(said: Said, s: Stretch) -> bool:
-    return s.start - 1e-6 <= said.t < s.end + (0.0 if said.now else SLACK_AFTER)
+def in_stretch(said: Said, s: Stretch, following: float = float("inf")) -> bool:
+    """Whether ``said`` is about stretch ``s``: said within it, or (a track sentence) a little
+    after its end, but not once the ``following`` stretch has begun, and not a "New shot"
+    sentence (that one is about the picture after a cut)."""
+    if s.start - 1e-6 <= said.t < s.end:
+        return True
+    late = not said.now and not said.text.lower().startswith("new shot")
+    return late and s.end <= said.t < min(s.end + SLACK_AFTER, following)
 
 
 def score_item(stretches: Sequence[Stretch], said: Sequence[Said],
@@ -326,9 +332,11 @@ def score_item(stretches: Sequence[Stretch], said: Sequence[Said],
     describe-now answer) from the label; nouns are counted once per stretch (said anywhere in
     it); "no one" and gestures once per sentence."""
     score = Score()
+    starts = sorted(s.start for s in stretches)
     for s in stretches:
         score.stretches += 1
-        here = [x for x in said if in_stretch(x, s)]
+        following = min((t for t in starts if t >= s.end - 1e-6), default=float("inf"))
+        here = [x for x in said if in_stretch(x, s, following)]
         stated = [n for n in (people_stated(x.text) for x in here) if n is not None]
         if stated:
             score.count_errors.append(statistics.fmean(_distance(n, s.people) for n in stated))

@@ -63,22 +63,24 @@ def test_score_item_hand_computed() -> None:
         Said(0.5, "Two people, one standing on the left. A car on the right. On a street."),
         Said(2.0, "Now no one is in view."),                     # false no-one (2 labelled)
         Said(2.0, "Four people; one waves. Two trucks.", now=True),  # 4: 2 off; false gesture
-        Said(4.5, "A dog on the left."),                          # within the slack of both
+        Said(4.5, "A dog on the left."),                          # the second's: it has begun
         Said(6.0, "No people in view. A bird.", now=True),        # stated 0: right
         Said(9.0, "Seven people. A man points.", now=True),       # 7 against 3-5: 2 off
+        Said(10.2, "New shot: a cat."),                           # after a cut: not the third's
+        Said(10.5, "Three people."),                              # late, but the third's: right
         Said(9.5, "Text on screen: CAR PARK."),                   # not a claim
     ]
     counts = [(0.0, 2), (1.0, 1), (2.0, 1), (5.0, 0), (8.5, 4)]
     s = ev.score_item(stretches, said, counts)
     assert s.stretches == 3
     # every count stated in a stretch: (0 + 2 + 2) / 3 for the first (2, then 0, then 4)
-    assert s.count_errors == pytest.approx([4 / 3, 0.0, 2.0])
-    assert s.count_mae == pytest.approx((4 / 3 + 2) / 3)
+    assert s.count_errors == pytest.approx([4 / 3, 0.0, 1.0])  # the third: (2 + 0) / 2
+    assert s.count_mae == pytest.approx((4 / 3 + 1) / 3)
     assert s.obs_errors == [1.0, 0.0, 0.0]  # medians 1, 0, 4 against 2, 0, 3-5
     assert (s.recalled_objects, s.labelled_objects) == (2, 3)  # car, bird; not bicycle
-    assert (s.right_objects, s.said_objects) == (3, 5)  # car, truck, bird; dog twice wrong
-    assert s.false_nouns == ["dog", "dog"]
-    assert s.precision == pytest.approx(0.6)
+    assert (s.right_objects, s.said_objects) == (3, 4)  # car, truck, bird; not the dog
+    assert s.false_nouns == ["dog"]
+    assert s.precision == pytest.approx(0.75)
     assert s.false_no_one == 1
     assert s.false_gestures == 1
     assert (s.setting_hits, s.setting_stretches) == (1, 2)
