@@ -12,9 +12,9 @@ labelled stretch.
 
 Scores, per item and overall (development and held-out items apart):
 
-- people-count error: the mean absolute distance between the count the narration states (from
-  describe-now, else the track) and the labelled count or range; the same for the people
-  stage's own count (the median of its observations in the stretch);
+- people-count error: the mean absolute distance between each count the narration states in a
+  stretch (track sentences and describe-now) and the labelled count or range; the same for the
+  people stage's own count (the median of its observations in the stretch);
 - object recall (labelled objects said) and precision (objects said that are labelled, or
   allowed) on the COCO nouns in the sentences, singular or plural; people are left out (they
   have their own score);
@@ -56,7 +56,8 @@ STILL_SECONDS = 3.0
 """How long a photograph is shown as a film."""
 FPS = 2.0
 SLACK_AFTER = 0.75
-"""Seconds after a stretch's end in which a sentence still counts for it (speech lags)."""
+"""Seconds after a stretch's end in which a track sentence still counts for it (the composer
+says some things a frame or two late: a setting must hold for two frames)."""
 
 log = logging.getLogger("eval_descriptions")
 
