@@ -143,3 +143,19 @@ def black_white(clip_dir: Path) -> Path:
             "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
             *x264_args("-g", "25"), str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tuning_lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The model lab's tests: a trainable tiny model and a dataset of four training examples
+    and one test example."""
+    from models.lab.dataset import film_examples, write_dataset
+    from tests.lab_media import FIVE_CUES, build_trainable_tiny_vlm, make_coloured_film
+    from tests.media import write_vtt
+
+    folder = tmp_path_factory.mktemp("tuning")
+    film = make_coloured_film(folder)
+    track = write_vtt(folder, FIVE_CUES, name="film.descriptions.vtt")
+    write_dataset(folder / "dataset", film_examples(film, track, 1, Path("images")),
+                  [film.name], test_share=0.2)
+    return {"dataset": folder / "dataset", "model": build_trainable_tiny_vlm(folder / "tiny")}

@@ -24,7 +24,7 @@ from models.lab.dataset import Example, load_examples
 from models.lab.narrators import Narrator, NarratorSpec, parse_spec
 from models.lab.speed import Timed
 from models.lab.tracking import Tracker
-from tests.test_lab_dataset import make_film_dataset
+from tests.lab_media import make_film_dataset
 from tests.tiny_vlm import build_tiny_vlm
 
 ROOT = Path(__file__).resolve().parent.parent

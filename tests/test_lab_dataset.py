@@ -19,15 +19,8 @@ from models.lab.dataset import (
     read_info,
     write_dataset,
 )
+from tests.lab_media import COLOURS, CUES, make_coloured_film, make_film_dataset
 from tests.media import make_speech, write_vtt
-
-COLOURS = {"red": (255, 0, 0), "lime": (0, 255, 0), "blue": (0, 0, 255), "white": (255, 255, 255)}
-CUES = [
-    (0.2, 1.6, "A person walks across the street and opens a red door.", 2),
-    (2.2, 3.8, "Two people sit at a table in a bright kitchen.", 2),
-    (4.3, 5.7, "A dog runs along the beach as waves roll in.", 2),
-    (6.1, 7.8, "She turns and looks out of the window.", 2),
-]
 
 
 @pytest.fixture(autouse=True)
@@ -36,29 +29,8 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
-def make_coloured_film(folder: Path, name: str = "film.mp4") -> Path:
-    """Eight seconds: two each of red, lime, blue and white, with a tone."""
-    inputs = []
-    for colour in COLOURS:
-        inputs += ["-f", "lavfi", "-i", f"color=c={colour}:s=96x64:r=10:d=2"]
-    graph = "".join(f"[{i}:v]" for i in range(len(COLOURS))) + \
-        f"concat=n={len(COLOURS)}:v=1:a=0,format=yuv420p[v]"
-    out = folder / name
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *inputs,
-                    "-f", "lavfi", "-i", "sine=frequency=440:duration=8",
-                    "-filter_complex", graph, "-map", "[v]", "-map", f"{len(COLOURS)}:a",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-c:a", "aac",
-                    "-shortest", str(out)], check=True, capture_output=True, timeout=120)
-    return out
 
 
-def make_film_dataset(folder: Path, frames: int = 1, test_share: float = 0.25) -> Path:
-    """A described coloured film written as a dataset folder; returns the folder."""
-    film = make_coloured_film(folder)
-    track = write_vtt(folder, CUES, name="film.descriptions.vtt")
-    items = film_examples(film, track, frames, Path("images"))
-    write_dataset(folder / "dataset", items, [film.name], test_share=test_share, seed=0)
-    return folder / "dataset"
 
 
 def _colour(image: np.ndarray) -> str:

@@ -12,46 +12,9 @@ from pathlib import Path
 import pytest
 
 from models.lab import LabError
-from models.lab.dataset import film_examples, write_dataset
 from models.lab.finetune import EpochResult, FinetuneOptions, finetune
 from models.lab.tracking import Tracker
-from tests.media import write_vtt
-from tests.test_lab_dataset import make_coloured_film
 from tests.tiny_vlm import build_tiny_vlm
-
-FIVE_CUES = [
-    (0.2, 1.6, "A person walks across the street.", 2),
-    (2.2, 3.8, "Two people sit at a table.", 2),
-    (4.3, 5.7, "A dog runs along the beach.", 2),
-    (6.1, 7.0, "She turns and looks out.", 2),
-    (7.2, 7.9, "He closes the book.", 2),
-]
-
-
-def build_trainable_tiny_vlm(folder: Path) -> Path:
-    """The tiny random model with an output layer 30 times larger: a trained model's output
-    layer has weights far from the random start's tiny ones, and without that no adapter can
-    move its answers (the logits stay within about one unit)."""
-    import torch
-    from transformers import Idefics3ForConditionalGeneration
-
-    build_tiny_vlm(folder)
-    model = Idefics3ForConditionalGeneration.from_pretrained(folder)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(30.0)
-    model.save_pretrained(folder, safe_serialization=True)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def tuning_lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A trainable tiny model and a dataset of four training examples and one test example."""
-    folder = tmp_path_factory.mktemp("tuning")
-    film = make_coloured_film(folder)
-    track = write_vtt(folder, FIVE_CUES, name="film.descriptions.vtt")
-    write_dataset(folder / "dataset", film_examples(film, track, 1, Path("images")),
-                  [film.name], test_share=0.2)
-    return {"dataset": folder / "dataset", "model": build_trainable_tiny_vlm(folder / "tiny")}
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 
 from models.lab.tracking import Tracker
 from models.lab.tune import TuneOptions, score, tune
-from tests.test_lab_finetune import tuning_lab  # noqa: F401 - the shared fixture
 
 TRIAL = {"rank": 8, "alpha": 16, "epochs": 2, "prompt": "standard", "max_new_tokens": 4,
          "repetition_penalty": 1.0}
