@@ -3,7 +3,9 @@
 #               the bundled demo with narration
 #   make test   install everything, with the test tools and the vision-language model
 #               libraries (torch, transformers, llama.cpp, which compiles for several minutes
-#               the first time), and run the whole test suite
+#               the first time; OpenVINO; the model lab; Ray), and run the whole test suite.
+#               The extras go in one pip command: installed later on their own, MLflow would
+#               pull a protobuf that mediapipe cannot use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -39,7 +41,7 @@ $(STAMP): pyproject.toml
 
 $(TEST_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet '$(TORCH)'
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,piper,perception,gpu,llama]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,piper,perception,gpu,llama,openvino,lab,cluster]'
 	touch $(TEST_STAMP)
 
 lint: test-setup

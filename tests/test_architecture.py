@@ -4,6 +4,8 @@ models/ never imports Qt, player/ never imports torch, and no module grows past 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,3 +137,10 @@ def test_test_files_share_helpers_through_the_support_modules() -> None:
                     ("tests.test_", "tests.conftest")):
                 offenders.append(f"{path.name}: {node.module}")
     assert offenders == []
+
+
+def test_the_type_checker_passes_on_models() -> None:
+    """make lint's mypy run, here too, so the types cannot drift between lint runs."""
+    out = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:]

@@ -105,8 +105,8 @@ def test_the_film_goes_on_when_the_detectors_fail_to_load(make_controller, demo)
 def test_the_film_goes_on_after_waiting_long_enough(make_controller, demo, monkeypatch):
     monkeypatch.setattr(start_hold, "HOLD_MAX", 0.3)  # the detectors take seconds to load
     c = make_controller()
-    messages = opened(c, demo)
-    assert c.playback.pause is True
+    messages = opened(c, demo)  # on a busy machine, opening itself may take the 0.3 s
+    assert any("looking at the first seconds" in m for m in messages), messages
     wait_for(lambda: c.playback.pause is False, timeout=5)
     assert messages[-1] == ("Playing street.mp4, 32 seconds long. The narrator is still "
                             "getting ready."), messages

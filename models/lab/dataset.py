@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,7 @@ def grab_frames(video: Path, times: Sequence[float], width: int = FRAME_WIDTH,
             if not container.streams.video:
                 raise LabError(f"{video.name} has no picture, so no frames can be taken from it.")
             stream = container.streams.video[0]
-            base = stream.time_base
+            base = stream.time_base or 1 / 1000  # a stream without one: milliseconds
             for i in order:
                 t = times[i]
                 container.seek(int(max(t - 0.05, 0) / base), stream=stream, backward=True)
@@ -219,7 +220,7 @@ def _slug(text: str) -> str:
 
 # ----- COCO captions ---------------------------------------------------------------------------
 def coco_examples(annotations: Path, images: Path, out_images: Path,
-                  pause: float = DEFAULT_PAUSE) -> list[tuple[Example, list[object]]]:
+                  pause: float = DEFAULT_PAUSE) -> list[tuple[Example, list[Any]]]:
     """Examples of a COCO-style caption file (``images`` with ids and file names,
     ``annotations`` with image ids and captions), with the pictures from ``images``."""
     from PIL import Image  # noqa: PLC0415

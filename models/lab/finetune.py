@@ -162,7 +162,7 @@ def load_base(folder: Path, qlora: bool, dtype: str | None = None) -> Loaded:
         model = model.to(device)
     processor = load_processor(folder)
     images = getattr(processor, "image_processor", None)
-    if not cuda and getattr(images, "do_image_splitting", False):
+    if not cuda and images is not None and getattr(images, "do_image_splitting", False):
         images.do_image_splitting = False  # one tile a frame, as the player does on a CPU
     return Loaded(model, processor, device)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -42,7 +43,8 @@ class Bar:
                 return
             self._bar = tqdm(total=total, desc=self.what, file=sys.stderr, unit="frame",
                              dynamic_ncols=True, disable=None)
-        self._bar.update(done - self._bar.n)
+        bar: Any = self._bar
+        bar.update(done - bar.n)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -266,7 +266,8 @@ class Preparer:
         took = self.clock() - began
         speed = ""
         if duration > 0.001 and took > 0:
-            device = session.speed().device if session.speed() else "cpu"
+            live = session.speed()
+            device = live.device if live is not None else "cpu"
             measured = AnalysisSpeed(self._frames / took, duration / took, device, time.time())
             keep(measured)  # for narrate doctor
             where = "the processor" if device == "cpu" else device

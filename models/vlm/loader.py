@@ -80,6 +80,8 @@ def open_vlm(name_or_path: str | Path, engine: str = "auto") -> VlmEngine:
     except ImportError as exc:
         raise VlmError("The llama.cpp backend is not available in this version: "
                        f"{exc}.") from exc
+    if model.model_file is None:
+        raise VlmError(f"{model.name} has no GGUF model file to load.")
     return LlamaVlm(model.model_file, model.mmproj)
 
 
