@@ -181,7 +181,11 @@ class RayRunner:
                 if not ray.is_initialized():
                     raise ClusterError("No Ray cluster is connected.")
             elif not self.address:
-                ray.init(address="local", num_cpus=max(1, self.workers), **quiet)
+                try:
+                    ray.init(address="local", num_cpus=max(1, self.workers), **quiet)
+                except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+                    raise ClusterError(f"Ray could not start a cluster on this machine "
+                                       f"({str(exc).splitlines()[0]}).") from exc
                 self.owned = True
             else:
                 use_token_if_there()
