@@ -184,3 +184,20 @@ def test_a_group_walking_is_one_sentence_with_the_way_they_go() -> None:
         said += [d.text for d in composer.feed(obs)]
     assert said.count("Three people walk to the right.") == 1, said
     assert not any(s.endswith(" walks.") for s in said), said  # not each of them again
+
+
+def test_a_group_the_people_stage_undercounts_is_counted_by_the_detector() -> None:
+    """Six people at a table; the people stage follows four of them."""
+    from models.pipeline.composer import crowd_count
+
+    assert crowd_count(4, 6) == 6 and crowd_count(2, 3) == 0 and crowd_count(4, 4) == 0
+    people = [{"id": i, "box": [0.1 * i, 0.3, 0.1 * i + 0.08, 0.8], "position": "centre",
+               "posture": "sitting", "gestures": []} for i in range(4)]
+    persons = [{"label": "person", "box": [0.12 * i, 0.3, 0.12 * i + 0.1, 0.8], "score": 0.8}
+               for i in range(6)]
+    frame = [Observation(0.0, "shot", ""),
+             Observation(0.0, "people", "", data={"count": 4, "people": people}),
+             Observation(0.0, "objects", "", data={"count": 6, "objects": persons})]
+    said = [d.text for d in Composer().feed(frame)]
+    assert "New shot: six people in view." in said, said
+    assert Composer.describe(frame, 0.5).startswith("Six people in view."), frame

@@ -146,6 +146,17 @@ def detected_people(observation: Observation | None) -> int:
     return sum(1 for o in observation.data.get("objects", []) if o.get("label") == "person")
 
 
+CROWD = 4
+"""From this many people the detector's count is said when it sees more than the people
+stage, which follows at most a few (the largest) and misses small, far or turned people."""
+
+
+def crowd_count(tracked: int, detected: int) -> int:
+    """The number of people to say when the detector sees a group the people stage under-
+    counts; 0 when the people stage's own count (and its detail) should be said."""
+    return detected if detected > tracked and detected >= CROWD else 0
+
+
 def people_in_view(n: int) -> str:
     """ "three people in view", "a person in view" """
     return "a person in view" if n == 1 else f"{number(n)} people in view"
@@ -504,6 +515,9 @@ class Composer:
             if seen:  # the people stage missed them: the detector's count is said instead
                 return self._say(t, f"New shot: {people_in_view(seen)}.", 2, 1, valid=2.5)
             return self._say(t, "New shot: no one is in view.", 2, 1)
+        crowd = crowd_count(len(people), self._detected_people(t, cut=True))
+        if crowd:
+            return self._say(t, f"New shot: {people_in_view(crowd)}.", 1, 2, valid=2.5)
         known = [p for p in people if self._named(p)]
         refers, introduces = self._ids(people, True), self._ids(people, False)
         plain = f"New shot: {self._plain(people)}."
@@ -725,7 +739,9 @@ class Composer:
         if people is not None and t - people.t < 3.0:
             found = people.data.get("people", [])
             seen = detected_people(objects)
-            parts.append(sentence(people_phrase(found, labels)) if found
+            crowd = crowd_count(len(found), seen)
+            parts.append(sentence(people_in_view(crowd)) if crowd
+                         else sentence(people_phrase(found, labels)) if found
                          else sentence(people_in_view(seen)) if seen
                          else "No people in view.")
         elif objects is not None and detected_people(objects):

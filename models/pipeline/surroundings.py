@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from models.pipeline.relations import phrase, relate
-from models.pipeline.setting import Setting, SettingWatch, count_labels, name_setting
+from models.pipeline.setting import SURE, Setting, SettingWatch, count_labels, name_setting
 from models.types import Observation
 
 OBJECTS_KEPT = 2.0
@@ -32,9 +32,21 @@ class Line:
 
 
 def _persons(objects: Sequence[dict], people: Sequence[dict]) -> list[Sequence[float]]:
-    """People's boxes: the detector's (it sees far-away people too), else the pose stage's."""
-    found = [o["box"] for o in objects if o.get("label") == "person" and len(o.get("box", ())) == 4]
+    """People's boxes: the detector's sure ones (it sees far-away people too), else the pose
+    stage's."""
+    found = [o["box"] for o in objects if o.get("label") == "person"
+             and len(o.get("box", ())) == 4 and float(o.get("score", 1.0)) >= SURE]
     return found or [p["box"] for p in people if len(p.get("box", ())) == 4]
+
+
+RELATION_SURE = 0.4
+"""Least confidence in an object a person is said to use: the geometry (a person above a
+bicycle, feet in it) backs the detector up, so a little less than the setting's."""
+
+
+def _sure(objects: Sequence[dict]) -> list[dict]:
+    """The objects found with some confidence: what a person does is said only of those."""
+    return [o for o in objects if float(o.get("score", 1.0)) >= RELATION_SURE]
 
 
 class Surroundings:
@@ -72,7 +84,7 @@ class Surroundings:
             if said is not None:
                 out.append(Line(f"{said.phrase[0].upper()}{said.phrase[1:]}.", 2, 1, 4.0))
         if objects is not None:
-            now = phrase(relate(_persons(items, people), items))
+            now = phrase(relate(_persons(items, people), _sure(items)))
             for text in now:
                 last = self._relations.get(text)
                 if last is None or t - last > RELATION_KEPT:
@@ -88,7 +100,7 @@ class Surroundings:
         """Describe now, in this frame alone: the setting ("" when unsure) and what people do
         with things."""
         items = list(objects.data.get("objects", [])) if objects is not None else []
-        doing = phrase(relate(_persons(items, people), items))
+        doing = phrase(relate(_persons(items, people), _sure(items)))
         if scene is None or scene.data.get("dark"):
             return "", doing
         labels = count_labels(items)
