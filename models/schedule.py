@@ -9,6 +9,7 @@ the live player.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -64,6 +65,18 @@ class Decision:
     speed: float = 1.0
     short: bool = False  # speak the shortened text
     reason: str = ""
+
+
+
+@functools.lru_cache(maxsize=2048)  # the narrator asks on every tick for the sentences ahead
+def short_form(text: str) -> str | None:
+    """The shortened form (its first clause) that may be said when the whole sentence does not
+    fit its pause; None when it has no shorter form."""
+    parts = clauses(text)
+    if len(parts) < 2:
+        return None
+    short = shorten(text, len(parts[0].split()))
+    return short if short and short != text else None
 
 
 def decide(late: float, waited: float, room: float | None, duration: float,

@@ -175,9 +175,9 @@ def _main(argv: list[str]) -> int:
         say("No speech engine works: " + "; ".join(choice.notes))
         return 1
     voice = Voice(settings.voice, settings.speech_rate, settings.speech_volume)
-    from player.core.narration import Narrator  # noqa: PLC0415
+    from models.schedule import short_form  # noqa: PLC0415
 
-    shorts = [Narrator.short_text(d.text) for d in descs]
+    shorts = [short_form(d.text) for d in descs]
     # Only what can be placed is spoken: a first placement with lengths the voice cannot
     # undercut rules out the rest (a track of 100,000 cues on a short film took minutes).
     rate = settings.speech_rate

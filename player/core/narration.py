@@ -14,7 +14,6 @@ found more than ``STALE_AFTER`` seconds late is skipped. Nothing is said twice.
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -29,10 +28,9 @@ from models.schedule import (
     STALE_AFTER,
     WORDS_PER_SECOND,
     GapMap,
-    clauses,
     decide,
     important,
-    shorten,
+    short_form,
 )
 from player.audio.speech import SpeechClip, Voice
 from player.audio.speech_output import SpeechOutput, SpokenRecord
@@ -181,16 +179,6 @@ class Narrator(QObject):
         s = self._settings
         return Voice(s.voice, s.speech_rate, s.speech_volume)
 
-    @staticmethod
-    @functools.lru_cache(maxsize=2048)  # asked on every tick for the sentences ahead
-    def short_text(text: str) -> str | None:
-        """The shortened form that may be said when the whole sentence does not fit."""
-        parts = clauses(text)
-        if len(parts) < 2:
-            return None
-        short = shorten(text, len(parts[0].split()))
-        return short if short and short != text else None
-
     # ----- the playhead -------------------------------------------------------------------
     @Slot()
     def _on_timer(self) -> None:
@@ -273,7 +261,7 @@ class Narrator(QObject):
             desc = self._queue[i]
             for text in (desc.text, desc.plain) if desc.plain else (desc.text,):
                 self._speech.prepare(text, voice)
-                short = self.short_text(text)
+                short = short_form(text)
                 if short:
                     self._speech.prepare(short, voice)
             i += 1
@@ -428,7 +416,7 @@ class Narrator(QObject):
     def _clips(self, desc: Description) -> tuple[SpeechClip | None, SpeechClip | None, str | None]:
         voice = self.voice()
         full = self._speech.clip_for(desc.text, voice)
-        short = self.short_text(desc.text)
+        short = short_form(desc.text)
         short_clip = self._speech.clip_for(short, voice) if short else None
         return full, short_clip, short
 
