@@ -61,8 +61,14 @@ def test_the_setting_is_said_once_it_holds_and_again_when_it_changes() -> None:
     assert watch.judge(street, cut=False) == street
     assert watch.judge(street, cut=False) is None  # said once
     assert watch.judge(park, cut=True) is None
-    assert watch.judge(park, cut=False) == park
+    assert watch.judge(park, cut=False) == park  # after a cut, two frames are enough
     assert watch.judge(None, cut=False) is None
+    outdoors = name_setting({}, OUT)
+    assert all(watch.judge(outdoors, cut=False) is None for _ in range(6))  # tells nothing new
+    assert [watch.judge(street, cut=False) for _ in range(4)] == [None, None, None, street]
+    kitchen = name_setting({"oven": 1, "sink": 1}, IN)
+    assert watch.judge(kitchen, cut=True) is None and watch.judge(kitchen, cut=False) == kitchen
+    assert [watch.judge(outdoors, cut=True) for _ in range(2)] == [None, outdoors]  # went out
 
 
 def _box(x0: float, y0: float, x1: float, y1: float) -> list[float]:

@@ -38,7 +38,7 @@ def picture_layout(rgb: np.ndarray, cv2: Any) -> dict[str, float]:
     green = (hue >= 65) & (hue < 160) & (sat >= 0.22) & (val >= 0.15)
     watery = (hue >= 170) & (hue < 240) & (sat >= 0.2) & (val >= 0.2)
     sandy = (hue >= 25) & (hue < 55) & (sat >= 0.12) & (sat < 0.5) & (val >= 0.55)
-    asphalt = (sat < 0.14) & (val >= 0.2) & (val < 0.7)
+    asphalt = (sat < 0.14) & (val >= 0.2) & (val < 0.7)  # grey ground: tarmac, paving
     top, bottom = slice(0, max(1, h // 3)), slice(h // 2, h)
 
     def share(mask: np.ndarray, rows: slice) -> float:
@@ -48,5 +48,5 @@ def picture_layout(rgb: np.ndarray, cv2: Any) -> dict[str, float]:
             "greenery": share(green, bottom),
             "water": share(watery & smooth, bottom),
             "sand": share(sandy, bottom),
-            "road": share(asphalt & smooth, bottom),
+            "road": share(asphalt, bottom),
             "flat": round(float(smooth.mean()), 3)}

@@ -31,6 +31,10 @@ INDOOR = KITCHEN | OFFICE | LIVING | BEDROOM | BATHROOM | {"chair", "dining tabl
                                                           "book", "clock", "vase"}
 
 
+INDOOR_WORDS = {"kitchen", "bedroom", "bathroom", "table", "office", "living room", "indoors"}
+"""The settings that are indoors (a table may be outside, but rarely in film)."""
+
+
 @dataclass(frozen=True)
 class Setting:
     """A place: its phrase as said ("on a street") and the word the scores look for."""
@@ -76,7 +80,7 @@ def name_setting(labels: Mapping[str, int], layout: Mapping[str, float] | None
         if sand >= 0.15 or _has(labels, BEACH, least=2):
             return Setting("on a beach", "beach")
         return Setting("by the water", "water")
-    if _has(labels, STREET, least=2) or (_has(labels, STREET) and road >= 0.2) or \
+    if _has(labels, STREET, least=2) or (_has(labels, STREET) and road >= 0.25) or \
             labels.get("traffic light") or labels.get("stop sign"):
         return Setting("on a street", "street")
     if _has(labels, WILD):
@@ -98,22 +102,32 @@ def name_setting(labels: Mapping[str, int], layout: Mapping[str, float] | None
     return None
 
 
+GENERIC = {"outdoors", "indoors"}
+"""Settings that only say inside or out: never said over a more telling one of the same
+side ("Outdoors." after "In a field." tells nothing new)."""
+
+
 class SettingWatch:
-    """Says the setting at the first shot and when it changes, once it has held for two
-    frames in a row (one odd frame, a passing bus, does not move the film to a street)."""
+    """Says the setting at the first shot and when it changes, once it has held: two frames
+    after a cut, four within a shot (one odd frame, a passing bus, does not move the film to a
+    street, and a place does not change in the middle of a shot every other second)."""
 
     HOLD = 2
+    HOLD_IN_SHOT = 4
 
     def __init__(self) -> None:
         self.said: Setting | None = None
         self._candidate: Setting | None = None
         self._count = 0
+        self._since_cut = True  # no setting said since the last cut (or the start)
 
     def reset(self) -> None:
-        self.said, self._candidate, self._count = None, None, 0
+        self.__init__()  # type: ignore[misc]
 
     def judge(self, setting: Setting | None, cut: bool) -> Setting | None:
-        """The setting to say now, if any. A ``cut`` may change it at once."""
+        """The setting to say now, if any."""
+        if cut:
+            self._since_cut = True
         if setting is None:
             self._candidate, self._count = None, 0
             return None
@@ -121,16 +135,23 @@ class SettingWatch:
             self._count += 1
         else:
             self._candidate, self._count = setting, 1
-        if setting == self.said:
+        said = self.said
+        if setting == said:
             return None
-        if self._count >= self.HOLD or (cut and self.said is None):
+        if setting.word in GENERIC and said is not None and said.word not in GENERIC and \
+                (setting.word == "outdoors") == (said.word not in INDOOR_WORDS):
+            return None  # less telling than what was said, and not a change of side
+        if self._count >= (self.HOLD if self._since_cut else self.HOLD_IN_SHOT):
             self.said = setting
+            self._since_cut = False
             return setting
         return None
 
 
-SURE = 0.5
-"""Objects found with less confidence than this do not count toward the setting."""
+SURE = 0.4
+"""Objects found with less confidence than this do not count toward the setting (the rules
+ask for two things, or one with the ground that goes with it, so one weak find decides
+nothing)."""
 
 
 def count_labels(objects: Iterable[dict]) -> dict[str, int]:

@@ -73,14 +73,15 @@ class Surroundings:
             self._recent = [(when, c) for when, c in self._recent
                             if t - when <= OBJECTS_KEPT and not shot]
             self._recent.append((t, count_labels(items)))
-        if scene is not None and not scene.data.get("dark"):
+        if scene is not None:
             labels: dict[str, int] = {}
             for _, counts in self._recent:
                 for label, n in counts.items():
                     labels[label] = max(labels.get(label, 0), n)
             if people:
                 labels["person"] = max(labels.get("person", 0), len(people))
-            said = self._watch.judge(name_setting(labels, scene.data.get("layout")), shot)
+            layout = None if scene.data.get("dark") else scene.data.get("layout")  # too dark
+            said = self._watch.judge(name_setting(labels, layout), shot)  # to read the ground
             if said is not None:
                 out.append(Line(f"{said.phrase[0].upper()}{said.phrase[1:]}.", 2, 1, 4.0))
         if objects is not None:
@@ -101,10 +102,11 @@ class Surroundings:
         with things."""
         items = list(objects.data.get("objects", [])) if objects is not None else []
         doing = phrase(relate(_persons(items, people), _sure(items)))
-        if scene is None or scene.data.get("dark"):
+        if scene is None:
             return "", doing
         labels = count_labels(items)
         if people:
             labels["person"] = max(labels.get("person", 0), len(people))
-        setting = name_setting(labels, scene.data.get("layout"))
+        setting = name_setting(labels, None if scene.data.get("dark") else
+                               scene.data.get("layout"))
         return (f"{setting.phrase[0].upper()}{setting.phrase[1:]}." if setting else ""), doing
