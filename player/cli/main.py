@@ -13,12 +13,18 @@ from player import __version__
 EPILOG = """\
 Commands:
   narrate doctor      report what is installed and working, with a fix for each missing part
-  narrate models list | pull NAME | path [NAME] | quantize FILE [--type Q4_K_M]
-                      the vision-language models that can be downloaded, where they go, and
-                      smaller copies of a GGUF model you converted yourself
-  narrate prepare VIDEO...
+  narrate models list | pull NAME | path [NAME] | quantize FILE [--type Q4_K_M] |
+                 convert MODEL --to openvino [--weights int8|int4]
+                      the vision-language models that can be downloaded, where they go,
+                      smaller copies of a GGUF model you converted yourself, and a faster
+                      form for the processor (OpenVINO)
+  narrate prepare VIDEO|FOLDER... [--workers N | --cluster ADDRESS] [--report FILE]
                       analyse videos in advance and write a description track beside each
-                      (not yet placed: this player fits it into the pauses as it plays)
+                      (not yet placed: this player fits it into the pauses as it plays);
+                      whole libraries on several processes or a Ray cluster
+  narrate lab dataset | compare | finetune | tune | ui
+                      the model lab: datasets from described films, narrators compared,
+                      fine-tuning and searches, tracked with MLflow (see: narrate lab --help)
   narrate export VIDEO -o OUT [--vtt FILE]
                       write a copy of VIDEO with an added audio-description track, and/or
                       the descriptions as placed in the pauses, a track any player can speak
