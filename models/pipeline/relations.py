@@ -14,9 +14,9 @@ from dataclasses import dataclass
 RIDDEN = {"bicycle": "rides a bicycle", "motorcycle": "rides a motorcycle",
           "horse": "rides a horse", "elephant": "rides an elephant",
           "skateboard": "rides a skateboard", "surfboard": "surfs"}
-SEATS = {"chair": "sits on a chair", "bench": "sits on a bench", "couch": "sits on a sofa",
+SEATS = {"chair": "sits on a chair", "bench": "sits on a bench", "sofa": "sits on a sofa",
          "bed": "is on a bed"}
-HELD = {"cup": "holds a cup", "cell phone": "holds a phone", "bottle": "holds a bottle",
+HELD = {"cup": "holds a cup", "mobile phone": "holds a phone", "bottle": "holds a bottle",
         "book": "holds a book", "wine glass": "holds a glass", "umbrella": "holds an umbrella",
         "remote": "holds a remote", "tennis racket": "holds a tennis racket",
         "baseball bat": "holds a bat", "knife": "holds a knife", "handbag": "carries a bag",

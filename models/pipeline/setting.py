@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 KITCHEN = {"oven", "microwave", "refrigerator", "sink", "toaster"}
-TABLE = {"dining table", "wine glass", "fork", "knife", "spoon", "bowl", "cup", "pizza",
-         "sandwich", "cake", "donut", "hot dog"}
-OFFICE = {"laptop", "keyboard", "mouse", "monitor"}
-LIVING = {"couch", "tv", "remote"}
+TABLE = {"table", "wine glass", "fork", "knife", "spoon", "bowl", "cup", "pizza",
+         "sandwich", "cake", "doughnut", "hot dog"}
+OFFICE = {"laptop", "keyboard", "mouse"}
+LIVING = {"sofa", "television", "remote"}
 BEDROOM = {"bed"}
 BATHROOM = {"toilet"}
 STREET = {"car", "bus", "truck", "traffic light", "stop sign", "fire hydrant",
@@ -27,8 +27,8 @@ BEACH = {"surfboard", "umbrella"}
 PARK = {"bench", "kite", "frisbee", "sports ball", "dog"}
 FLAT = 0.85
 """A picture this smooth all over is graphics or a title card, not a place."""
-INDOOR = KITCHEN | OFFICE | LIVING | BEDROOM | BATHROOM | {"chair", "dining table", "tv",
-                                                          "book", "clock", "vase"}
+INDOOR = KITCHEN | OFFICE | LIVING | BEDROOM | BATHROOM | {"chair", "table", "book", "clock",
+                                                          "vase", "potted plant"}
 
 
 INDOOR_WORDS = {"kitchen", "bedroom", "bathroom", "table", "office", "living room", "indoors"}
@@ -69,8 +69,8 @@ def name_setting(labels: Mapping[str, int], layout: Mapping[str, float] | None
         return Setting("in a bedroom", "bedroom")
     if indoors and _has(labels, BATHROOM):
         return Setting("in a bathroom", "bathroom")
-    if labels.get("dining table") and _has(labels, TABLE | {"chair", "person"}, least=2) or \
-            _has(labels, TABLE - {"dining table"}, least=2):
+    if labels.get("table") and _has(labels, TABLE | {"chair", "person"}, least=2) or \
+            _has(labels, TABLE - {"table"}, least=2):
         return Setting("at a table", "table")
     if indoors and _has(labels, OFFICE):
         return Setting("at a desk", "office")
