@@ -484,6 +484,11 @@ class AnalysisSession(ModelQuestions):
         threading.Thread(target=self._store.save, args=(self._path, self.cache_config),
                          name="cache-save", daemon=False).start()
 
+    @property
+    def looked_at_all(self) -> bool:
+        """The look-ahead has read the film to its end (until the next seek)."""
+        return self._lookahead is not None and self._lookahead.finished
+
     def speed(self) -> AnalysisSpeed | None:
         """How fast the look-ahead analysed its last frames (None before it has)."""
         return self.meter.speed(self._worker.device if self._worker is not None else "cpu")

@@ -355,7 +355,10 @@ class Controller(QObject):
     def say_analysis_speed(self) -> None:
         """How fast live analysis goes (the origin's frames a second), said and shown."""
         speed = self.perception.speed()
-        if speed is not None:
+        if speed is not None and self.perception.looked_at_all:
+            text = (f"The whole film has been analysed. "
+                    f"{speed.sentence().replace('Analysis runs', 'It ran')}")
+        elif speed is not None:
             text = speed.sentence()
         elif not self.settings.live_analysis:
             text = "Live analysis is off."

@@ -146,6 +146,10 @@ class Perception(QObject):
     def speed(self) -> AnalysisSpeed | None:
         return self.session.speed()
 
+    @property
+    def looked_at_all(self) -> bool:
+        return self.session.looked_at_all
+
     def observations(self) -> list[Observation]:
         return self.session.observations()
 
