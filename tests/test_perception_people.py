@@ -274,3 +274,25 @@ def test_missing_models_switch_the_stages_off(tmp_path: Path) -> None:
         assert stage.process(0.0, media.frame_at(5.0)) == []
         assert stage.flush() == []
         stage.reset()
+
+
+def test_a_far_body_is_too_small_to_judge_an_arm_by(standing: np.ndarray) -> None:
+    """The same raised arms: said of someone near, not of a figure far away (cartoon birds
+    and distant crowds gave "arm raised" and "points" from guessed landmarks)."""
+    from models.perception.pose import PoseStage, _Person
+
+    lm = standing.copy()
+    lm[[L_SHOULDER, R_SHOULDER, NOSE], 2] = 1.0
+    width = abs(lm[L_SHOULDER, 0] - lm[R_SHOULDER, 0])
+    up = np.array([0.0, -1.2 * width])
+    for s, e, w in ((L_SHOULDER, L_ELBOW, L_WRIST), (R_SHOULDER, R_ELBOW, R_WRIST)):
+        _move(lm, e, lm[s, :2] + up)
+        _move(lm, w, lm[s, :2] + 2.2 * up)
+    xs, ys = lm[:, 0], lm[:, 1]
+    box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    body = box[3] - box[1]
+    stage = PoseStage()
+    near = stage._describe(1, _Person(lm, box, 0.9), 0.0, 640, int(body * 1.2), [])
+    far = stage._describe(2, _Person(lm, box, 0.9), 0.0, 640, int(body * 8), [])
+    assert near["distance"] != "far" and near["gestures"] == ["arms raised"]
+    assert far["distance"] == "far" and far["gestures"] == []

@@ -485,7 +485,8 @@ class PoseStage(Stage):
         if torso is not None:
             apparent = max(apparent, 3.0 * float(np.linalg.norm(torso[0] - torso[1])) / h)
         distance = "near" if apparent > 0.6 else "far" if apparent < 0.25 else "middle"
-        found = gestures(lm)
+        # A far body is too small to judge an arm by: its gestures would be guesses.
+        found = gestures(lm) if distance != "far" else []
         if waving(history):
             found.append("waving")
         if walking(history, w):
