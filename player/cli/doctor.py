@@ -201,7 +201,8 @@ def _analysis_speed() -> Check:
     if speed is None:
         return Check("analysis speed", True, "not measured yet: play a film or run narrate "
                      "prepare, then ask again", required=False)
-    day = datetime.date.fromtimestamp(speed.when).strftime("%d %B %Y") if speed.when else ""
+    date = datetime.date.fromtimestamp(speed.when) if speed.when else None
+    day = f"{date.day} {date:%B %Y}" if date else ""
     return Check("analysis speed", True, f"{speed.sentence().removeprefix('Analysis runs at ')}"
                  f"{f' Measured on {day}.' if day else ''}", required=False)
 
