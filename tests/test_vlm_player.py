@@ -324,10 +324,17 @@ def test_in_pause_mode_the_film_waits_between_the_sentences_of_an_answer(make_co
     gate = threading.Event()
     engine = ScriptedVlm(["Cars pass. ", "A man crosses the street."], gate, release_after=1)
     use_model(c, engine)
-    c.playback.pause = False
-    pumped = []  # each pause change, with the sentences said to the end by then
+    pumped = []  # each pause change, with the answer's sentences said to the end by then
     c.playback.pause_changed.connect(lambda paused: pumped.append(
-        (paused, [r.text for r in c.speech.records if r.wall_end])))
+        (paused, [r.text for r in c.speech.records if r.wall_end and r.source == "now"])))
+    c.playback.pause = True
+    c.playback.pause = False
+    # mpv reports a change of its pause on its own thread: the film must be seen playing
+    # before the press, or the press's pause may reach us merged with this one (seen on a
+    # loaded machine).
+    wait_for(lambda: pumped and pumped[-1][0] is False, timeout=10)
+    pump(0.3)
+    pumped.clear()
     try:
         c.describe_now()
         wait_for(lambda: c.speech.records and c.speech.records[-1].wall_end
