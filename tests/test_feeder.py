@@ -73,3 +73,24 @@ def test_lookahead_seek_while_running_keeps_the_backlog_short(small_clip: Path) 
     after = [r.request.t for r in got.results[kinds.index("flush") + 1:]]
     assert after and min(after) >= 8.0 and after[0] == pytest.approx(8.0, abs=FRAME + 1e-6)
     assert len(after) == 10
+
+
+def test_a_feeder_whose_thread_failed_is_over_so_prepare_never_waits_for_it(small_clip,
+                                                                           monkeypatch) -> None:
+    """narrate prepare waits until the film is over; a feeding thread that died (a bug, a
+    library's crash) must count as over, or prepare would wait for ever."""
+    got = Collector()
+    worker = AnalysisWorker([Slow(0.0)], got.result)
+    look = LookAhead(small_clip, worker, fps=2.0)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the decoder broke")
+
+    monkeypatch.setattr(look.reader, "get", broken)
+    try:
+        look.start()
+        wait_until(lambda: look.over, timeout=10)
+        assert not look.finished  # not every frame was handed over
+    finally:
+        look.stop()
+        worker.stop()

@@ -47,6 +47,13 @@ class LookAhead:
         return self._finished.is_set()
 
     @property
+    def over(self) -> bool:
+        """Nothing more will come: every frame was handed over, or the feeding thread ended
+        (it stopped, or failed, which is logged)."""
+        return self._finished.is_set() or (self._thread is not None
+                                           and not self._thread.is_alive())
+
+    @property
     def position(self) -> float:
         """How far the reader has got, in seconds on the media clock."""
         return self.reader.position

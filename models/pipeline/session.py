@@ -428,7 +428,7 @@ class AnalysisSession(ModelQuestions):
         """Offline: the whole film was read, and every frame and question is answered."""
         la = self._lookahead
         workers = [w for w in (self._worker, self._gpu_worker) if w is not None]
-        return (la is not None and la.finished and not self._vlm_jobs
+        return (la is not None and la.over and not self._vlm_jobs
                 and all(w.queued() == 0 and w.wait_idle(0) for w in workers))
 
     def flush_stages(self) -> None:
