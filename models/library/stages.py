@@ -7,10 +7,9 @@ A name is one of :data:`STAGES` ("shots", "scene", "people", "faces", "text", "o
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from models.pipeline.config import INSTALL_HINT, default_stages
+from models.pipeline.config import build_stage, default_stages
 
 STAGES: dict[str, str] = {
     "shots": "models.perception.shots:ShotStage",
@@ -38,17 +37,9 @@ def build_stages(names: tuple[str, ...], keep_partial: bool = False,
     notes: list[str] = []
     for name in names:
         module, _, cls = STAGES.get(name, name).partition(":")
-        try:
-            stage = getattr(importlib.import_module(module), cls)()
-            problem = stage.problem() if hasattr(stage, "problem") else ""
-        except ImportError as exc:
-            notes.append(f"{name} is off: {exc.name or exc} is not installed ({INSTALL_HINT}).")
-            continue
-        except Exception as exc:  # noqa: BLE001 - one broken stage must not stop the rest
-            notes.append(f"{name} is off: {exc}.")
-            continue
-        if problem:
-            notes.append(f"{name} is off: {problem}")
+        stage, note = build_stage(name, module, cls)
+        if stage is None:
+            notes.append(note)
         else:
             stages.append(stage)
     if not keep_partial and stages:

@@ -42,6 +42,24 @@ def cache_config(model: str = "") -> dict[str, Any]:
     return {**CACHE_CONFIG, "vlm": key}
 
 
+def build_stage(label: str, module: str, cls: str, **options: Any) -> tuple[Any, str]:
+    """The stage ``module.cls`` built with ``options`` and ready to use, and ""; or None and
+    a note saying why it is off (not installed, broken, or its own ``problem()``)."""
+    import importlib  # noqa: PLC0415
+
+    try:
+        stage = getattr(importlib.import_module(module), cls)(**options)
+        check = getattr(stage, "problem", None)
+        problem = check() if check is not None else ""
+    except ImportError as exc:
+        return None, f"{label} is off: {exc.name or exc} is not installed ({INSTALL_HINT})."
+    except Exception as exc:  # noqa: BLE001 - one broken stage must not stop the rest
+        return None, f"{label} is off: {exc}."
+    if problem:
+        return None, f"{label} is off: {problem}"
+    return stage, ""
+
+
 def default_stages() -> tuple[list[Any], list[str]]:
     """The perception stages that can be built here, and notes on those that cannot. The shot
     detector is built first and shared: the scene, pose and face stages ask it about cuts, so
@@ -51,20 +69,10 @@ def default_stages() -> tuple[list[Any], list[str]]:
     shared: dict[str, Any] = {}
 
     def build(label: str, module: str, cls: str, cuts: bool) -> None:
-        import importlib  # noqa: PLC0415
-
-        try:
-            kind = getattr(importlib.import_module(module), cls)
-            stage = kind(cuts=shared.get("cuts")) if cuts else kind()
-            problem = stage.problem()
-        except ImportError as exc:
-            notes.append(f"{label} is off: {exc.name or exc} is not installed ({INSTALL_HINT}).")
-            return
-        except Exception as exc:  # noqa: BLE001 - one broken stage must not stop the rest
-            notes.append(f"{label} is off: {exc}.")
-            return
-        if problem:
-            notes.append(f"{label} is off: {problem}")
+        stage, note = build_stage(label, module, cls,
+                                  **({"cuts": shared.get("cuts")} if cuts else {}))
+        if stage is None:
+            notes.append(note)
             return
         stages.append(stage)
         if cls == "ShotStage":
