@@ -90,16 +90,23 @@ def safetensors_files(folder: Path) -> list[Path]:
     raise VlmError(f"No model weights (*.safetensors) in {folder}.")
 
 
-def stored_dtype(folder: Path) -> str:
-    """The dtype config.json says the weights are stored in ("float32" when it does not say)."""
+def read_config(folder: Path, missing: str = "") -> dict[str, Any]:
+    """A model folder's config.json as a dict; VlmError in one sentence when it is missing
+    (``missing``, if given, is the sentence), unreadable or not a JSON object."""
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise VlmError(f"No config.json in the model folder {folder}.") from None
+        raise VlmError(missing or f"No config.json in the model folder {folder}.") from None
     except (OSError, ValueError) as exc:
         raise VlmError(f"The model config {folder / 'config.json'} cannot be read: {exc}") from exc
     if not isinstance(config, dict):
         raise VlmError(f"The model config {folder / 'config.json'} is not a JSON object.")
+    return config
+
+
+def stored_dtype(folder: Path) -> str:
+    """The dtype config.json says the weights are stored in ("float32" when it does not say)."""
+    config = read_config(folder)
     dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
     return dtype if dtype in BYTES else "float32"
 

@@ -76,15 +76,9 @@ def missing_packages(weights: str) -> list[str]:
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VlmError(f"No config.json in {folder}; give a transformers model folder.") from None
-    except (OSError, ValueError) as exc:
-        raise VlmError(f"The model config {folder / 'config.json'} cannot be read: {exc}") from exc
-    if not isinstance(config, dict):
-        raise VlmError(f"The model config {folder / 'config.json'} is not a JSON object.")
-    return config
+    from models.vlm.hf import read_config  # noqa: PLC0415
+
+    return read_config(folder, f"No config.json in {folder}; give a transformers model folder.")
 
 
 def check_source(folder: Path) -> dict[str, Any]:
