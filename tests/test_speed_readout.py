@@ -42,16 +42,20 @@ def test_the_last_measurement_is_kept_for_doctor(tmp_path, monkeypatch) -> None:
     assert "6.5 frames a second, 3.5 times real time, on the processor" in out.stdout, out.stdout
 
 
-def test_prepare_says_its_speed_in_frames_a_second(tmp_path) -> None:
+def test_prepare_says_its_speed_in_frames_a_second(tmp_path, monkeypatch) -> None:
     from models.perception.shots import ShotStage
     from tests.media import make_clip
     from tests.support import prepare_film
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     clip = make_clip(tmp_path, seconds=6.0, audio=False)
     said: list[str] = []
     prepare_film(clip, tmp_path / "c.vtt", 2.0, [ShotStage()], said.append)
-    assert re.search(r"times real time \(\d+\.\d frames a second on the processor\)\.$",
-                     said[-1]), said[-1]
+    found = re.search(r"times real time \((\d+\.\d) frames a second on the processor\)\.$",
+                      said[-1])
+    assert found, said[-1]
+    kept = last_kept()  # the whole film's figure, not the last frames' of the look-ahead
+    assert kept is not None and f"{kept.fps:.1f}" == found[1], (kept, said[-1])
 
 
 def test_the_key_says_the_speed_while_the_film_is_analysed(make_controller, tmp_path) -> None:

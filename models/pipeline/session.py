@@ -439,7 +439,7 @@ class AnalysisSession(ModelQuestions):
 
     def stop_lookahead(self, save: bool = True) -> None:
         measured = self.speed()
-        if measured is not None:
+        if measured is not None and not self.offline:  # prepare keeps its whole-film figure
             keep(measured)  # for narrate doctor
         self._forget_gap_questions(labels=True)
         self._labelled.clear()
