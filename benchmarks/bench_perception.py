@@ -42,6 +42,11 @@ def main() -> None:
         for note in notes:
             print("note:", note)
         print("stages:", ", ".join(s.name for s in stages))
+        for stage in stages:  # where a detector with a choice of device runs, and why
+            if getattr(stage, "device", ""):
+                print(f"{stage.name} runs on: {stage.device}")
+            for note in stage.notes() if callable(getattr(stage, "notes", None)) else []:
+                print("note:", note)
         per_stage: dict[str, list[float]] = defaultdict(list)
         began = time.monotonic()
         gaps = analyse(clip, use_cache=False)

