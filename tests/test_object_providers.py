@@ -21,7 +21,7 @@ from models.perception.providers import (
     device_name,
     device_used,
 )
-from tests.test_objects import grace_hopper
+from tests.media import grace_hopper
 
 CPU_ONLY = ["AzureExecutionProvider", CPU]
 NVIDIA = ["TensorrtExecutionProvider", CUDA, CPU]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import av
@@ -22,6 +21,7 @@ from models.perception.objects import (
 )
 from models.pipeline.composer import Composer
 from models.types import Observation
+from tests.media import grace_hopper
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "assets" / "demo.mp4"
@@ -32,17 +32,6 @@ def stage() -> ObjectStage:
     s = ObjectStage()
     assert s.problem() == ""
     return s
-
-
-def grace_hopper() -> np.ndarray:
-    """matplotlib's sample photograph (installed with mediapipe, the perception extra): a
-    portrait of Grace Hopper in uniform, with a tie."""
-    spec = importlib.util.find_spec("matplotlib")
-    assert spec is not None and spec.submodule_search_locations, "matplotlib is not installed"
-    path = Path(next(iter(spec.submodule_search_locations))) / "mpl-data" / "sample_data" / \
-        "grace_hopper.jpg"
-    with av.open(str(path)) as container:
-        return next(container.decode(video=0)).to_ndarray(format="rgb24")
 
 
 def demo_frame(t: float) -> np.ndarray:

@@ -220,3 +220,37 @@ def test_the_rules_use_the_detectors_own_words() -> None:
                        setting.WILD, setting.WATER, setting.BEACH, setting.PARK, setting.INDOOR,
                        relations.RIDDEN, relations.SEATS, relations.HELD)
     assert used - set(COCO_LABELS) == set()
+
+
+def test_runners_and_a_changing_group_are_said_without_chatter() -> None:
+    """Runners are said as running; a group walking is said again when two or more join or
+    leave, or after a while, not each time one walker comes or goes."""
+    from models.pipeline.relations import walking_group
+
+    def mover(pid: int, x: float, how: str = "walking") -> dict:
+        return {"id": pid, "box": [x, 0.3, x + 0.05, 0.45], "gestures": [how],
+                "position": "centre", "posture": "unknown", "distance": "far"}
+
+    before = {i: mover(i, 0.05 * i) for i in range(8)}
+    assert walking_group([mover(i, 0.05 * i + 0.02, "running") for i in range(2)], before,
+                         "run") == "Two people run to the right."
+    assert walking_group([mover(i, 0.05 * i + 0.02) for i in range(7)], before) == \
+        "Seven people walk to the right."
+    composer = Composer()
+    said: list[str] = []
+    counts = [4, 4, 5, 4, 5, 7, 7, 7]
+    for k, n in enumerate(counts):
+        people = [mover(i, 0.05 * i + 0.01 * k) for i in range(n)]
+        obs = [Observation(0.5 * k, "people", "", data={"count": n, "people": people})]
+        if k == 0:
+            obs.append(Observation(0.0, "shot", ""))
+        said += [d.text for d in composer.feed(obs)]
+    groups = [s for s in said if " people walk" in s]
+    assert groups == ["Four people walk.", "Seven people walk to the right."], said
+
+
+def test_a_pair_of_skis_not_a_skis() -> None:
+    from models.pipeline.phrases import object_phrase
+
+    assert object_phrase("skis", [{"box": [0.4, 0.4, 0.6, 0.6]}]).startswith("a pair of skis")
+    assert object_phrase("skis", [{"box": [0.4, 0.4, 0.6, 0.6]}] * 2).startswith("two pairs of skis")

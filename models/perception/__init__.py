@@ -51,6 +51,11 @@ class Stage(ABC):
         """"" when usable; otherwise why not, with the fix (never raises)."""
         return ""
 
+    def notes(self) -> list[str]:
+        """Plain sentences on how a working stage runs otherwise than asked (a GPU missing:
+        it runs on the CPU); [] by default."""
+        return []
+
     @abstractmethod
     def process(self, t: float, frame: np.ndarray) -> list[Observation]:
         """What this stage sees in ``frame`` at media time ``t`` (seconds)."""
@@ -87,6 +92,10 @@ class _Adapted(Stage):
     def problem(self) -> str:
         check = getattr(self.inner, "problem", None)
         return check() if check is not None else ""
+
+    def notes(self) -> list[str]:
+        notes = getattr(self.inner, "notes", None)
+        return list(notes()) if notes is not None else []
 
     def process(self, t: float, frame: np.ndarray) -> list[Observation]:
         return self.inner.process(t, frame)

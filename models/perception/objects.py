@@ -219,6 +219,15 @@ def summary(detections: list[Detection]) -> str:
     return ", ".join(f"{n} {plural(label, n)}" for label, n in counts.most_common())
 
 
+def fingerprint(frame: Any) -> tuple[Any, ...]:
+    """What tells one frame from another cheaply: its shape and a sparse sample of its pixels
+    (two frames given the same time, a describe-now look and a test's, are not mixed up)."""
+    shape = tuple(int(n) for n in getattr(frame, "shape", ()))
+    if not isinstance(frame, np.ndarray) or frame.ndim < 2 or frame.size == 0:
+        return shape, id(frame)
+    return shape, hash(np.ascontiguousarray(frame[::23, ::17]).tobytes())
+
+
 class ObjectStage(Stage):
     """Reports the COCO objects in a frame as an ``"objects"`` observation, at most once each
     ``options.interval`` seconds of film (see the module's docstring)."""
@@ -235,7 +244,7 @@ class ObjectStage(Stage):
         self._notes: list[str] = []
         self._loaded = False
         self._last_t: float | None = None
-        self._cache: tuple[float, tuple[int, ...], list[Detection] | None] | None = None
+        self._cache: tuple[float, tuple[Any, ...], list[Detection] | None] | None = None
         self._cv2: Any = None  # without OpenCV, a plain nearest-pixel resize
         try:
             import cv2
@@ -351,16 +360,17 @@ class ObjectStage(Stage):
     def detections(self, t: float, frame: np.ndarray) -> list[Detection]:
         """The objects in ``frame`` (film time ``t``), best first; [] when the stage is off or
         the frame unusable. The network runs once for a frame: the last result is kept, and
-        a second call (or :meth:`look`, :meth:`process`) with the same ``t`` and frame shape
-        reuses it, so another stage (pose, for the person boxes) costs nothing more."""
+        a second call (or :meth:`look`, :meth:`process`) with the same ``t`` and frame (by
+        :func:`fingerprint`) reuses it, so another stage (pose, for the person boxes) costs
+        nothing more."""
         return list(self._cached(t, frame) or [])
 
     def _cached(self, t: float, frame: np.ndarray) -> list[Detection] | None:
         """The detections of ``frame``, from the last call when it had the same ``t`` and
-        shape; None when the stage is off or the frame unusable."""
+        frame; None when the stage is off or the frame unusable."""
         if self._session is None:
             return None
-        key = (float(t), tuple(int(n) for n in getattr(frame, "shape", ())))
+        key = (float(t), fingerprint(frame))
         if self._cache is not None and self._cache[:2] == key:
             return self._cache[2]
         rgb = prepare_frame(frame)

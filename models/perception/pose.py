@@ -228,7 +228,8 @@ class Sample:
     """One tracked person in one frame, kept for the gestures that need several frames."""
 
     t: float
-    landmarks: np.ndarray
+    landmarks: np.ndarray | None
+    """None for a person seen only as the object detector's box (too small for landmarks)."""
     box: tuple[float, float, float, float]
     """Pixels, (x0, y0, x1, y1)."""
 
@@ -260,12 +261,42 @@ def waving(history: Sequence[Sample]) -> bool:
         xs = []
         for smp in history:
             lm = smp.landmarks
-            if not _seen(lm, s, e, w) or lm[w, 1] > lm[e, 1]:
+            if lm is None or not _seen(lm, s, e, w) or lm[w, 1] > lm[e, 1]:
                 continue
             xs.append(float(lm[w, 0] - lm[e, 0]) / body_scale(lm))
         if len(xs) >= 4 and _reversals(xs, 0.25) >= 2:
             return True
     return False
+
+
+RUN_SPEED = 1.5
+"""Body heights a second across the picture from which a person runs: people walk at about
+0.8 of their height a second (1.4 m/s) and run at two or more."""
+
+
+def speed(history: Sequence[Sample]) -> float:
+    """How fast the body travels across the picture, in its own heights a second (0 for a
+    history too short to tell)."""
+    if len(history) < 3:
+        return 0.0
+    first, last = history[0], history[-1]
+    dt = last.t - first.t
+    if dt <= 0:
+        return 0.0
+    height = max(float(np.mean([s.box[3] - s.box[1] for s in history])), 1.0)
+    travel = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
+    return abs(travel) / height / dt
+
+
+def running(history: Sequence[Sample], frame_width: float) -> bool:
+    """Running: the body crosses the picture at :data:`RUN_SPEED` or more, over a tenth of the
+    frame's width (a camera that pans with a runner keeps them still: they then walk or stand,
+    as their legs say)."""
+    if len(history) < 3:
+        return False
+    travel = abs((history[-1].box[0] + history[-1].box[2])
+                 - (history[0].box[0] + history[0].box[2])) / 2
+    return speed(history) >= RUN_SPEED and travel > 0.1 * frame_width
 
 
 def walking(history: Sequence[Sample], frame_width: float) -> bool:
@@ -274,22 +305,31 @@ def walking(history: Sequence[Sample], frame_width: float) -> bool:
     if len(history) < 3:
         return False
     first, last = history[0], history[-1]
-    dt = last.t - first.t
-    if dt > 0:
-        height = max(float(np.mean([s.box[3] - s.box[1] for s in history])), 1.0)
-        travel = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
-        if abs(travel) / height / dt > 0.25 and abs(travel) > 0.05 * frame_width:
-            return True
+    travel = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
+    if speed(history) > 0.25 and abs(travel) > 0.05 * frame_width:
+        return True
     gaps_x, gaps_y = [], []
     for smp in history:
         lm = smp.landmarks
-        if _seen(lm, L_ANKLE, R_ANKLE, vis=0.6):
+        if lm is not None and _seen(lm, L_ANKLE, R_ANKLE, vis=0.6):
             scale = body_scale(lm)
             gaps_x.append(float(lm[L_ANKLE, 0] - lm[R_ANKLE, 0]) / scale)
             gaps_y.append(float(lm[L_ANKLE, 1] - lm[R_ANKLE, 1]) / scale)
     if len(gaps_x) < 4:
         return False
     return _reversals(gaps_x, 0.3) >= 1 or _reversals(gaps_y, 0.2) >= 2
+
+
+def plausible(box: Box, width: int, height: int) -> bool:
+    """Whether a detector's box, with no landmarks to confirm it, can stand for a person: a
+    small (far) body is taller than it is wide (a walker two to three times), and a small box at
+    the frame's edge is a fragment of something cut off (a corner of furniture, a hand), not a
+    person far away. A large box may be anything a near person shows."""
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    if bh >= 0.25 * height:
+        return True  # near enough to be cut off by the frame, and wide at the shoulders
+    edge = box[0] <= 2 or box[1] <= 2 or box[2] >= width - 2 or box[3] >= height - 2
+    return bh >= 0.8 * bw and not edge
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,6 +347,12 @@ class PoseOptions:
     ``tiles``: also look at square tiles of wide frames. ``faces``: use faces as extra proposals.
     ``history``: seconds of each person's past used for waving and walking.
     ``identity``: the thresholds for knowing people again (see :class:`IdentityOptions`).
+
+    With the object detector (``objects``), its person boxes are the proposals:
+    ``landmark_height``: the least box height in pixels (of the frame as scaled to
+    ``max_side``) for a landmark run; smaller people, and people over ``max_people``, are kept
+    as boxes alone (counted, placed, tracked; no posture or gestures), at most ``max_boxes``
+    people in all, those the detector scores under ``box_score`` left out.
     """
 
     model_root: Path | None = None
@@ -317,13 +363,19 @@ class PoseOptions:
     faces: bool = True
     history: float = 2.5
     identity: IdentityOptions = field(default_factory=IdentityOptions)
+    landmark_height: int = 48
+    max_boxes: int = 20
+    box_score: float = 0.45
 
 
 @dataclass
 class _Person:
-    landmarks: np.ndarray  # (33, 3): x, y pixels, visibility
+    landmarks: np.ndarray | None  # (33, 3): x, y pixels, visibility; None: a detector box alone
     box: tuple[float, float, float, float]  # pixels
     score: float
+
+
+Box = tuple[float, float, float, float]
 
 
 class PoseStage(Stage):
@@ -340,8 +392,11 @@ class PoseStage(Stage):
     name = "pose"
 
     def __init__(self, options: PoseOptions | None = None,
-                 cuts: ShotStage | None = None) -> None:
+                 cuts: ShotStage | None = None, objects: Any = None) -> None:
         self.options = options or PoseOptions()
+        # The object detector, shared (see :meth:`ObjectStage.detections`): its person boxes
+        # are the proposals; without it, mediapipe's own person detector finds them.
+        self._objects = objects
         self._graphs: tuple[Any, Any] | None = None
         self._faces = FaceDetector(FaceOptions(model_root=self.options.model_root, tiles=False))
         self._problem: str | None = None
@@ -438,28 +493,61 @@ class PoseStage(Stage):
             return None
         return box
 
-    def _people(self, rgb: np.ndarray) -> list[_Person]:
-        h, w = rgb.shape[:2]
-        proposals = self._proposals(rgb)
-        people: list[_Person] = []
+    def _detected(self, t: float, frame: np.ndarray) -> list[tuple[float, Box]] | None:
+        """The object detector's people in ``frame`` as (score, box in fractions), largest
+        first; None without a working detector (mediapipe's then proposes)."""
+        objects = self._objects
+        if objects is None or objects.problem():
+            return None
+        try:
+            found = objects.detections(t, frame)
+        except Exception:  # noqa: BLE001 - the detector failing leaves mediapipe's proposals
+            log.warning("pose: the object detector failed; mediapipe proposes", exc_info=True)
+            return None
+        people = [(float(d.score), tuple(d.box)) for d in found if d.label == "person"]
+        people.sort(key=lambda p: -(p[1][2] - p[1][0]) * (p[1][3] - p[1][1]))
+        return people
 
-        def add(score: float, cx: float, cy: float, side: float, rot: float) -> None:
+    def _people(self, rgb: np.ndarray,
+                detected: list[tuple[float, Box]] | None = None) -> list[_Person]:
+        h, w = rgb.shape[:2]
+        people: list[_Person] = []
+        left: list[tuple[float, Box]] = []  # the detector's people the landmarks do not explain
+        opt = self.options
+
+        def free(box: Box) -> bool:
+            return all(iou(box, other.box) <= 0.45 for other in people)
+
+        def add(score: float, cx: float, cy: float, side: float, rot: float,
+                near: Box | None = None) -> bool:
             lm = self._landmarks(rgb, cx, cy, side, rot)
             if lm is None or not (_seen(lm, L_SHOULDER) or _seen(lm, R_SHOULDER)):
-                return
+                return False
             box = self._box(lm, w, h)
-            if box is None:
-                return
-            for other in people:
-                if iou(box, other.box) > 0.45:
-                    return
+            if box is None or not free(box):
+                return False
+            if near is not None and iou(box, near) < 0.3:
+                return False  # the landmarks found another body, or none: the box is kept
             people.append(_Person(lm, box, score))
+            return True
 
-        for p in proposals[:self.options.max_people]:
-            add(*p)
+        if detected is None:
+            for p in self._proposals(rgb)[:opt.max_people]:
+                add(*p)
+        else:
+            boxes = [(score, (b[0] * w, b[1] * h, b[2] * w, b[3] * h)) for score, b in detected]
+            runs = 0
+            for score, b in boxes:
+                bw, bh = b[2] - b[0], b[3] - b[1]
+                if runs < opt.max_people and bh >= opt.landmark_height:
+                    runs += 1
+                    side = 1.25 * max(bw, bh)
+                    if add(score, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, side, 0.0, near=b):
+                        continue
+                left.append((score, b))
         if self.options.faces and not self._faces.problem():
             for face in self._faces.detect(rgb):
-                if len(people) >= self.options.max_people:
+                if sum(p.landmarks is not None for p in people) >= opt.max_people:
                     break
                 fx0, fy0, fx1, fy1 = face.box[0] * w, face.box[1] * h, face.box[2] * w, face.box[3] * h
                 fcx, fcy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
@@ -469,6 +557,14 @@ class PoseStage(Stage):
                 fh = max(fx1 - fx0, fy1 - fy0)
                 # An upright body: hips about three face heights below the face.
                 add(face.score, fcx, fcy + 3.2 * fh, 10 * fh, 0.0)
+        # The detector's people whom no landmarks explain: far away, or close and turned.
+        for score, b in left:
+            if len(people) >= opt.max_boxes:
+                break
+            if score >= opt.box_score and plausible(b, w, h) and free(b) and not any(
+                    b[0] <= (o.box[0] + o.box[2]) / 2 <= b[2]
+                    and b[1] <= (o.box[1] + o.box[3]) / 2 <= b[3] for o in people):
+                people.append(_Person(None, b, score))
         return people
 
     def _describe(self, pid: int, person: _Person, t: float, w: int, h: int,
@@ -478,6 +574,13 @@ class PoseStage(Stage):
         box = clip_box((person.box[0] / w, person.box[1] / h, person.box[2] / w, person.box[3] / h))
         # Apparent full height: a close-up cut off by the frame is still near.
         apparent = box[3] - box[1]
+        moving = ["running"] if running(history, w) else \
+            ["walking"] if walking(history, w) else []
+        if lm is None:  # a detector's box alone: where, how far and whether they move
+            distance = "near" if apparent > 0.6 else "far" if apparent < 0.25 else "middle"
+            return {"id": pid, "position": position_of(box), "distance": distance,
+                    "posture": "unknown", "gestures": moving,
+                    "box": [round(v, 4) for v in box], "visibility": 0.0}
         if _seen(lm, L_SHOULDER, R_SHOULDER):
             apparent = max(apparent, 3.5 * float(
                 np.linalg.norm(lm[L_SHOULDER, :2] - lm[R_SHOULDER, :2])) / h)
@@ -489,8 +592,7 @@ class PoseStage(Stage):
         found = gestures(lm) if distance != "far" else []
         if waving(history):
             found.append("waving")
-        if walking(history, w):
-            found.append("walking")
+        found += moving
         return {"id": pid, "position": position_of(box), "distance": distance,
                 "posture": posture(lm), "gestures": found,
                 "box": [round(v, 4) for v in box],
@@ -504,10 +606,11 @@ class PoseStage(Stage):
         rgb = as_rgb(frame, self.options.max_side)
         if rgb is None or min(rgb.shape[:2]) < MIN_SIDE:
             return []
-        return [p.landmarks for p in self._people(rgb)]
+        return [p.landmarks for p in self._people(rgb, self._detected(-1.0, frame))
+                if p.landmarks is not None]
 
     def process(self, t: float, frame: np.ndarray) -> list[Observation]:
-        found = self._find(frame)
+        found = self._find(t, frame)
         if found is None:
             return []
         rgb, people = found
@@ -529,7 +632,7 @@ class PoseStage(Stage):
         """This frame alone (describe now: a frame from elsewhere in the film): the people,
         their ids by appearance, and what one frame shows (no waving or walking); the tracks
         of the stream are left as they were (someone not seen before joins the known people)."""
-        found = self._find(frame)
+        found = self._find(t, frame)
         if found is None:
             return []
         rgb, people = found
@@ -544,7 +647,7 @@ class PoseStage(Stage):
         people beyond the first few by it)."""
         return {"new": a.new, "clothes": self._identities.clothing_colour(a.id)}
 
-    def _find(self, frame: np.ndarray) -> tuple[np.ndarray, list[_Person]] | None:
+    def _find(self, t: float, frame: np.ndarray) -> tuple[np.ndarray, list[_Person]] | None:
         """The frame as used and its people from left to right; None when the stage is off or
         the frame is not a picture."""
         if self.problem():
@@ -556,7 +659,8 @@ class PoseStage(Stage):
             return None
         # A failure of the models is raised: the worker counts it and, when it goes on frame
         # after frame, switches the stage off and tells the user (one bad frame does not).
-        people = self._people(rgb) if min(rgb.shape[:2]) >= MIN_SIDE else []
+        people = self._people(rgb, self._detected(t, frame)) \
+            if min(rgb.shape[:2]) >= MIN_SIDE else []
         people.sort(key=lambda p: (p.box[0] + p.box[2]) / 2)
         return rgb, people
 

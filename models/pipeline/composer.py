@@ -112,7 +112,8 @@ class Composer:
         self._detected: tuple[float, int] = (float("-inf"), 0)  # (time, people the detector saw)
         self._numbers = NumberWatch()  # numbers that change in place: a counter, said once
         self._around = Surroundings()  # the setting, and what people do with things
-        self._walking: tuple[str, float] = ("", float("-inf"))  # a group's walk, when said
+        # A group's walk as last said: walking or running, how many, when.
+        self._walking: tuple[str, int, float] = ("", 0, float("-inf"))
 
     def reset(self) -> None:
         """Forget the story so far and everyone in it (a new film)."""
@@ -374,13 +375,22 @@ class Composer:
             out.append(self._count_change(t, people))
         else:
             self._pending = None
-            walkers = [p for p in people if "walking" in p.get("gestures", [])]
-            group = walking_group(walkers, self._people)
-            if group and (group != self._walking[0] or t - self._walking[1] > WALK_AGAIN):
-                out.append(self._say(t, group, 2, 1, valid=3.0))  # one sentence for them all
-                self._walking = (group, t)
+            said: list[str] = []
+            for moving, verb in (("running", "run"), ("walking", "walk")):
+                movers = [p for p in people if moving in p.get("gestures", [])]
+                group = walking_group(movers, self._people, verb)
+                if not group:
+                    continue
+                said.append(moving)
+                how, n, when = self._walking
+                # Again after a while, or when the group changed: two more or fewer walkers,
+                # or running after walking (not one walker joining, or a change of way).
+                if t - when > WALK_AGAIN or abs(len(movers) - n) >= 2 or how != moving:
+                    out.append(self._say(t, group, 2, 1, valid=3.0))  # one sentence for all
+                    self._walking = (moving, len(movers), t)
+                break
             for p in people:
-                out += self._person_change(t, p, said_walking=bool(group))
+                out += self._person_change(t, p, said_moving=tuple(said))
         self._remember(t, people)
         return out
 
@@ -419,7 +429,7 @@ class Composer:
         return self._say(t, ", and ".join(parts) + ".", 1, 1, refers=self._ids(back, True),
                          introduces=self._ids(new, False), plain=plain)
 
-    def _person_change(self, t: float, p: dict, said_walking: bool = False
+    def _person_change(self, t: float, p: dict, said_moving: tuple[str, ...] = ()
                        ) -> list[Description | None]:
         pid = p.get("id")
         old = self._people.get(pid) if isinstance(pid, int) else None
@@ -438,11 +448,11 @@ class Composer:
             out.append(self._say(t, f"{who} {verb}.", 2, 1, refers=refers,
                                  plain=f"{anyone} {verb}."))
         new_gestures = [g for g in p.get("gestures", []) if g not in old.get("gestures", [])
-                        and not (said_walking and g == "walking")]
+                        and g not in said_moving]
         for g in new_gestures[:1]:
             phrase = {"arms raised": "raises both arms", "pointing": "points",
                       "hands on head": "puts their hands on their head", "waving": "waves",
-                      "walking": "walks"}.get(g, g)
+                      "walking": "walks", "running": "runs"}.get(g, g)
             out.append(self._say(t, f"{who} {phrase}.", 3 if g == "walking" else 2, 1,
                                  refers=refers, plain=f"{anyone} {phrase}."))
         return out

@@ -63,27 +63,27 @@ def build_stage(label: str, module: str, cls: str, **options: Any) -> tuple[Any,
 def default_stages() -> tuple[list[Any], list[str]]:
     """The perception stages that can be built here, and notes on those that cannot. The shot
     detector is built first and shared: the scene, pose and face stages ask it about cuts, so
-    each frame is measured once."""
+    each frame is measured once. The object detector is shared with the pose stage, whose
+    proposals are its person boxes (one detector run a frame for both)."""
     stages: list[Any] = []
     notes: list[str] = []
     shared: dict[str, Any] = {}
 
-    def build(label: str, module: str, cls: str, cuts: bool) -> None:
+    def build(label: str, module: str, cls: str, *uses: str) -> None:
         stage, note = build_stage(label, module, cls,
-                                  **({"cuts": shared.get("cuts")} if cuts else {}))
+                                  **{use: shared.get(use) for use in uses})
         if stage is None:
             notes.append(note)
             return
         stages.append(stage)
-        if cls == "ShotStage":
-            shared["cuts"] = stage
+        shared[{"ShotStage": "cuts", "ObjectStage": "objects"}.get(cls, cls)] = stage
 
-    build("shot changes", "models.perception.shots", "ShotStage", False)
-    build("scene", "models.perception.scene", "SceneStage", True)
-    build("people and poses", "models.perception.pose", "PoseStage", True)
-    build("faces", "models.perception.faces", "FaceStage", True)
-    build("on-screen text", "models.perception.ocr", "TextStage", False)
-    build("objects", "models.perception.objects", "ObjectStage", False)
+    build("shot changes", "models.perception.shots", "ShotStage")
+    build("objects", "models.perception.objects", "ObjectStage")
+    build("scene", "models.perception.scene", "SceneStage", "cuts")
+    build("people and poses", "models.perception.pose", "PoseStage", "cuts", "objects")
+    build("faces", "models.perception.faces", "FaceStage", "cuts")
+    build("on-screen text", "models.perception.ocr", "TextStage")
     return stages, notes
 
 

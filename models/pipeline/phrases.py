@@ -36,15 +36,20 @@ def where(p: dict) -> str:
     return WHERE.get(p.get("position", ""), "")
 
 
+MOVING = ("running", "walking")
+"""The ways of moving the people stage reports among a person's gestures."""
+
+
 def person_detail(p: dict) -> str:
     """ "standing on the left", "walking in the centre in the distance", "sitting" """
     bits = []
     posture = p.get("posture", "unknown")
     if posture and posture != "unknown":
         bits.append(posture)
-    gestures = [g for g in p.get("gestures", []) if g != "walking"]
-    if "walking" in p.get("gestures", []) and posture in ("standing", "unknown"):
-        bits = ["walking"]
+    gestures = [g for g in p.get("gestures", []) if g not in MOVING]
+    for moving in MOVING:
+        if moving in p.get("gestures", []) and posture in ("standing", "unknown"):
+            bits = [moving]
     if gestures:
         bits.append("with " + gestures[0] if gestures[0].startswith("arms") else gestures[0])
     place = where(p)
@@ -63,7 +68,13 @@ def _third(box: Sequence[float]) -> str:
     return "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
 
 
+PAIRS = ("skis", "scissors")
+"""Labels that name one thing in the plural: "a pair of skis"."""
+
+
 def _article(label: str) -> str:
+    if label in PAIRS:
+        return "a pair of " + label
     return ("an " if label[:1] in "aeiou" else "a ") + label
 
 
@@ -87,8 +98,8 @@ def _area(box: Sequence[float]) -> float:
 def object_phrase(label: str, items: Sequence[dict]) -> str:
     """ "two horses on the left", "a dog", "many cars" (where, when all are in one third)."""
     n = len(items)
-    count = _article(label) if n == 1 else \
-        f"{'many' if n > 10 else number(n)} {plural(label, n)}"
+    things = f"pairs of {label}" if label in PAIRS else plural(label, n)
+    count = _article(label) if n == 1 else f"{'many' if n > 10 else number(n)} {things}"
     thirds = {_third(o["box"]) for o in items}
     return f"{count} {WHERE[thirds.pop()]}" if len(thirds) == 1 else count
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from models.pipeline.phrases import number
+
 RIDDEN = {"bicycle": "rides a bicycle", "motorcycle": "rides a motorcycle",
           "horse": "rides a horse", "elephant": "rides an elephant",
           "skateboard": "rides a skateboard", "surfboard": "surfs"}
@@ -131,10 +133,12 @@ def _centre(box: Sequence[float]) -> tuple[float, float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[3] - box[1]
 
 
-def walking_group(walkers: Sequence[dict], before: dict[int, dict]) -> str:
-    """"Three people walk to the left." for two or more people walking, with the way they go
-    when they all go the same way (across the picture, or toward or away from the camera,
-    from their boxes now and in the frame ``before``, by id); "" for fewer than two."""
+def walking_group(walkers: Sequence[dict], before: dict[int, dict],
+                  verb: str = "walk") -> str:
+    """"Three people walk to the left." for two or more people walking (or running, with
+    ``verb`` "run"), with the way they go when they all go the same way (across the picture,
+    or toward or away from the camera, from their boxes now and in the frame ``before``, by
+    id); "" for fewer than two."""
     if len(walkers) < 2:
         return ""
     ways = set()
@@ -152,5 +156,4 @@ def walking_group(walkers: Sequence[dict], before: dict[int, dict]) -> str:
         else:
             ways.add("")
     way = ways.pop() if len(ways) == 1 else ""
-    words = {2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six"}
-    return f"{words.get(len(walkers), str(len(walkers)))} people walk{way}."
+    return f"{number(len(walkers)).capitalize()} people {verb}{way}."

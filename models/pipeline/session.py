@@ -160,10 +160,15 @@ class AnalysisSession(ModelQuestions):
             self._later(self.events.problem, f"Live scene analysis is off: {exc}.")
             self._no_models = True
             return
+        from models.perception import as_stage  # noqa: PLC0415
+
         stages, notes = self._factory()
         self._all_stages = not notes
         for note in notes:
             self._later(self.events.problem, note)
+        for stage in map(as_stage, stages):  # working, with a caveat (no GPU: on the CPU)
+            for note in stage.notes():
+                self._later(self.events.problem, f"{stage.name}: {note}")
         worker = self._new_worker(stages) if stages else None
         self._loaded_worker = worker  # for close(), should the owner quit before _on_ready
         self._later(self._on_ready, worker, [s.name for s in stages])
