@@ -112,3 +112,20 @@ def test_the_pace_is_read_in_body_heights_a_second() -> None:
     assert not walking(history(0), 640) and not running(history(0), 640)
     # The same pixels are a slow walk for someone near the camera.
     assert not running(history(45, height=300), 640)
+
+
+def test_a_near_body_must_cross_further_to_be_walking() -> None:
+    """A close-up shifts its box as the person turns: 90 pixels in 1.5 s (a seventh of the
+    frame) is not a walk for a body 220 pixels tall, whose box the frame cuts (the stage asks a
+    near body to cross 15% of the frame)."""
+    sway = [Sample(0.5 * k, None, (200 + 30 * k, 140, 380 + 30 * k, 360)) for k in range(4)]
+    assert walking(sway, 640, reach=0.05) and not walking(sway, 640, reach=0.15)
+
+
+def test_a_gesture_follows_a_person_in_plain_words() -> None:
+    from models.pipeline.phrases import person_detail
+
+    p = {"posture": "standing", "gestures": ["arm raised"], "position": "right"}
+    assert person_detail(p) == "standing with an arm raised on the right"
+    p = {"posture": "unknown", "gestures": ["running"], "position": "left", "distance": "far"}
+    assert person_detail(p) == "running on the left in the distance"

@@ -6,14 +6,22 @@ wheel, the person detector (``pose_detection.tflite``) and the full landmark mod
 ``PoseLandmarkByRoiCpu``. mediapipe's ready-made ``Pose`` solution follows only one person, so
 this stage drives the two halves itself:
 
-1. Proposals. The detector runs on the whole frame and on overlapping square tiles of a wide frame
-   (it sees a letterboxed 224x224 square, and on a whole 16:9 frame it finds mostly the largest
-   person: two people side by side gave one detection, three or four gave two). Faces found by
-   the BlazeFace detectors (see :mod:`models.perception.faces`) that no person detection explains
-   become extra proposals, with a body region guessed below the face.
+1. Proposals. With the object detector (:class:`~models.perception.objects.ObjectStage`, shared:
+   one network run a frame serves both stages), its person boxes are the proposals, the largest
+   first: it finds people at every size, down to about 30 pixels tall, where mediapipe's person
+   detector finds mostly the largest. Without it, mediapipe's detector runs on the whole frame
+   and on overlapping square tiles of a wide frame (it sees a letterboxed 224x224 square, and on
+   a whole 16:9 frame it finds mostly the largest person: two people side by side gave one
+   detection, three or four gave two). Either way, faces found by the BlazeFace detectors (see
+   :mod:`models.perception.faces`) that no person explains become extra proposals, with a body
+   region guessed below the face.
 2. Landmarks. Each proposal, after merging proposals for the same body, gets one run of the
-   landmark model on its rotated region; the model's own presence check drops proposals that are
-   not people.
+   landmark model on its rotated region (a detector's box: a square on its centre, upright);
+   the model's own presence check drops proposals that are not people. A detector's person too
+   small for landmarks (under ``landmark_height`` pixels), beyond ``max_people`` landmark runs,
+   or whose landmarks fail, is kept as a box alone when it looks like a whole body
+   (:func:`plausible`): counted, placed, followed and seen walking or running, with no posture
+   and no gestures (a body that small cannot be judged).
 
 Costs about 45 ms for the proposals plus about 20 ms per person; HOG people detection (tried as
 the alternative) is slower and misses people cut off by the frame edge, which is most people in
@@ -23,8 +31,9 @@ now and then passes as a person.
 
 Everything read from the landmarks is this module's own geometry: posture from the torso's angle
 and the thighs and knees, gestures from wrists, elbows and shoulders, and, across frames of the same
-tracked person, waving (the wrist swinging while raised) and walking (the ankles swapping places or
-the body moving across the frame).
+tracked person, waving (the wrist swinging while raised), walking (the ankles swapping places or
+the body moving across the frame) and running (the body crossing the frame at
+:data:`RUN_SPEED` of its own heights a second or more).
 
 Ids: the tracker follows each person from frame to frame, and :mod:`models.perception.identity`
 turns its short-lived tracks into stable ids for the whole video with a colour signature of the
@@ -299,14 +308,14 @@ def running(history: Sequence[Sample], frame_width: float) -> bool:
     return speed(history) >= RUN_SPEED and travel > 0.1 * frame_width
 
 
-def walking(history: Sequence[Sample], frame_width: float) -> bool:
+def walking(history: Sequence[Sample], frame_width: float, reach: float = 0.05) -> bool:
     """Walking: the ankles swap places (side view) or rise in turn, or the body travels across
-    the frame at more than a quarter of its height a second."""
+    the frame at more than a quarter of its height a second, over ``reach`` of its width."""
     if len(history) < 3:
         return False
     first, last = history[0], history[-1]
-    travel = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
-    if speed(history) > 0.25 and abs(travel) > 0.05 * frame_width:
+    moved = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
+    if speed(history) > 0.25 and abs(moved) > reach * frame_width:
         return True
     gaps_x, gaps_y = [], []
     for smp in history:
@@ -574,8 +583,11 @@ class PoseStage(Stage):
         box = clip_box((person.box[0] / w, person.box[1] / h, person.box[2] / w, person.box[3] / h))
         # Apparent full height: a close-up cut off by the frame is still near.
         apparent = box[3] - box[1]
+        # A near body, cut off by the frame, shifts its box whenever it turns or leans: it
+        # must cross three times as far to be walking.
+        reach = 0.15 if apparent > 0.6 else 0.05
         moving = ["running"] if running(history, w) else \
-            ["walking"] if walking(history, w) else []
+            ["walking"] if walking(history, w, reach) else []
         if lm is None:  # a detector's box alone: where, how far and whether they move
             distance = "near" if apparent > 0.6 else "far" if apparent < 0.25 else "middle"
             return {"id": pid, "position": position_of(box), "distance": distance,

@@ -19,8 +19,9 @@ RECENT_SECONDS = 30.0
 """The model's context: what was said in the last this many seconds of film."""
 RECENT_KEPT = 20
 FRAME_WIDTH = 640
-CACHE_CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 2}
-"""What cached analysis depends on; version 2: people keep their ids across shots."""
+CACHE_CONFIG = {"fps": LOOKAHEAD_FPS, "width": FRAME_WIDTH, "version": 3}
+"""What cached analysis depends on; version 2: people keep their ids across shots; version 3:
+the object detector's people (far ones too) are the pose stage's."""
 INSTALL_HINT = "pip install 'video-narrator[perception]'"
 
 

@@ -36,6 +36,10 @@ def where(p: dict) -> str:
     return WHERE.get(p.get("position", ""), "")
 
 
+GESTURE_DETAIL = {"arm raised": "with an arm raised", "arms raised": "with both arms raised",
+                  "arms outstretched": "with arms outstretched",
+                  "hands on head": "with their hands on their head"}
+"""A gesture as it follows a person: "a person standing with an arm raised"."""
 MOVING = ("running", "walking")
 """The ways of moving the people stage reports among a person's gestures."""
 
@@ -51,7 +55,7 @@ def person_detail(p: dict) -> str:
         if moving in p.get("gestures", []) and posture in ("standing", "unknown"):
             bits = [moving]
     if gestures:
-        bits.append("with " + gestures[0] if gestures[0].startswith("arms") else gestures[0])
+        bits.append(GESTURE_DETAIL.get(gestures[0], gestures[0]))
     place = where(p)
     if p.get("distance") == "far":
         place = (place + " in the distance").strip()
