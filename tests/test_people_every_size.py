@@ -13,7 +13,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.perception.pose import PoseOptions, PoseStage, Sample, plausible, running, walking
+from models.perception.pose import (
+    PoseOptions,
+    PoseStage,
+    Sample,
+    plausible,
+    running,
+    standing_still,
+    walking,
+)
 from tests.people_media import canvas, cyclist, place, stand
 
 pytest.importorskip("mediapipe")
@@ -82,9 +90,12 @@ def test_far_people_walking_and_running_across_the_picture(objects) -> None:
 
 def test_standing_still_is_neither_walking_nor_running(objects) -> None:
     stage = PoseStage(SMALL, objects=objects)
-    for k in range(4):
+    first = people(stage, 0.0, lawn())
+    assert {p["posture"] for p in first} == {"unknown"}  # one look cannot tell
+    for k in range(1, 4):
         still = people(stage, 0.5 * k, lawn())
     assert len(still) == 5 and not any(p["gestures"] for p in still), still
+    assert {p["posture"] for p in still} == {"standing"}, still
 
 
 def test_without_the_detector_the_pose_stage_works_as_before(objects) -> None:
@@ -129,3 +140,48 @@ def test_a_gesture_follows_a_person_in_plain_words() -> None:
     assert person_detail(p) == "standing with an arm raised on the right"
     p = {"posture": "unknown", "gestures": ["running"], "position": "left", "distance": "far"}
     assert person_detail(p) == "running on the left in the distance"
+
+
+def test_standing_still_needs_an_upright_body_followed_for_a_second() -> None:
+    def history(width: float, steps: int = 4, step: float = 0.0) -> list[Sample]:
+        return [Sample(0.5 * k, None, (100 + step * k, 100, 100 + width + step * k, 160))
+                for k in range(steps)]
+
+    assert standing_still(history(25))
+    assert not standing_still(history(25, steps=2))          # half a second: too soon
+    assert not standing_still(history(50))                    # squarer: sitting, or a bag
+    assert not standing_still(history(25, step=12))           # moving
+
+
+class ManyPeople:
+    """The detector's answer for a packed crowd: 310 person boxes, 10 of them large (the pose
+    stage's bound on work is what is tested; the detector's own bound is tested with it)."""
+
+    def problem(self) -> str:
+        return ""
+
+    def detections(self, t: float, frame: np.ndarray) -> list:
+        from models.perception.objects import Detection
+
+        boxes = [Detection("person", (0.1 * i, 0.0, 0.1 * i + 0.08, 0.3), 0.9) for i in range(10)]
+        for row in range(10):
+            for col in range(30):
+                x, y = col / 30, 0.3 + row * 0.06
+                boxes.append(Detection("person", (x, y, x + 0.02, y + 0.05), 0.9))
+        return boxes
+
+
+def test_hundreds_of_people_bound_the_work_per_frame() -> None:
+    stage = PoseStage(objects=ManyPeople())
+    runs: list[int] = []
+    real = stage._landmarks
+
+    def counted(*args, **kwargs):
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    stage._landmarks = counted  # type: ignore[method-assign]
+    crowd = people(stage, 0.0, canvas())
+    opt = stage.options
+    assert len(crowd) == opt.max_boxes  # 20 of the 310 are followed; the count is the detector's
+    assert 0 < len(runs) <= opt.max_people  # landmarks for the largest few only

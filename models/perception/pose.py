@@ -308,6 +308,16 @@ def running(history: Sequence[Sample], frame_width: float) -> bool:
     return speed(history) >= RUN_SPEED and travel > 0.1 * frame_width
 
 
+def standing_still(history: Sequence[Sample]) -> bool:
+    """A body seen only as a box stands still: followed for a second or more, upright (the
+    box at least 1.6 times as tall as wide; a seated body is squarer) and hardly moving (under
+    a tenth of its height a second)."""
+    if len(history) < 3 or history[-1].t - history[0].t < 1.0:
+        return False
+    upright = all(s.box[3] - s.box[1] >= 1.6 * (s.box[2] - s.box[0]) for s in history)
+    return upright and speed(history) < 0.1
+
+
 def walking(history: Sequence[Sample], frame_width: float, reach: float = 0.05) -> bool:
     """Walking: the ankles swap places (side view) or rise in turn, or the body travels across
     the frame at more than a quarter of its height a second, over ``reach`` of its width."""
@@ -591,8 +601,8 @@ class PoseStage(Stage):
         if lm is None:  # a detector's box alone: where, how far and whether they move
             distance = "near" if apparent > 0.6 else "far" if apparent < 0.25 else "middle"
             return {"id": pid, "position": position_of(box), "distance": distance,
-                    "posture": "unknown", "gestures": moving,
-                    "box": [round(v, 4) for v in box], "visibility": 0.0}
+                    "posture": "standing" if standing_still(history) else "unknown",
+                    "gestures": moving, "box": [round(v, 4) for v in box], "visibility": 0.0}
         if _seen(lm, L_SHOULDER, R_SHOULDER):
             apparent = max(apparent, 3.5 * float(
                 np.linalg.norm(lm[L_SHOULDER, :2] - lm[R_SHOULDER, :2])) / h)
