@@ -278,3 +278,29 @@ def test_folders_of_killed_players_are_removed_at_start_and_no_others(tmp_path, 
             synth.close()
     finally:
         stop_process(running)
+
+
+def test_espeak_ng_speaks_one_sentence_at_a_time_across_threads(tmp_path):
+    """espeak-ng's C library is one per process: three synthesizers' threads at once used to
+    lose sentences ("wrote no audio") and once crashed a full test run. Every sentence is
+    written whole, in turn."""
+    errors: list[str] = []
+    written: list[float] = []
+
+    def speak(k: int) -> None:
+        engine = Pyttsx3Engine()
+        for i in range(12):
+            try:
+                clip = engine.synthesize(f"Sentence {i} from thread {k}, and a few more words.",
+                                         Voice(), tmp_path / f"{k}-{i}.wav")
+                written.append(clip.duration)
+            except Exception as exc:  # noqa: BLE001 - what went wrong is the finding
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=speak, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert len(written) == 36 and min(written) > 1.0, written

@@ -54,8 +54,14 @@ CLOSE_WAIT_S = 0.5
 """close() waits this long for the synthesis thread; it stops at its next check point."""
 
 
+_ESPEAK_LOCK = threading.RLock()
+"""One sentence at a time through espeak-ng's C library: it is one per process (pyttsx3.init
+hands every caller the same engine), and two threads in it at once can crash the process (a
+synthesizer closing while another starts did, once in a full test run)."""
+
+
 class Pyttsx3Engine(SpeechEngine):
-    """pyttsx3 driving espeak-ng through its C library."""
+    """pyttsx3 driving espeak-ng through its C library (one sentence at a time per process)."""
 
     name = "pyttsx3 (espeak-ng)"
 
@@ -64,6 +70,10 @@ class Pyttsx3Engine(SpeechEngine):
         self._error = ""
 
     def _get(self) -> Any:
+        with _ESPEAK_LOCK:
+            return self._load()
+
+    def _load(self) -> Any:
         if self._engine is None and not self._error:
             try:
                 import pyttsx3  # noqa: PLC0415
@@ -84,6 +94,10 @@ class Pyttsx3Engine(SpeechEngine):
     def synthesize(self, text: str, voice: Voice, out: Path,
                    stop: threading.Event | None = None) -> SpeechClip:
         # ``stop`` is not checked: a text of MAX_SPEECH_CHARS takes under a tenth of a second.
+        with _ESPEAK_LOCK:
+            return self._synthesize(text, voice, out)
+
+    def _synthesize(self, text: str, voice: Voice, out: Path) -> SpeechClip:
         engine = self._get()
         if engine is None:
             raise SpeechError(self._error)
