@@ -80,6 +80,12 @@ from models.types import Observation
 
 log = logging.getLogger(__name__)
 
+Box = tuple[float, float, float, float]
+"""A box (x0, y0, x1, y1), in pixels or fractions of the frame as said where it is used."""
+NEAR, FAR = 0.6, 0.25
+"""Apparent height, as a fraction of the frame's, over which a person is near and under which
+they are far."""
+
 DETECTOR_MODEL = "mediapipe/modules/pose_detection/pose_detection.tflite"
 LANDMARK_MODEL = "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
 
@@ -239,7 +245,7 @@ class Sample:
     t: float
     landmarks: np.ndarray | None
     """None for a person seen only as the object detector's box (too small for landmarks)."""
-    box: tuple[float, float, float, float]
+    box: Box
     """Pixels, (x0, y0, x1, y1)."""
 
 
@@ -283,18 +289,23 @@ RUN_SPEED = 1.5
 0.8 of their height a second (1.4 m/s) and run at two or more."""
 
 
+def travel(history: Sequence[Sample]) -> float:
+    """How far the body's centre moved across the picture from the first sample to the last,
+    in pixels (right is positive)."""
+    first, last = history[0], history[-1]
+    return ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
+
+
 def speed(history: Sequence[Sample]) -> float:
     """How fast the body travels across the picture, in its own heights a second (0 for a
     history too short to tell)."""
     if len(history) < 3:
         return 0.0
-    first, last = history[0], history[-1]
-    dt = last.t - first.t
+    dt = history[-1].t - history[0].t
     if dt <= 0:
         return 0.0
     height = max(float(np.mean([s.box[3] - s.box[1] for s in history])), 1.0)
-    travel = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
-    return abs(travel) / height / dt
+    return abs(travel(history)) / height / dt
 
 
 def running(history: Sequence[Sample], frame_width: float) -> bool:
@@ -303,9 +314,7 @@ def running(history: Sequence[Sample], frame_width: float) -> bool:
     as their legs say)."""
     if len(history) < 3:
         return False
-    travel = abs((history[-1].box[0] + history[-1].box[2])
-                 - (history[0].box[0] + history[0].box[2])) / 2
-    return speed(history) >= RUN_SPEED and travel > 0.1 * frame_width
+    return speed(history) >= RUN_SPEED and abs(travel(history)) > 0.1 * frame_width
 
 
 def standing_still(history: Sequence[Sample]) -> bool:
@@ -323,9 +332,7 @@ def walking(history: Sequence[Sample], frame_width: float, reach: float = 0.05) 
     the frame at more than a quarter of its height a second, over ``reach`` of its width."""
     if len(history) < 3:
         return False
-    first, last = history[0], history[-1]
-    moved = ((last.box[0] + last.box[2]) - (first.box[0] + first.box[2])) / 2
-    if speed(history) > 0.25 and abs(moved) > reach * frame_width:
+    if speed(history) > 0.25 and abs(travel(history)) > reach * frame_width:
         return True
     gaps_x, gaps_y = [], []
     for smp in history:
@@ -345,7 +352,7 @@ def plausible(box: Box, width: int, height: int) -> bool:
     the frame's edge is a fragment of something cut off (a corner of furniture, a hand), not a
     person far away. A large box may be anything a near person shows."""
     bw, bh = box[2] - box[0], box[3] - box[1]
-    if bh >= 0.25 * height:
+    if bh >= FAR * height:
         return True  # near enough to be cut off by the frame, and wide at the shoulders
     edge = box[0] <= 2 or box[1] <= 2 or box[2] >= width - 2 or box[3] >= height - 2
     return bh >= 0.8 * bw and not edge
@@ -390,11 +397,8 @@ class PoseOptions:
 @dataclass
 class _Person:
     landmarks: np.ndarray | None  # (33, 3): x, y pixels, visibility; None: a detector box alone
-    box: tuple[float, float, float, float]  # pixels
+    box: Box  # pixels
     score: float
-
-
-Box = tuple[float, float, float, float]
 
 
 class PoseStage(Stage):
@@ -588,37 +592,37 @@ class PoseStage(Stage):
 
     def _describe(self, pid: int, person: _Person, t: float, w: int, h: int,
                   history: Sequence[Sample]) -> dict[str, Any]:
-        """One person's entry; ``history``: their recent samples, this frame's last."""
+        """One person's entry; ``history``: their recent samples, this frame's last. A person
+        seen as a detector's box alone gets where, how far and whether they move or stand
+        still; with landmarks, their posture and gestures too."""
         lm = person.landmarks
         box = clip_box((person.box[0] / w, person.box[1] / h, person.box[2] / w, person.box[3] / h))
         # Apparent full height: a close-up cut off by the frame is still near.
         apparent = box[3] - box[1]
         # A near body, cut off by the frame, shifts its box whenever it turns or leans: it
         # must cross three times as far to be walking.
-        reach = 0.15 if apparent > 0.6 else 0.05
+        reach = 0.15 if apparent > NEAR else 0.05
         moving = ["running"] if running(history, w) else \
             ["walking"] if walking(history, w, reach) else []
-        if lm is None:  # a detector's box alone: where, how far and whether they move
-            distance = "near" if apparent > 0.6 else "far" if apparent < 0.25 else "middle"
-            return {"id": pid, "position": position_of(box), "distance": distance,
-                    "posture": "standing" if standing_still(history) else "unknown",
-                    "gestures": moving, "box": [round(v, 4) for v in box], "visibility": 0.0}
-        if _seen(lm, L_SHOULDER, R_SHOULDER):
+        if lm is not None and _seen(lm, L_SHOULDER, R_SHOULDER):
             apparent = max(apparent, 3.5 * float(
                 np.linalg.norm(lm[L_SHOULDER, :2] - lm[R_SHOULDER, :2])) / h)
-        torso = _torso(lm)
+        torso = _torso(lm) if lm is not None else None
         if torso is not None:
             apparent = max(apparent, 3.0 * float(np.linalg.norm(torso[0] - torso[1])) / h)
-        distance = "near" if apparent > 0.6 else "far" if apparent < 0.25 else "middle"
+        distance = "near" if apparent > NEAR else "far" if apparent < FAR else "middle"
         # A far body is too small to judge an arm by: its gestures would be guesses.
-        found = gestures(lm) if distance != "far" else []
-        if waving(history):
+        found = gestures(lm) if lm is not None and distance != "far" else []
+        if lm is not None and waving(history):
             found.append("waving")
-        found += moving
+        if lm is not None:
+            stance = posture(lm)
+        else:
+            stance = "standing" if standing_still(history) else "unknown"
         return {"id": pid, "position": position_of(box), "distance": distance,
-                "posture": posture(lm), "gestures": found,
+                "posture": stance, "gestures": found + moving,
                 "box": [round(v, 4) for v in box],
-                "visibility": round(float(lm[:, 2].mean()), 3)}
+                "visibility": round(float(lm[:, 2].mean()), 3) if lm is not None else 0.0}
 
     def landmarks(self, frame: np.ndarray) -> list[np.ndarray]:
         """The raw landmarks of everyone in ``frame``: one (33, 3) array each, x and y in pixels
